@@ -1,0 +1,15 @@
+# weft_header_check(<target> <link-target> <include-root> <subdir>)
+# Builds one translation unit per public header so that every header is
+# known to compile on its own.
+function(weft_header_check target link_target root subdir)
+  file(GLOB_RECURSE headers RELATIVE ${root} CONFIGURE_DEPENDS ${root}/${subdir}/*.hpp)
+  set(sources)
+  foreach(h IN LISTS headers)
+    string(MAKE_C_IDENTIFIER ${h} id)
+    set(src ${CMAKE_CURRENT_BINARY_DIR}/${target}/${id}.cpp)
+    file(CONFIGURE OUTPUT ${src} CONTENT "#include <${h}>\n#include <${h}>\n")
+    list(APPEND sources ${src})
+  endforeach()
+  add_library(${target} OBJECT ${sources})
+  target_link_libraries(${target} PRIVATE ${link_target} weft_warnings)
+endfunction()

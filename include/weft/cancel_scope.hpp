@@ -1,0 +1,170 @@
+// Cancel scopes, deadlines, timeouts and shielding (trio semantics).
+//
+// A cancel scope delimits a block of code that can be cancelled as a unit,
+// explicitly (`cancel()`) or by a deadline. Cancellation is delivered only at
+// checkpoints, as a `weft::cancelled` exception, and is level-triggered:
+// every checkpoint inside a cancelled scope throws again. The scope that was
+// cancelled catches its own `cancelled` when it reaches the end of the body;
+// with several cancelled scopes nested, the outermost one catches it. That is
+// why a scope's body is a callable: a C++ destructor cannot swallow an
+// exception, and the scope's own cancellation must never leak out.
+#pragma once
+
+#include <weft/detail/core.hpp>
+
+#include <exception>
+#include <optional>
+#include <type_traits>
+#include <utility>
+
+namespace weft {
+
+class cancel_scope {
+ public:
+  /// A scope that is not yet entered, cancelled at `deadline` once entered
+  /// (immediately, on entry, if the deadline has passed).
+  /// @throws std::invalid_argument if deadline is NaN.
+  explicit cancel_scope(time_point deadline = inf_time, bool shield = false);
+  /// A scope must not be destroyed while its body runs.
+  ~cancel_scope();
+  cancel_scope(const cancel_scope&) = delete;
+  cancel_scope& operator=(const cancel_scope&) = delete;
+
+  /// Cancels the scope (and everything inside it). Idempotent; disarms the
+  /// deadline. May be called before entry, from any task of the runtime.
+  void cancel() noexcept;
+  /// True once cancel() was called or the deadline passed.
+  bool cancel_called() const noexcept { return node_.cancel_called; }
+  /// True if the scope's own cancellation ended the body (the scope caught
+  /// a `cancelled`).
+  bool cancelled_caught() const noexcept { return node_.cancelled_caught; }
+  /// The deadline, or inf_time.
+  time_point deadline() const noexcept { return node_.deadline.when; }
+  /// Moves the deadline (later, earlier, or to inf_time to remove it). A
+  /// deadline already passed cancels an active scope at once.
+  /// @throws std::invalid_argument if t is NaN.
+  void reschedule(time_point t);
+  /// True if outer cancellations cannot reach the body.
+  bool shield() const noexcept { return node_.shield; }
+
+  /// Enters the scope, runs `fn()` (or `fn(*this)`), exits. Returns fn's
+  /// value, as std::optional<R> for non-void R: empty if the scope caught
+  /// its own cancellation. Exceptions other than the scope's own
+  /// cancellation pass through.
+  /// @throws std::logic_error if the scope was already entered.
+  template <class F>
+  auto run(F&& fn);
+
+  /// Low-level protocol (for adapters such as greenback::async_context):
+  /// enter() makes this the innermost scope of the current task;
+  /// exit(e) leaves it, given the exception in flight (or nullptr), and
+  /// returns what must propagate: nullptr if the scope caught its own
+  /// cancellation. Misuse (entering twice, exiting a scope that is not the
+  /// innermost, exiting in another task) throws std::logic_error.
+  void enter();
+  [[nodiscard]] std::exception_ptr exit(std::exception_ptr in_flight);
+
+  async_backend& backend() const noexcept;
+
+ private:
+  friend class task_group;
+  friend struct detail::group_access;
+  detail::scope_node node_;
+};
+
+/// A new, not yet entered scope with the given deadline (default: none).
+cancel_scope open_cancel_scope(time_point deadline = inf_time);
+/// A scope with deadline now + d; the deadline is fixed when the scope is created.
+/// @throws std::invalid_argument if d is negative or NaN.
+cancel_scope move_on_after(duration d);
+/// A scope with the absolute deadline t. @throws std::invalid_argument if t is NaN.
+cancel_scope move_on_at(time_point t);
+
+/// Runs fn(); if the deadline `t` ended it, throws weft::timeout_error.
+/// If the scope caught no cancellation of its own, no timeout_error is
+/// raised and exceptions pass through unchanged.
+template <class F>
+auto timeout_at(time_point t, F&& fn);
+/// timeout_at(now + d, fn). @throws std::invalid_argument if d is negative or NaN.
+template <class F>
+auto timeout(duration d, F&& fn);
+
+/// Runs fn() in the current task, immune to cancellation from outside.
+/// Cancellations that arrive meanwhile are delivered at the next checkpoint
+/// after it. Whatever fn throws comes out unchanged (the same object).
+template <class F>
+auto ignore_cancellation(F&& fn);
+
+// ---------------------------------------------------------------------------
+
+namespace detail {
+time_point deadline_after(duration d);  // now + d, validated
+
+template <class F>
+decltype(auto) invoke_body(F& fn, cancel_scope& scope) {
+  if constexpr (std::is_invocable_v<F&, cancel_scope&>)
+    return fn(scope);
+  else
+    return fn();
+}
+template <class F>
+using body_result_t = decltype(invoke_body(std::declval<F&>(), std::declval<cancel_scope&>()));
+}  // namespace detail
+
+template <class F>
+auto cancel_scope::run(F&& fn) {
+  using R = detail::body_result_t<F>;
+  enter();
+  if constexpr (std::is_void_v<R>) {
+    try {
+      detail::invoke_body(fn, *this);
+    } catch (...) {
+      if (auto e = exit(std::current_exception())) std::rethrow_exception(e);
+      return;
+    }
+    if (auto e = exit(nullptr)) std::rethrow_exception(e);
+  } else {
+    std::optional<R> result;
+    try {
+      result.emplace(detail::invoke_body(fn, *this));
+    } catch (...) {
+      if (auto e = exit(std::current_exception())) std::rethrow_exception(e);
+      return result;
+    }
+    if (auto e = exit(nullptr)) std::rethrow_exception(e);
+    return result;
+  }
+}
+
+template <class F>
+auto timeout_at(time_point t, F&& fn) {
+  cancel_scope scope(t);
+  using R = detail::body_result_t<F>;
+  if constexpr (std::is_void_v<R>) {
+    scope.run(fn);
+    if (scope.cancelled_caught()) throw timeout_error();
+  } else {
+    auto result = scope.run(fn);
+    if (scope.cancelled_caught()) throw timeout_error();
+    return std::move(*result);
+  }
+}
+
+template <class F>
+auto timeout(duration d, F&& fn) {
+  return timeout_at(detail::deadline_after(d), std::forward<F>(fn));
+}
+
+template <class F>
+auto ignore_cancellation(F&& fn) {
+  cancel_scope shield(inf_time, true);
+  using R = std::decay_t<std::invoke_result_t<F&>>;
+  // A shield scope is never cancelled itself, so it never catches anything:
+  // the optional is always engaged when the body returns.
+  if constexpr (std::is_void_v<R>)
+    shield.run([&] { fn(); });
+  else
+    return *shield.run([&]() -> R { return fn(); });
+}
+
+}  // namespace weft

@@ -1,0 +1,194 @@
+// Internal: the runtime core's data structures that public templates need.
+// Nothing here is API; see lowlevel/park.hpp for the extension interface.
+#pragma once
+
+#include <weft/detail/function_ref.hpp>
+#include <weft/detail/intrusive_list.hpp>
+#include <weft/errors.hpp>
+#include <weft/time.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <string>
+#include <typeinfo>
+
+namespace boost::fibers {
+class context;
+}
+
+namespace weft {
+class task_group;
+class async_backend;
+
+/// Per-task options for task_group::start_soon / start.
+struct task_options {
+  std::string name;            ///< Shown by task_info; default: derived from the function.
+  std::size_t stack_size = 0;  ///< Bytes; 0 means the runtime's default stack size.
+};
+}  // namespace weft
+
+namespace weft::detail {
+
+class runtime;
+class task_base;
+struct group_access;
+
+/// Always-on invariant check: a broken invariant is a bug in weft, reported
+/// with its location even in release builds.
+[[noreturn]] void invariant_failed(const char* expr, const char* file, int line) noexcept;
+#define WEFT_INVARIANT(expr) \
+  ((expr) ? void(0) : ::weft::detail::invariant_failed(#expr, __FILE__, __LINE__))
+
+/// An entry in the runtime's deadline queue (a binary heap). Lives inside the
+/// object that waits for it (a sleeping frame, a cancel scope).
+struct deadline_entry {
+  static constexpr std::size_t npos = static_cast<std::size_t>(-1);
+  time_point when = inf_time;
+  std::size_t heap_index = npos;
+  void (*fire)(deadline_entry*) noexcept = nullptr;
+  void* owner = nullptr;
+  bool queued() const noexcept { return heap_index != npos; }
+};
+
+struct scope_child_tag;
+struct scope_task_tag;
+struct group_child_tag;
+struct lot_tag;
+
+/// A node of the cancel-status tree. Each entered cancel scope is one node;
+/// its parent is the scope that was innermost in the entering task (or, for
+/// a task's own root scope, its task group's scope). `effectively_cancelled`
+/// is kept up to date on every change, so a checkpoint reads one flag.
+struct scope_node : list_hook<scope_child_tag> {
+  enum class phase : unsigned char { idle, active, done };
+
+  runtime* rt = nullptr;
+  scope_node* parent = nullptr;
+  task_base* owner = nullptr;  // the task that entered it
+  intrusive_list<scope_node, scope_child_tag> children;
+  intrusive_list<task_base, scope_task_tag> tasks;  // tasks whose innermost node this is
+  deadline_entry deadline;
+  cancel_reason reason = cancel_reason::explicit_request;
+  phase state = phase::idle;
+  bool shield = false;
+  bool cancel_called = false;
+  bool cancelled_caught = false;
+  bool effectively_cancelled = false;
+  bool is_timeout = false;
+
+  bool parent_cancellation_visible() const noexcept {
+    return !shield && parent != nullptr && parent->effectively_cancelled;
+  }
+};
+
+/// The outcome of an abort callback (see lowlevel/park.hpp).
+enum class abort_result : unsigned char {
+  succeeded,  ///< The wait was unregistered; the runtime reschedules the task with `cancelled`.
+  failed,     ///< The wait cannot be withdrawn; whoever completes it reschedules the task.
+};
+
+using abort_fn = function_ref<abort_result()>;
+
+/// A parked task waiting in a parking_lot. Lives on the waiter's stack.
+struct lot_entry : list_hook<lot_tag> {
+  task_base* task = nullptr;
+  void* data = nullptr;  // for the primitive's own use (hand-off values)
+};
+
+/// A FIFO of parked tasks: the building block of every wait queue
+/// (trio's ParkingLot).
+class parking_lot {
+ public:
+  /// Parks the current task in this lot until unparked. A checkpoint: if the
+  /// task is cancelled while parked it leaves the lot and `cancelled` is thrown.
+  void park(lot_entry& entry);
+  /// Wakes the first waiter; returns it or nullptr. The waker may hand it a
+  /// value through entry->data before calling.
+  lot_entry* unpark_one() noexcept;
+  std::size_t unpark_all() noexcept;
+  bool empty() const noexcept { return waiters_.empty(); }
+  std::size_t size() const noexcept { return waiters_.size(); }
+  lot_entry& front() noexcept { return waiters_.front(); }
+
+ private:
+  intrusive_list<lot_entry, lot_tag> waiters_;
+};
+
+
+/// One task: its fiber, place in the cancel tree, result and joiners.
+/// Reference-counted (single-threaded): the runtime holds one reference until
+/// the task finishes, each task<T> handle holds one.
+class task_base : public list_hook<scope_task_tag>, public list_hook<group_child_tag> {
+ public:
+  enum class state : unsigned char { created, running, parked, scheduled, done };
+
+  task_base() noexcept;
+  task_base(const task_base&) = delete;
+  task_base& operator=(const task_base&) = delete;
+
+  void add_ref() noexcept { ++refs_; }
+  void release() noexcept {
+    if (--refs_ == 0) delete this;
+  }
+
+  /// Runs the user's function and stores its value. Called once on the task's fiber.
+  virtual void invoke() = 0;
+
+  std::string name() const;
+  bool done() const noexcept { return state_ == state::done; }
+
+  // All below: owned by the runtime core.
+  std::uint64_t id_ = 0;
+  std::string explicit_name_;
+  const std::type_info* fn_type_ = nullptr;  // for the default name
+  void* fn_ptr_ = nullptr;                    // for the default name of plain functions
+  runtime* rt_ = nullptr;
+  boost::fibers::context* ctx_ = nullptr;
+  scope_node* status_ = nullptr;  // innermost entered scope
+  scope_node task_scope_;         // the task's own root scope (task<T>::cancel())
+  const abort_fn* abort_ = nullptr;
+  task_group* group_ = nullptr;
+  task_base* starter_ = nullptr;  // parked in task_group::start() until we run
+  parking_lot joiners_;
+  std::exception_ptr exception_;
+  std::size_t stack_size_ = 0;
+  state state_ = state::created;
+  bool wake_cancelled_ = false;
+  bool ended_cancelled_ = false;
+
+ protected:
+  virtual ~task_base();
+
+ private:
+  std::size_t refs_ = 1;
+};
+
+/// The runtime of the calling thread, or nullptr.
+runtime* current_runtime() noexcept;
+/// The running task, or nullptr (not in a task, or no runtime).
+task_base* current_task() noexcept;
+/// The running task; throws std::logic_error naming `what` outside a task.
+task_base& require_task(const char* what);
+
+/// Hands `t` (one reference transferred) to the runtime: creates its fiber and
+/// schedules it as a child of `group`. Throws if the group does not accept tasks.
+void spawn(task_group& group, task_base* t, task_options&& opts);
+/// Like spawn, then parks until the child runs (task_group::start semantics).
+void start(task_group& group, task_base* t, task_options&& opts);
+/// Parks until `t` is done. Checkpoint unless already done.
+void wait_done(task_base& t);
+/// Same, immune to cancellation.
+void wait_done_shielded(task_base& t);
+/// Cancels `t` via its own scope; true if it took effect.
+bool cancel_task(task_base& t) noexcept;
+
+/// Throws the `cancelled` for the current task's outermost cancelled scope.
+[[noreturn]] void throw_cancelled(task_base& t);
+
+/// Demangled name of a type, for default task names.
+std::string demangle(const std::type_info& type);
+/// Symbol name of a function address, if the dynamic linker knows it.
+std::string function_name(void* fn);
+
+}  // namespace weft::detail

@@ -1,0 +1,73 @@
+// The one way a weft task suspends: park with an abort callback, rescheduled exactly once.
+//
+// Everything in weft that blocks (sleep, locks, events, channels, joins, I/O,
+// greenback::await_) is built on `park` and `reschedule`, so cancellation
+// and deadlines behave the same everywhere. This is the extension interface
+// for building new blocking primitives; ordinary code never needs it.
+//
+// Contract (trio's wait_task_rescheduled):
+//  1. Register the current task (from `current_task()`) with whatever will
+//     wake it, then call `park(abort)`.
+//  2. Exactly one of these happens:
+//     - someone calls `reschedule(task)` (once); `park` returns normally;
+//     - the task is cancelled while parked (or was already cancelled when
+//       `park` was called): the runtime calls `abort()` exactly once, on the
+//       runtime's thread, from some other context. `abort` must be quick and
+//       must not block. If it withdraws the registration it returns
+//       `abort_result::succeeded`; the runtime then wakes the task and `park`
+//       throws `weft::cancelled`. If the operation can no longer be withdrawn
+//       it returns `abort_result::failed`; the task stays parked until the
+//       operation's completer calls `reschedule(task)`, and the cancellation
+//       is delivered at the task's next checkpoint.
+//  3. `reschedule` on a task that is not parked is a bug (checked always).
+#pragma once
+
+#include <weft/detail/core.hpp>
+
+namespace boost::asio {
+class io_context;
+}
+
+namespace weft::lowlevel {
+
+using abort_result = detail::abort_result;
+
+/// A non-owning reference to a task, for wakers. Cheap to copy.
+class task_ref {
+ public:
+  task_ref() noexcept = default;
+  explicit task_ref(detail::task_base* t) noexcept : t_(t) {}
+  detail::task_base* get() const noexcept { return t_; }
+  explicit operator bool() const noexcept { return t_ != nullptr; }
+  friend bool operator==(task_ref, task_ref) noexcept = default;
+
+ private:
+  detail::task_base* t_ = nullptr;
+};
+
+/// The running task. @throws std::logic_error outside a weft task.
+task_ref current_task();
+
+/// Parks the current task until `reschedule` is called for it.
+/// A checkpoint. @throws weft::cancelled as described above.
+/// @throws std::logic_error outside a weft task.
+void park(detail::function_ref<abort_result()> abort);
+
+/// Makes a parked task runnable again. Must be called exactly once per park,
+/// on the runtime's thread (use asio::post from other threads).
+void reschedule(task_ref t) noexcept;
+
+/// True if a checkpoint in the current task would throw `cancelled` now.
+/// Not a checkpoint. False outside a task.
+bool cancellation_pending() noexcept;
+
+/// Throws `cancelled` if the current task is cancelled; does not yield.
+/// @throws weft::cancelled, std::logic_error outside a weft task.
+void raise_if_cancelled();
+
+/// The runtime's Asio reactor. Handlers posted to it run on the runtime's
+/// thread between task switches and must not block or park.
+/// @throws std::logic_error when no runtime runs on this thread.
+boost::asio::io_context& io_context();
+
+}  // namespace weft::lowlevel

@@ -1,0 +1,81 @@
+// Locks for tasks: weft::lock and weft::fair_lock (strict FIFO hand-off).
+//
+// Not thread-safe: a lock belongs to one runtime. Owned by a task.
+// weft::lock_guard holds a lock for a block. basic_lock (the base of both)
+// also has the std::Lockable names, for std::unique_lock<weft::basic_lock>.
+#pragma once
+
+#include <weft/detail/core.hpp>
+
+namespace weft {
+
+class condition_variable;
+
+/// The common implementation of weft::lock and weft::fair_lock.
+class basic_lock {
+ public:
+  basic_lock(const basic_lock&) = delete;
+  basic_lock& operator=(const basic_lock&) = delete;
+  ~basic_lock();
+
+  /// Takes the lock, blocking while another task holds it. Taking a free
+  /// lock (with nobody waiting) neither yields nor checks cancellation;
+  /// blocking is a checkpoint. A cancelled waiter leaves the queue clean.
+  /// @throws weft::cancelled; std::logic_error if the calling task already
+  /// holds it (weft locks are not reentrant) or outside a task.
+  void acquire();
+  /// Takes the lock if that needs no waiting. Not a checkpoint.
+  bool try_acquire();
+  /// Releases the lock. @throws std::logic_error if the lock is not held
+  /// by the calling task.
+  void release();
+  /// True while some task holds the lock.
+  bool locked() const noexcept { return owner_ != nullptr; }
+
+  // std::Lockable (reachable through basic_lock&: the derived classes'
+  // names hide lock()).
+  void lock() { acquire(); }
+  bool try_lock() { return try_acquire(); }
+  void unlock() { release(); }
+
+  async_backend& backend() const noexcept;
+
+ protected:
+  explicit basic_lock(bool fair) noexcept : fair_(fair) {}
+
+ private:
+  friend class condition_variable;
+  bool owned_by_current() const noexcept;
+  detail::task_base* owner_ = nullptr;
+  detail::parking_lot waiters_;
+  bool fair_;
+};
+
+/// A lock. release() wakes the first waiter, which then competes for the
+/// lock (a task arriving in between may take it first).
+class lock final : public basic_lock {
+ public:
+  lock() noexcept : basic_lock(false) {}
+};
+
+/// A fair lock: strict first-come-first-served. release() hands the lock
+/// directly to the first waiter.
+class fair_lock final : public basic_lock {
+ public:
+  fair_lock() noexcept : basic_lock(true) {}
+};
+
+/// Holds a weft lock for the lifetime of the guard. The constructor is a
+/// checkpoint when it blocks (see basic_lock::acquire).
+class lock_guard {
+ public:
+  explicit lock_guard(basic_lock& l) : lock_(l) { lock_.acquire(); }
+  ~lock_guard() { lock_.release(); }
+  lock_guard(const lock_guard&) = delete;
+  lock_guard& operator=(const lock_guard&) = delete;
+
+ private:
+  basic_lock& lock_;
+};
+
+}  // namespace weft

@@ -1,0 +1,147 @@
+// Task handles and task introspection.
+#pragma once
+
+#include <weft/detail/core.hpp>
+
+#include <cstdint>
+#include <functional>
+#include <tuple>
+#include <typeinfo>
+#include <optional>
+#include <string>
+#include <type_traits>
+#include <utility>
+
+namespace weft {
+
+/// Identity of a task: equality by id.
+struct task_info {
+  std::uint64_t id = 0;
+  std::string name;
+  friend bool operator==(const task_info& a, const task_info& b) noexcept { return a.id == b.id; }
+};
+
+/// The running task. @throws std::logic_error outside a weft task.
+task_info get_current_task();
+
+namespace detail {
+template <class T>
+class task_state : public task_base {
+ public:
+  std::optional<T> value_;
+};
+template <>
+class task_state<void> : public task_base {};
+
+// The task object: the function and its arguments, destroyed as soon as the
+// function returns so that captured resources are released promptly.
+template <class T, class F, class... Args>
+class task_impl final : public task_state<T> {
+ public:
+  template <class G, class... A>
+  explicit task_impl(G&& fn, A&&... args) {
+    call_.emplace(std::forward<G>(fn), std::forward<A>(args)...);
+    this->fn_type_ = &typeid(F);
+    if constexpr (std::is_pointer_v<F> && std::is_function_v<std::remove_pointer_t<F>>)
+      this->fn_ptr_ = reinterpret_cast<void*>(std::get<0>(*call_));
+  }
+  void invoke() override {
+    struct reset {
+      std::optional<std::tuple<F, Args...>>& c;
+      ~reset() { c.reset(); }
+    } guard{call_};
+    if constexpr (std::is_void_v<T>)
+      std::apply([](auto&& fn, auto&&... a) { std::invoke(std::move(fn), std::move(a)...); }, std::move(*call_));
+    else
+      this->value_.emplace(
+          std::apply([](auto&& fn, auto&&... a) -> T { return std::invoke(std::move(fn), std::move(a)...); },
+                     std::move(*call_)));
+  }
+
+ private:
+  std::optional<std::tuple<F, Args...>> call_;
+};
+
+template <class F, class... Args>
+using task_result_t = std::invoke_result_t<std::decay_t<F>, std::decay_t<Args>...>;
+
+template <class F, class... Args>
+auto make_task(F&& fn, Args&&... args) {
+  using T = task_result_t<F, Args...>;
+  return new task_impl<T, std::decay_t<F>, std::decay_t<Args>...>(std::forward<F>(fn), std::forward<Args>(args)...);
+}
+}  // namespace detail
+
+/// A handle to a task started with task_group::start (or gather). Copies
+/// share the task. Handles are used on the runtime's thread only.
+template <class T>
+class task {
+ public:
+  task() noexcept = default;
+  explicit task(detail::task_state<T>* s) noexcept : s_(s) {
+    if (s_) s_->add_ref();
+  }
+  task(const task& o) noexcept : task(o.s_) {}
+  task(task&& o) noexcept : s_(std::exchange(o.s_, nullptr)) {}
+  task& operator=(task o) noexcept {
+    std::swap(s_, o.s_);
+    return *this;
+  }
+  ~task() {
+    if (s_) s_->release();
+  }
+  explicit operator bool() const noexcept { return s_ != nullptr; }
+
+  /// Id and name.
+  task_info info() const { return {s().id_, s().name()}; }
+  /// True once the task has returned or thrown.
+  bool done() const noexcept { return s().done(); }
+  /// Requests cancellation of the task. Returns true if it took effect,
+  /// false if the task was already done.
+  bool cancel() noexcept { return detail::cancel_task(s()); }
+  /// True only if the task ended by a cancellation.
+  bool cancelled() const noexcept { return s().done() && s().ended_cancelled_; }
+  /// Blocks until the task is done, without unwrapping its outcome.
+  /// Returns at once, without yielding, if it is already done. Cancelling
+  /// the waiter does not cancel the task. Checkpoint unless already done.
+  void wait() const { detail::wait_done(s()); }
+  /// Blocks until the task is done and returns its value (a copy) or
+  /// rethrows its exception (the same object each time); repeatable.
+  /// Cancelling the joiner does not cancel the task.
+  /// @throws weft::cancelled if the task was cancelled, or the task's exception.
+  T join() const {
+    wait();
+    return outcome();
+  }
+  /// Like join(), but cancelling the joiner cancels the task and waits for
+  /// it; if the task absorbed the cancellation and returned, its value is
+  /// returned, otherwise the joiner's cancellation propagates.
+  T join_or_cancel() const {
+    try {
+      wait();
+    } catch (const weft::cancelled&) {
+      detail::cancel_task(s());
+      detail::wait_done_shielded(s());
+      if (s().ended_cancelled_) throw;
+    }
+    return outcome();
+  }
+
+  async_backend& backend() const noexcept;
+
+ private:
+  detail::task_state<T>& s() const noexcept { return *s_; }
+  T outcome() const {
+    if (s().exception_) std::rethrow_exception(s().exception_);
+    if constexpr (!std::is_void_v<T>) return *s().value_;
+  }
+  detail::task_state<T>* s_ = nullptr;
+};
+
+async_backend& builtin_backend() noexcept;
+template <class T>
+async_backend& task<T>::backend() const noexcept {
+  return builtin_backend();
+}
+
+}  // namespace weft

@@ -1,0 +1,123 @@
+// weft's exception types, task names, and the clock base.
+
+#include "core/runtime.hpp"
+
+#include <weft/errors.hpp>
+#include <weft/task.hpp>
+#include <weft/time.hpp>
+
+#include <cxxabi.h>
+#include <dlfcn.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <memory>
+
+namespace weft {
+
+const char* to_string(cancel_reason r) noexcept {
+  switch (r) {
+    case cancel_reason::explicit_request: return "cancelled explicitly";
+    case cancel_reason::deadline: return "cancelled by a deadline";
+    case cancel_reason::task_group_failure: return "cancelled because a task in the task group failed";
+    case cancel_reason::task_cancelled: return "the task was cancelled";
+    case cancel_reason::shutdown: return "cancelled because the runtime is shutting down";
+  }
+  return "cancelled";
+}
+
+const char* cancelled::what() const noexcept { return to_string(reason_); }
+
+exception_group::exception_group(std::string message, std::vector<std::exception_ptr> exceptions)
+    : message_(std::move(message)), exceptions_(std::move(exceptions)) {
+  what_ = message_ + " (" + std::to_string(exceptions_.size()) +
+          (exceptions_.size() == 1 ? " sub-exception" : " sub-exceptions");
+  for (const auto& ep : exceptions_) {
+    what_ += "; ";
+    try {
+      std::rethrow_exception(ep);
+    } catch (const std::exception& e) {
+      what_ += e.what();
+    } catch (const cancelled& c) {
+      what_ += c.what();
+    } catch (...) {  // describing only; the exception stays in the group
+      what_ += "unknown exception";
+    }
+  }
+  what_ += ")";
+}
+
+bool is_cancelled(const std::exception_ptr& e) noexcept {
+  if (!e) return false;
+  try {
+    std::rethrow_exception(e);
+  } catch (const cancelled&) {
+    return true;
+  } catch (...) {  // inspection only: the caller still holds e
+    return false;
+  }
+}
+
+clock::~clock() = default;
+bool clock::try_autojump(time_point) { return false; }
+void clock::time_changed() {
+  if (runtime_ != nullptr) runtime_->time_changed();
+}
+
+time_point real_clock::now() const { return time_point(duration(now_seconds())); }
+
+std::optional<std::chrono::steady_clock::time_point> real_clock::wake_time(time_point deadline) const {
+  const double secs = deadline.time_since_epoch().count();
+  const double now = now_seconds();
+  // Far deadlines (or infinity): wake in a day and look again.
+  const double capped = secs - now > 86400.0 ? now + 86400.0 : secs;
+  const auto ns = std::chrono::nanoseconds(static_cast<std::int64_t>(std::ceil(capped * 1e9)));
+  return std::chrono::steady_clock::time_point(std::chrono::duration_cast<std::chrono::steady_clock::duration>(ns));
+}
+
+double real_clock::now_seconds() noexcept {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+namespace detail {
+
+namespace {
+std::atomic<std::size_t> g_live_tasks{0};
+}
+
+task_base::task_base() noexcept { g_live_tasks.fetch_add(1, std::memory_order_relaxed); }
+task_base::~task_base() { g_live_tasks.fetch_sub(1, std::memory_order_relaxed); }
+std::size_t task_objects_alive() noexcept { return g_live_tasks.load(std::memory_order_relaxed); }
+
+std::string task_base::name() const {
+  if (!explicit_name_.empty()) return explicit_name_;
+  if (fn_ptr_ != nullptr) {
+    std::string n = function_name(fn_ptr_);
+    if (!n.empty()) return n;
+  }
+  return fn_type_ ? demangle(*fn_type_) : std::string("task-") + std::to_string(id_);
+}
+
+std::string demangle(const std::type_info& type) {
+  int status = 0;
+  std::unique_ptr<char, void (*)(void*)> out(abi::__cxa_demangle(type.name(), nullptr, nullptr, &status), std::free);
+  return status == 0 && out ? std::string(out.get()) : std::string(type.name());
+}
+
+std::string function_name(void* fn) {
+  Dl_info info{};
+  if (::dladdr(fn, &info) == 0 || info.dli_sname == nullptr) return {};
+  int status = 0;
+  std::unique_ptr<char, void (*)(void*)> out(abi::__cxa_demangle(info.dli_sname, nullptr, nullptr, &status),
+                                             std::free);
+  return status == 0 && out ? std::string(out.get()) : std::string(info.dli_sname);
+}
+
+}  // namespace detail
+
+task_info get_current_task() {
+  detail::task_base& t = detail::require_task("weft::get_current_task");
+  return {t.id_, t.name()};
+}
+
+}  // namespace weft

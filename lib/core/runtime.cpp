@@ -1,0 +1,519 @@
+// The runtime core: scheduling, parking, the loop.
+//
+// Every task is a Boost.Fiber fiber. Switches between tasks go through
+// reactor_algorithm: awakened() appends to a FIFO, pick_next() takes the
+// front. Boost.Fiber's dispatcher fiber is kept out of that FIFO and picked
+// only when no task is ready or a reactor pass is due (every
+// `poll_interval` picks), so that I/O and timers are never starved by busy
+// tasks. On the dispatcher, suspend_until() runs reactor_pass(): the loop.
+
+#include "core/runtime.hpp"
+#include "core/group_access.hpp"
+
+#include <weft/cancel_scope.hpp>
+#include <weft/lowlevel/park.hpp>
+#include <weft/task_group.hpp>
+
+#include <boost/asio/post.hpp>
+#include <boost/fiber/algo/round_robin.hpp>
+#include <boost/fiber/fiber.hpp>
+#include <boost/fiber/operations.hpp>
+#include <boost/fiber/properties.hpp>
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <stdexcept>
+
+namespace weft::detail {
+
+namespace {
+
+thread_local runtime* t_runtime = nullptr;
+
+// Picks of ready tasks between two reactor passes while tasks stay busy.
+constexpr unsigned poll_interval = 64;
+
+// Links a fiber's context to its task. Boost.Fiber deletes a context's
+// properties when the context is destroyed; this object lives in a header
+// at the top of the task's stack, so its deletion must not free anything.
+struct task_link final : boost::fibers::fiber_properties {
+  explicit task_link(task_base* t) noexcept : fiber_properties(nullptr), task(t) {}
+  static void operator delete(void*) noexcept {}
+  task_base* task;
+};
+constexpr std::size_t stack_header = 64;
+static_assert(sizeof(task_link) <= stack_header);
+
+task_base* task_of(boost::fibers::context* ctx) noexcept {
+  auto* props = ctx->get_properties();
+  return props ? static_cast<task_link*>(props)->task : nullptr;
+}
+
+// Hands Boost.Fiber the stack we already took from the pool (minus the header).
+struct fiber_stack_allocator {
+  stack_pool* pool;
+  boost::context::stack_context sctx;
+  boost::context::stack_context allocate() noexcept { return sctx; }
+  void deallocate(boost::context::stack_context& s) noexcept {
+    s.sp = static_cast<char*>(s.sp) + stack_header;
+    s.size += stack_header;
+    pool->deallocate(s);
+  }
+};
+
+}  // namespace
+
+void invariant_failed(const char* expr, const char* file, int line) noexcept {
+  std::fprintf(stderr, "weft: internal invariant violated: %s (%s:%d)\n", expr, file, line);
+  std::abort();
+}
+
+// --- the scheduling algorithm ------------------------------------------------
+
+void reactor_algorithm::awakened(boost::fibers::context* ctx) noexcept {
+  if (ctx->is_context(boost::fibers::type::dispatcher_context)) {
+    dispatcher_ = ctx;
+  } else {
+    ctx->ready_link(ready_);
+  }
+}
+
+boost::fibers::context* reactor_algorithm::pick_next() noexcept {
+  if (!ready_.empty() && !rt_.poll_due_) {
+    if (++rt_.ticks_ >= poll_interval) rt_.poll_due_ = true;
+    boost::fibers::context* ctx = &ready_.front();
+    ready_.pop_front();
+    rt_.current_ = task_of(ctx);
+    return ctx;
+  }
+  if (dispatcher_ != nullptr) {
+    // Called from a task (or the main context): go to the dispatcher, which
+    // runs a reactor pass and then picks again.
+    boost::fibers::context* d = dispatcher_;
+    dispatcher_ = nullptr;
+    rt_.current_ = nullptr;
+    return d;
+  }
+  // Called from the dispatcher itself: nothing to pick before a reactor pass.
+  return nullptr;
+}
+
+void reactor_algorithm::suspend_until(std::chrono::steady_clock::time_point const&) noexcept { rt_.reactor_pass(); }
+
+void reactor_algorithm::notify() noexcept {
+  // Called from other threads (a fiber of this thread made ready remotely):
+  // wake the reactor. asio::post is thread-safe.
+  boost::asio::post(rt_.io(), [] {});
+}
+
+// --- the loop -----------------------------------------------------------------
+
+// This is the loop. One pass:
+//  1. run every Asio handler that is ready, without blocking (completions
+//     reschedule parked tasks);
+//  2. fire every deadline that is due (sleepers wake, scopes get cancelled);
+//  3. if a task is ready, return: the dispatcher picks it;
+//  4. otherwise the runtime is idle: wake wait_all_tasks_blocked() waiters,
+//     or let an autojumping clock advance to the next deadline, or block in
+//     the reactor (epoll) until I/O, the wake timer (armed for the earliest
+//     deadline) or a post from another thread arrives.
+void runtime::reactor_pass() noexcept {
+  poll_due_ = false;
+  ticks_ = 0;
+  current_ = nullptr;
+  if (io_.stopped()) io_.restart();
+  io_.poll();
+  fire_expired();
+  if (algo_->has_ready_tasks()) return;
+
+  if (!idle_waiters_.empty()) {
+    idle_waiters_.unpark_all();
+    return;
+  }
+  if (!deadlines_.empty() && clock_->try_autojump(deadlines_.next())) {
+    fire_expired();
+    if (algo_->has_ready_tasks()) return;
+  }
+  arm_wake_timer();
+  io_.run_one();
+  io_.poll();
+  fire_expired();
+}
+
+void runtime::arm_wake_timer() noexcept {
+  if (deadlines_.empty()) return;
+  const auto when = clock_->wake_time(deadlines_.next());
+  if (!when) return;
+  if (wake_pending_ && wake_armed_for_ <= *when) return;
+  wake_armed_for_ = *when;
+  wake_pending_ = true;
+  const std::uint64_t generation = ++wake_generation_;
+  wake_timer_.expires_at(*when);
+  wake_timer_.async_wait([this, generation](const boost::system::error_code&) {
+    if (generation == wake_generation_) wake_pending_ = false;
+  });
+}
+
+void runtime::fire_expired() noexcept {
+  if (deadlines_.empty()) return;
+  const time_point now = clock_->now();
+  while (deadline_entry* e = deadlines_.pop_due(now)) e->fire(e);
+}
+
+// --- lifetime -----------------------------------------------------------------
+
+runtime::runtime(const run_options& options)
+    : clock_(options.clock ? options.clock : std::make_shared<real_clock>()),
+      work_(io_.get_executor()),
+      wake_timer_(io_),
+      stacks_(new stack_pool(options.stack_size, options.stacks, options.stack_pool_size)) {
+  if (clock_->runtime_ != nullptr) {
+    stacks_->release();
+    throw std::logic_error("weft::run: this clock is already in use by another running runtime");
+  }
+  clock_->runtime_ = this;
+  root_scope_.rt = this;
+  root_scope_.state = scope_node::phase::active;
+  previous_ = t_runtime;
+  t_runtime = this;
+  auto* algo = new reactor_algorithm(*this);
+  algo_ = algo;
+  boost::fibers::context::active()->get_scheduler()->set_algo(algo);
+}
+
+runtime::~runtime() {
+  // Let the dispatcher release the contexts of finished fibers, then give the
+  // thread back its default scheduling algorithm.
+  poll_due_ = true;
+  boost::fibers::context::active()->yield();
+  boost::fibers::use_scheduling_algorithm<boost::fibers::algo::round_robin>();
+  wake_timer_.cancel();
+  work_.reset();
+  io_.restart();
+  io_.poll();
+  clock_->runtime_ = nullptr;
+  t_runtime = previous_;
+  stacks_->release();
+}
+
+runtime* runtime::current() noexcept { return t_runtime; }
+
+void runtime::run(task_base* root) {
+  root_ = root;
+  root->rt_ = this;
+  root->id_ = next_task_id();
+  link_task_scope(*root, root_scope_);
+  create_fiber(root, 0);
+  main_ctx_ = boost::fibers::context::active();
+  while (!root->done()) {
+    main_waiting_ = true;
+    main_ctx_->suspend();
+  }
+  WEFT_INVARIANT(live_tasks_ == 0);
+}
+
+void run_root(const run_options& options, task_base* root) {
+  if (t_runtime != nullptr) {
+    root->release();
+    throw std::logic_error(
+        "weft::run: this thread is already running a weft runtime; start tasks with a task_group instead");
+  }
+  std::unique_ptr<runtime> rt;
+  try {
+    rt = std::make_unique<runtime>(options);
+  } catch (...) {
+    root->release();
+    throw;
+  }
+  rt->run(root);
+}
+
+// --- tasks --------------------------------------------------------------------
+
+void runtime::create_fiber(task_base* t, std::size_t stack_size) {
+  boost::context::stack_context sctx = stacks_->allocate(stack_size);
+  t->stack_size_ = sctx.size;
+  char* top = static_cast<char*>(sctx.sp);
+  auto* link = ::new (top - stack_header) task_link(t);
+  boost::context::stack_context inner = sctx;
+  inner.sp = top - stack_header;
+  inner.size = sctx.size - stack_header;
+  boost::fibers::fiber f(boost::fibers::launch::post, static_cast<boost::fibers::fiber_properties*>(link), std::allocator_arg, fiber_stack_allocator{stacks_, inner},
+                         [t] { t->rt_->task_main(t); });
+  f.detach();
+  ++live_tasks_;
+}
+
+void runtime::task_main(task_base* t) noexcept {
+  t->ctx_ = boost::fibers::context::active();
+  t->state_ = task_base::state::running;
+  if (task_base* starter = t->starter_) {
+    t->starter_ = nullptr;
+    make_ready(*starter);
+  }
+  std::exception_ptr e;
+  try {
+    t->invoke();
+  } catch (...) {
+    e = std::current_exception();
+  }
+  finish_task(*t, std::move(e));
+}
+
+void runtime::finish_task(task_base& t, std::exception_ptr e) noexcept {
+  scope_node& s = t.task_scope_;
+  WEFT_INVARIANT(t.status_ == &s);
+  bool escaped = static_cast<bool>(e);
+  if (e && is_cancelled(e)) {
+    t.ended_cancelled_ = true;
+    if (s.effectively_cancelled && !s.parent_cancellation_visible()) {
+      // The task's own scope (task<T>::cancel()) caught it: the task ended
+      // cancelled, which is no failure for its group.
+      s.cancelled_caught = true;
+      escaped = false;
+    }
+  }
+  if (s.deadline.queued()) deadlines_.remove(s.deadline);
+  intrusive_list<task_base, scope_task_tag>::erase(t);
+  intrusive_list<scope_node, scope_child_tag>::erase(s);
+  s.state = scope_node::phase::done;
+  t.status_ = nullptr;
+  t.exception_ = e;
+  t.state_ = task_base::state::done;
+  t.joiners_.unpark_all();
+  if (t.group_ != nullptr) group_access::child_finished(*t.group_, t, escaped ? e : nullptr);
+  --live_tasks_;
+  if (&t == root_ && main_waiting_) {
+    main_waiting_ = false;
+    algo_->awakened(main_ctx_);
+  }
+  t.release();
+}
+
+void runtime::make_ready(task_base& t) noexcept {
+  WEFT_INVARIANT(t.state_ == task_base::state::parked);
+  t.state_ = task_base::state::scheduled;
+  t.abort_ = nullptr;
+  algo_->awakened(t.ctx_);
+}
+
+void runtime::park(task_base& t, const abort_fn& abort) {
+  WEFT_INVARIANT(current_ == &t);
+  if (t.status_->effectively_cancelled) {
+    if (abort() == abort_result::succeeded) throw_cancelled(t);
+    // The wait cannot be withdrawn: wait for its completion uninterrupted;
+    // the cancellation is delivered at the next checkpoint.
+  } else {
+    t.abort_ = &abort;
+  }
+  t.state_ = task_base::state::parked;
+  t.ctx_->suspend();
+  t.state_ = task_base::state::running;
+  if (t.wake_cancelled_) {
+    t.wake_cancelled_ = false;
+    throw_cancelled(t);
+  }
+}
+
+void runtime::yield(task_base& t) noexcept {
+  t.state_ = task_base::state::scheduled;
+  t.ctx_->yield();
+  t.state_ = task_base::state::running;
+}
+
+// --- cancel tree --------------------------------------------------------------
+
+void runtime::link_task_scope(task_base& t, scope_node& parent) noexcept {
+  scope_node& s = t.task_scope_;
+  s.rt = this;
+  s.owner = &t;
+  s.parent = &parent;
+  parent.children.push_back(s);
+  s.tasks.push_back(t);
+  t.status_ = &s;
+  s.state = scope_node::phase::active;
+  s.effectively_cancelled = s.cancel_called || s.parent_cancellation_visible();
+}
+
+void runtime::enter_scope(scope_node& s, task_base& t) {
+  if (s.state != scope_node::phase::idle)
+    throw std::logic_error("weft::cancel_scope: a cancel scope can be entered only once");
+  s.rt = this;
+  s.owner = &t;
+  s.parent = t.status_;
+  s.parent->children.push_back(s);
+  intrusive_list<task_base, scope_task_tag>::erase(t);
+  s.tasks.push_back(t);
+  t.status_ = &s;
+  s.state = scope_node::phase::active;
+  s.effectively_cancelled = s.cancel_called || s.parent_cancellation_visible();
+  if (!s.cancel_called && s.deadline.when != inf_time) {
+    if (s.deadline.when <= now())
+      cancel(s, cancel_reason::deadline);
+    else
+      deadlines_.push(s.deadline);
+  }
+}
+
+std::exception_ptr runtime::exit_scope(scope_node& s, task_base& t, std::exception_ptr in_flight) {
+  if (s.state != scope_node::phase::active)
+    throw std::logic_error("weft::cancel_scope: exiting a cancel scope that is not active (never entered, or already exited)");
+  if (s.owner != &t)
+    throw std::logic_error("weft::cancel_scope: a cancel scope must be exited by the task that entered it");
+  if (t.status_ != &s)
+    throw std::logic_error("weft::cancel_scope: exiting a cancel scope that is not the innermost one of this task; "
+                           "scopes must be exited in the reverse order of entry");
+  WEFT_INVARIANT(s.children.empty());
+  const bool catches = s.effectively_cancelled && !s.parent_cancellation_visible();
+  if (s.deadline.queued()) deadlines_.remove(s.deadline);
+  intrusive_list<task_base, scope_task_tag>::erase(t);
+  s.parent->tasks.push_back(t);
+  t.status_ = s.parent;
+  intrusive_list<scope_node, scope_child_tag>::erase(s);
+  s.state = scope_node::phase::done;
+  if (in_flight && catches && is_cancelled(in_flight)) {
+    s.cancelled_caught = true;
+    return nullptr;
+  }
+  return in_flight;
+}
+
+void runtime::cancel(scope_node& s, cancel_reason reason) noexcept {
+  if (s.cancel_called) return;
+  s.cancel_called = true;
+  s.reason = reason;
+  if (s.deadline.queued()) deadlines_.remove(s.deadline);
+  if (s.state == scope_node::phase::active) recalculate(s);
+}
+
+void runtime::set_deadline(scope_node& s, time_point t) {
+  if (s.deadline.queued()) deadlines_.remove(s.deadline);
+  s.deadline.when = t;
+  if (s.state != scope_node::phase::active || s.cancel_called || t == inf_time) return;
+  if (t <= now())
+    cancel(s, cancel_reason::deadline);
+  else
+    deadlines_.push(s.deadline);
+}
+
+void runtime::recalculate(scope_node& s) noexcept {
+  const bool cancelled = s.cancel_called || s.parent_cancellation_visible();
+  if (cancelled == s.effectively_cancelled) return;
+  s.effectively_cancelled = cancelled;
+  if (cancelled) s.tasks.for_each([this](task_base& t) { deliver_cancel(t); });
+  s.children.for_each([this](scope_node& child) { recalculate(child); });
+}
+
+void runtime::deliver_cancel(task_base& t) noexcept {
+  if (t.state_ != task_base::state::parked || t.abort_ == nullptr) return;
+  const abort_fn* abort = t.abort_;
+  t.abort_ = nullptr;
+  if ((*abort)() == abort_result::succeeded) {
+    t.wake_cancelled_ = true;
+    make_ready(t);
+  }
+}
+
+void throw_cancelled(task_base& t) {
+  // The reason of the outermost cancelled scope: the one that will catch it.
+  cancel_reason reason = cancel_reason::explicit_request;
+  for (scope_node* n = t.status_; n != nullptr && n->effectively_cancelled; n = n->parent) {
+    if (n->cancel_called) reason = n->reason;
+    if (n->shield) break;
+  }
+  throw cancelled(reason);
+}
+
+// --- entry points used by the public headers ------------------------------------
+
+runtime* current_runtime() noexcept { return t_runtime; }
+
+task_base* current_task() noexcept { return t_runtime ? t_runtime->current_ : nullptr; }
+
+task_base& require_task(const char* what) {
+  task_base* t = current_task();
+  if (t == nullptr) {
+    throw std::logic_error(std::string(what) +
+                           " must be called from a weft task (inside weft::run), and this thread is " +
+                           (t_runtime ? "running the runtime but not inside a task" : "not running a weft runtime"));
+  }
+  return *t;
+}
+
+void wait_done(task_base& t) {
+  if (t.done()) return;
+  task_base& me = require_task("weft::task::wait");
+  if (&me == &t) throw std::logic_error("weft::task::wait: a task cannot wait for itself (it would deadlock)");
+  lot_entry entry;
+  t.joiners_.park(entry);
+}
+
+void wait_done_shielded(task_base& t) {
+  ignore_cancellation([&] { wait_done(t); });
+}
+
+bool cancel_task(task_base& t) noexcept {
+  if (t.done()) return false;
+  t.rt_->cancel(t.task_scope_, cancel_reason::task_cancelled);
+  return true;
+}
+
+// --- parking lot ----------------------------------------------------------------
+
+void parking_lot::park(lot_entry& entry) {
+  task_base& me = require_task("weft: a blocking call");
+  entry.task = &me;
+  waiters_.push_back(entry);
+  auto abort = [&]() noexcept {
+    intrusive_list<lot_entry, lot_tag>::erase(entry);
+    return abort_result::succeeded;
+  };
+  me.rt_->park(me, abort);
+}
+
+lot_entry* parking_lot::unpark_one() noexcept {
+  if (waiters_.empty()) return nullptr;
+  lot_entry& e = waiters_.pop_front();
+  e.task->rt_->make_ready(*e.task);
+  return &e;
+}
+
+std::size_t parking_lot::unpark_all() noexcept {
+  std::size_t n = 0;
+  while (unpark_one() != nullptr) ++n;
+  return n;
+}
+
+}  // namespace weft::detail
+
+// --- lowlevel API -----------------------------------------------------------------
+
+namespace weft::lowlevel {
+
+task_ref current_task() { return task_ref(&detail::require_task("weft::lowlevel::current_task")); }
+
+void park(detail::function_ref<abort_result()> abort) {
+  detail::task_base& me = detail::require_task("weft::lowlevel::park");
+  me.rt_->park(me, abort);
+}
+
+void reschedule(task_ref t) noexcept { t.get()->rt_->make_ready(*t.get()); }
+
+bool cancellation_pending() noexcept {
+  detail::task_base* t = detail::current_task();
+  return t != nullptr && t->status_->effectively_cancelled;
+}
+
+void raise_if_cancelled() {
+  detail::task_base& t = detail::require_task("weft::lowlevel::raise_if_cancelled");
+  if (t.status_->effectively_cancelled) detail::throw_cancelled(t);
+}
+
+boost::asio::io_context& io_context() {
+  detail::runtime* rt = detail::runtime::current();
+  if (rt == nullptr) throw std::logic_error("weft::lowlevel::io_context: no weft runtime runs on this thread");
+  return rt->io();
+}
+
+}  // namespace weft::lowlevel

@@ -1,0 +1,113 @@
+// The runtime core (private): one per thread, a Boost.Fiber scheduling
+// algorithm driven by an Asio io_context. See runtime.cpp for the loop.
+#pragma once
+
+#include "core/deadline_queue.hpp"
+#include "core/stack_pool.hpp"
+
+#include <weft/detail/core.hpp>
+#include <weft/run.hpp>
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/fiber/algo/algorithm.hpp>
+#include <boost/fiber/context.hpp>
+#include <boost/fiber/scheduler.hpp>
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+
+namespace weft::detail {
+
+class runtime;
+
+/// The Boost.Fiber algorithm: a FIFO of ready fibers. The dispatcher fiber
+/// (which runs the reactor) is kept aside and picked only when the ready
+/// queue is empty or a reactor pass is due, so task-to-task switches go
+/// straight from one task to the next.
+class reactor_algorithm final : public boost::fibers::algo::algorithm {
+ public:
+  explicit reactor_algorithm(runtime& rt) noexcept : rt_(rt) {}
+  void awakened(boost::fibers::context* ctx) noexcept override;
+  boost::fibers::context* pick_next() noexcept override;
+  bool has_ready_fibers() const noexcept override { return !ready_.empty() || dispatcher_ != nullptr; }
+  void suspend_until(std::chrono::steady_clock::time_point const&) noexcept override;
+  void notify() noexcept override;
+  bool has_ready_tasks() const noexcept { return !ready_.empty(); }
+
+ private:
+  runtime& rt_;
+  boost::fibers::scheduler::ready_queue_type ready_;
+  boost::fibers::context* dispatcher_ = nullptr;
+};
+
+class runtime {
+ public:
+  explicit runtime(const run_options& options);
+  ~runtime();
+  runtime(const runtime&) = delete;
+  runtime& operator=(const runtime&) = delete;
+
+  static runtime* current() noexcept;
+
+  void run(task_base* root);
+
+  // Tasks.
+  void create_fiber(task_base* t, std::size_t stack_size);
+  void task_main(task_base* t) noexcept;
+  void make_ready(task_base& t) noexcept;
+  void park(task_base& t, const abort_fn& abort);
+  void yield(task_base& t) noexcept;
+  std::uint64_t next_task_id() noexcept { return ++last_task_id_; }
+
+  // Cancel tree.
+  void enter_scope(scope_node& s, task_base& t);
+  std::exception_ptr exit_scope(scope_node& s, task_base& t, std::exception_ptr in_flight);
+  void link_task_scope(task_base& t, scope_node& parent) noexcept;
+  void cancel(scope_node& s, cancel_reason reason) noexcept;
+  void set_deadline(scope_node& s, time_point t);
+
+  // Time.
+  time_point now() const { return clock_->now(); }
+  deadline_queue& deadlines() noexcept { return deadlines_; }
+  void fire_expired() noexcept;
+  void time_changed() noexcept { fire_expired(); }
+
+  boost::asio::io_context& io() noexcept { return io_; }
+  parking_lot& idle_waiters() noexcept { return idle_waiters_; }
+  task_base* current_ = nullptr;
+
+  /// One turn of the loop; see runtime.cpp.
+  void reactor_pass() noexcept;
+  bool poll_due_ = false;
+  unsigned ticks_ = 0;
+
+ private:
+  void recalculate(scope_node& s) noexcept;
+  void deliver_cancel(task_base& t) noexcept;
+  void finish_task(task_base& t, std::exception_ptr e) noexcept;
+  void arm_wake_timer() noexcept;
+
+  std::shared_ptr<weft::clock> clock_;
+  boost::asio::io_context io_{1};
+  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_;
+  boost::asio::steady_timer wake_timer_;
+  std::chrono::steady_clock::time_point wake_armed_for_{};
+  std::uint64_t wake_generation_ = 0;
+  bool wake_pending_ = false;
+  deadline_queue deadlines_;
+  stack_pool* stacks_;
+  reactor_algorithm* algo_ = nullptr;
+  boost::fibers::context* main_ctx_ = nullptr;
+  bool main_waiting_ = false;
+  task_base* root_ = nullptr;
+  scope_node root_scope_;  // parent of the root task's scope
+  parking_lot idle_waiters_;
+  std::uint64_t last_task_id_ = 0;
+  std::size_t live_tasks_ = 0;
+  runtime* previous_ = nullptr;
+};
+
+}  // namespace weft::detail

@@ -1,0 +1,149 @@
+// Task groups: spawning children, collecting their failures, waiting on exit.
+
+#include "core/group_access.hpp"
+#include "core/runtime.hpp"
+
+#include <weft/task_group.hpp>
+
+#include <stdexcept>
+
+namespace weft {
+
+using detail::runtime;
+using detail::task_base;
+
+task_group::task_group() noexcept = default;
+
+task_group::~task_group() {
+  // Destroying an open group would orphan its children: only possible by
+  // misusing enter() without exit().
+  WEFT_INVARIANT(phase_ == phase::idle || phase_ == phase::closed);
+}
+
+void task_group::cancel() noexcept { scope_.cancel(); }
+
+void task_group::enter() {
+  task_base& me = detail::require_task("weft::task_group::enter");
+  if (phase_ != phase::idle) throw std::logic_error("weft::task_group: a task group can be entered only once");
+  scope_.enter();
+  owner_ = &me;
+  phase_ = phase::open;
+}
+
+std::exception_ptr task_group::exit(std::exception_ptr in_flight) {
+  task_base& me = detail::require_task("weft::task_group::exit");
+  if (phase_ != phase::open) throw std::logic_error("weft::task_group: exiting a task group that is not open");
+  if (owner_ != &me) throw std::logic_error("weft::task_group: a task group must be exited by the task that entered it");
+  if (me.status_ != &scope_.node_)
+    throw std::logic_error("weft::task_group: exiting a task group while a cancel scope entered inside it is still active");
+  runtime& rt = *me.rt_;
+  phase_ = phase::closing;
+  if (in_flight) {
+    if (is_cancelled(in_flight)) {
+      if (!first_cancel_) first_cancel_ = in_flight;
+    } else {
+      failures_.insert(failures_.begin(), in_flight);
+      body_failed_ = true;
+    }
+    // The body is gone: cancel the children rather than wait for them forever.
+    rt.cancel(scope_.node_, cancel_reason::task_group_failure);
+  }
+  bool cancelled_while_waiting = false;
+  while (live_ > 0) {
+    exit_waiter_ = &me;
+    // Waiting for children is a checkpoint that cannot be cut short: the
+    // children are inside this task's cancel scopes, so a cancellation
+    // reaches them too; we record it and keep waiting.
+    auto abort = [&]() noexcept {
+      cancelled_while_waiting = true;
+      return detail::abort_result::failed;
+    };
+    rt.park(me, abort);
+  }
+  if (cancelled_while_waiting && !first_cancel_) {
+    try {
+      detail::throw_cancelled(me);
+    } catch (const cancelled&) {
+      first_cancel_ = std::current_exception();
+    }
+  }
+  std::exception_ptr rest = rt.exit_scope(scope_.node_, me, first_cancel_);
+  phase_ = phase::closed;
+  if (!failures_.empty()) {
+    if (body_failed_ && failures_.size() == 1) return failures_.front();
+    auto group = std::make_exception_ptr(exception_group("weft: unhandled errors in a task group", std::move(failures_)));
+    failures_.clear();
+    return group;
+  }
+  return rest;
+}
+
+namespace detail {
+
+void group_access::child_finished(task_group& g, task_base&, std::exception_ptr escaped) noexcept {
+  if (escaped) {
+    if (is_cancelled(escaped)) {
+      if (!g.first_cancel_) g.first_cancel_ = escaped;
+    } else {
+      g.failures_.push_back(escaped);
+    }
+    // Any exception escaping a child cancels the body and the siblings.
+    g.scope_.node_.rt->cancel(g.scope_.node_, cancel_reason::task_group_failure);
+  }
+  if (--g.live_ == 0 && g.exit_waiter_ != nullptr) {
+    task_base* waiter = std::exchange(g.exit_waiter_, nullptr);
+    waiter->rt_->make_ready(*waiter);
+  }
+}
+
+void spawn(task_group& g, task_base* t, task_options&& options) { group_access::spawn(g, t, std::move(options)); }
+
+void group_access::spawn(task_group& g, task_base* t, task_options&& options) {
+  runtime* rt = runtime::current();
+  if (g.phase_ != task_group::phase::open && g.phase_ != task_group::phase::closing) {
+    t->release();
+    throw std::logic_error(g.phase_ == task_group::phase::idle
+                               ? "weft::task_group: cannot start a task in a task group that has not been entered"
+                               : "weft::task_group: cannot start a task in a task group that has already exited");
+  }
+  if (rt == nullptr || rt != g.scope_.node_.rt) {
+    t->release();
+    throw std::logic_error("weft::task_group: tasks can only be started from the thread that runs the group's runtime");
+  }
+  t->rt_ = rt;
+  t->id_ = rt->next_task_id();
+  t->group_ = &g;
+  t->explicit_name_ = std::move(options.name);
+  try {
+    rt->create_fiber(t, options.stack_size);
+  } catch (...) {
+    t->release();
+    throw;
+  }
+  rt->link_task_scope(*t, g.scope_.node_);
+  ++g.live_;
+}
+
+void start(task_group& g, task_base* t, task_options&& options) {
+  task_base& me = require_task("weft::task_group::start");
+  if (me.status_->effectively_cancelled) {
+    t->release();
+    throw_cancelled(me);
+  }
+  t->starter_ = &me;
+  spawn(g, t, std::move(options));
+  bool aborted = false;
+  auto abort = [&]() noexcept {
+    aborted = true;
+    cancel_task(*t);
+    return abort_result::failed;
+  };
+  me.rt_->park(me, abort);  // the child reschedules us when it starts running
+  if (aborted) {
+    wait_done_shielded(*t);
+    throw_cancelled(me);
+  }
+}
+
+}  // namespace detail
+}  // namespace weft

@@ -1,0 +1,22 @@
+// Events.
+
+#include <weft/backend.hpp>
+#include <weft/sync/event.hpp>
+
+namespace weft {
+
+void event::set() noexcept {
+  if (set_) return;
+  set_ = true;
+  waiters_.unpark_all();
+}
+
+void event::wait() {
+  if (set_) return;
+  detail::lot_entry entry;
+  waiters_.park(entry);
+}
+
+async_backend& event::backend() const noexcept { return builtin_backend(); }
+
+}  // namespace weft
