@@ -20,6 +20,14 @@
 #include <boost/fiber/operations.hpp>
 #include <boost/fiber/properties.hpp>
 
+#if defined(__SANITIZE_ADDRESS__)
+#include <pthread.h>
+#include <sanitizer/common_interface_defs.h>
+
+#include <boost/context/stack_traits.hpp>
+#define WEFT_ASAN_FIBERS 1
+#endif
+
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -72,6 +80,7 @@ void invariant_failed(const char* expr, const char* file, int line) noexcept {
 // --- the scheduling algorithm ------------------------------------------------
 
 void reactor_algorithm::awakened(boost::fibers::context* ctx) noexcept {
+  rt_.after_switch();
   if (ctx->is_context(boost::fibers::type::dispatcher_context)) {
     dispatcher_ = ctx;
   } else {
@@ -80,11 +89,13 @@ void reactor_algorithm::awakened(boost::fibers::context* ctx) noexcept {
 }
 
 boost::fibers::context* reactor_algorithm::pick_next() noexcept {
+  rt_.after_switch();
   if (!ready_.empty() && !rt_.poll_due_) {
     if (++rt_.ticks_ >= poll_interval) rt_.poll_due_ = true;
     boost::fibers::context* ctx = &ready_.front();
     ready_.pop_front();
     rt_.current_ = task_of(ctx);
+    rt_.before_switch(ctx);
     return ctx;
   }
   if (dispatcher_ != nullptr) {
@@ -93,13 +104,64 @@ boost::fibers::context* reactor_algorithm::pick_next() noexcept {
     boost::fibers::context* d = dispatcher_;
     dispatcher_ = nullptr;
     rt_.current_ = nullptr;
+    rt_.before_switch(d);
     return d;
   }
   // Called from the dispatcher itself: nothing to pick before a reactor pass.
   return nullptr;
 }
 
-void reactor_algorithm::suspend_until(std::chrono::steady_clock::time_point const&) noexcept { rt_.reactor_pass(); }
+void reactor_algorithm::suspend_until(std::chrono::steady_clock::time_point const&) noexcept {
+  rt_.after_switch();
+  rt_.reactor_pass();
+}
+
+#if defined(WEFT_ASAN_FIBERS)
+void runtime::before_switch(boost::fibers::context* to) noexcept {
+  if (detaching_) return;  // set_algo() picks without switching
+  boost::fibers::context* from = boost::fibers::context::active();
+  void** save = nullptr;  // stays null for a finished task: it is never resumed
+  if (task_base* t = task_of(from)) {
+    save = &t->asan_fake_stack_;
+  } else if (from == main_ctx_) {
+    save = &main_fake_stack_;
+  } else if (from->is_context(boost::fibers::type::dispatcher_context)) {
+    save = &dispatcher_fake_stack_;
+  }
+  const void* bottom = nullptr;
+  std::size_t size = 0;
+  if (task_base* t = task_of(to)) {
+    bottom = t->stack_bottom_;
+    size = t->stack_size_;
+  } else if (to->is_context(boost::fibers::type::main_context)) {
+    bottom = main_stack_bottom_;
+    size = main_stack_size_;
+  } else {
+    // Boost.Fiber places the dispatcher's context object at the top of its
+    // default-size stack; nothing on that stack throws, so approximate
+    // bounds are enough.
+    size = boost::context::stack_traits::default_size() - 1024;
+    bottom = reinterpret_cast<const char*>(to) + sizeof(boost::fibers::context) - size;
+  }
+  switching_to_ = to;
+  __sanitizer_start_switch_fiber(save, bottom, size);
+}
+
+void runtime::after_switch() noexcept {
+  boost::fibers::context* to = switching_to_;
+  if (to == nullptr) return;
+  switching_to_ = nullptr;
+  void* fake = nullptr;
+  if (task_base* t = task_of(to))
+    fake = t->asan_fake_stack_;
+  else
+    fake = to->is_context(boost::fibers::type::main_context) ? main_fake_stack_ : dispatcher_fake_stack_;
+  __sanitizer_finish_switch_fiber(fake, nullptr, nullptr);
+}
+#else
+void runtime::before_switch(boost::fibers::context*) noexcept {}
+void runtime::after_switch() noexcept {}
+#endif
 
 void reactor_algorithm::notify() noexcept {
   // Called from other threads (a fiber of this thread made ready remotely):
@@ -177,6 +239,16 @@ runtime::runtime(const run_options& options)
   root_scope_.state = scope_node::phase::active;
   previous_ = t_runtime;
   t_runtime = this;
+  main_ctx_ = boost::fibers::context::active();
+#if defined(WEFT_ASAN_FIBERS)
+  pthread_attr_t attr;
+  if (pthread_getattr_np(pthread_self(), &attr) == 0) {
+    void* addr = nullptr;
+    pthread_attr_getstack(&attr, &addr, &main_stack_size_);
+    main_stack_bottom_ = addr;
+    pthread_attr_destroy(&attr);
+  }
+#endif
   auto* algo = new reactor_algorithm(*this);
   algo_ = algo;
   boost::fibers::context::active()->get_scheduler()->set_algo(algo);
@@ -187,6 +259,8 @@ runtime::~runtime() {
   // thread back its default scheduling algorithm.
   poll_due_ = true;
   boost::fibers::context::active()->yield();
+  after_switch();
+  detaching_ = true;
   boost::fibers::use_scheduling_algorithm<boost::fibers::algo::round_robin>();
   wake_timer_.cancel();
   work_.reset();
@@ -205,10 +279,10 @@ void runtime::run(task_base* root) {
   root->id_ = next_task_id();
   link_task_scope(*root, root_scope_);
   create_fiber(root, 0);
-  main_ctx_ = boost::fibers::context::active();
   while (!root->done()) {
     main_waiting_ = true;
     main_ctx_->suspend();
+    after_switch();
   }
   WEFT_INVARIANT(live_tasks_ == 0);
 }
@@ -234,6 +308,7 @@ void run_root(const run_options& options, task_base* root) {
 void runtime::create_fiber(task_base* t, std::size_t stack_size) {
   boost::context::stack_context sctx = stacks_->allocate(stack_size);
   t->stack_size_ = sctx.size;
+  t->stack_bottom_ = static_cast<char*>(sctx.sp) - sctx.size;
   char* top = static_cast<char*>(sctx.sp);
   auto* link = ::new (top - stack_header) task_link(t);
   boost::context::stack_context inner = sctx;
@@ -246,6 +321,7 @@ void runtime::create_fiber(task_base* t, std::size_t stack_size) {
 }
 
 void runtime::task_main(task_base* t) noexcept {
+  after_switch();
   t->ctx_ = boost::fibers::context::active();
   t->state_ = task_base::state::running;
   if (task_base* starter = t->starter_) {
@@ -284,6 +360,8 @@ void runtime::finish_task(task_base& t, std::exception_ptr e) noexcept {
   t.joiners_.unpark_all();
   if (t.group_ != nullptr) group_access::child_finished(*t.group_, t, escaped ? e : nullptr);
   --live_tasks_;
+  // The fiber's context outlives the task object: unlink them.
+  static_cast<task_link*>(t.ctx_->get_properties())->task = nullptr;
   if (&t == root_ && main_waiting_) {
     main_waiting_ = false;
     algo_->awakened(main_ctx_);
@@ -309,6 +387,7 @@ void runtime::park(task_base& t, const abort_fn& abort) {
   }
   t.state_ = task_base::state::parked;
   t.ctx_->suspend();
+  after_switch();
   t.state_ = task_base::state::running;
   if (t.wake_cancelled_) {
     t.wake_cancelled_ = false;
@@ -319,6 +398,7 @@ void runtime::park(task_base& t, const abort_fn& abort) {
 void runtime::yield(task_base& t) noexcept {
   t.state_ = task_base::state::scheduled;
   t.ctx_->yield();
+  after_switch();
   t.state_ = task_base::state::running;
 }
 

@@ -81,6 +81,12 @@ class runtime {
 
   /// One turn of the loop; see runtime.cpp.
   void reactor_pass() noexcept;
+
+  // AddressSanitizer must be told about every stack switch, or exceptions
+  // thrown on task stacks leave stale poison behind. No-ops otherwise.
+  void before_switch(boost::fibers::context* to) noexcept;
+  void after_switch() noexcept;
+  bool detaching_ = false;
   bool poll_due_ = false;
   unsigned ticks_ = 0;
 
@@ -108,6 +114,11 @@ class runtime {
   std::uint64_t last_task_id_ = 0;
   std::size_t live_tasks_ = 0;
   runtime* previous_ = nullptr;
+  boost::fibers::context* switching_to_ = nullptr;
+  void* main_fake_stack_ = nullptr;
+  void* dispatcher_fake_stack_ = nullptr;
+  const void* main_stack_bottom_ = nullptr;
+  std::size_t main_stack_size_ = 0;
 };
 
 }  // namespace weft::detail

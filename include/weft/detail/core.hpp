@@ -153,6 +153,8 @@ class task_base : public list_hook<scope_task_tag>, public list_hook<group_child
   parking_lot joiners_;
   std::exception_ptr exception_;
   std::size_t stack_size_ = 0;
+  void* stack_bottom_ = nullptr;
+  void* asan_fake_stack_ = nullptr;  // used by AddressSanitizer builds only
   state state_ = state::created;
   bool wake_cancelled_ = false;
   bool ended_cancelled_ = false;
