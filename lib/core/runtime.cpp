@@ -187,15 +187,16 @@ void runtime::reactor_pass() noexcept {
   if (io_.stopped()) io_.restart();
   io_.poll();
   fire_expired();
-  if (algo_->has_ready_tasks()) return;
-
-  if (!idle_waiters_.empty()) {
-    idle_waiters_.unpark_all();
-    return;
-  }
-  if (!deadlines_.empty() && clock_->try_autojump(deadlines_.next())) {
-    fire_expired();
+  for (;;) {
     if (algo_->has_ready_tasks()) return;
+    if (!idle_waiters_.empty()) {
+      idle_waiters_.unpark_all();
+      return;
+    }
+    // A deadline that fires may wake nobody (a scope around shielded work):
+    // keep jumping until a task is ready or nothing is left to jump to.
+    if (deadlines_.empty() || !clock_->try_autojump(deadlines_.next())) break;
+    fire_expired();
   }
   arm_wake_timer();
   io_.run_one();
