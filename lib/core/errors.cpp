@@ -8,9 +8,17 @@
 
 #include <cxxabi.h>
 #include <dlfcn.h>
+#include <elf.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <memory>
 
 namespace weft {
@@ -104,13 +112,70 @@ std::string demangle(const std::type_info& type) {
   return status == 0 && out ? std::string(out.get()) : std::string(type.name());
 }
 
+namespace {
+std::string demangle_symbol(const char* name);
+}
+
+namespace {
+
+std::string demangle_symbol(const char* name) {
+  int status = 0;
+  std::unique_ptr<char, void (*)(void*)> out(abi::__cxa_demangle(name, nullptr, nullptr, &status), std::free);
+  return status == 0 && out ? std::string(out.get()) : std::string(name);
+}
+
+// Looks `addr` up in the static symbol table (.symtab) of the ELF file that
+// contains it: functions with internal linkage, or in an executable linked
+// without -rdynamic, are not in the dynamic table that dladdr searches.
+std::string symtab_lookup(const char* file, std::uintptr_t base, std::uintptr_t addr) {
+  const int fd = ::open(file, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return {};
+  struct stat st {};
+  std::string result;
+  if (::fstat(fd, &st) == 0 && st.st_size > static_cast<off_t>(sizeof(Elf64_Ehdr))) {
+    const auto size = static_cast<std::size_t>(st.st_size);
+    void* map = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (map != MAP_FAILED) {
+      const auto* bytes = static_cast<const unsigned char*>(map);
+      const auto* eh = static_cast<const Elf64_Ehdr*>(map);
+      const bool ok = std::memcmp(eh->e_ident, ELFMAG, SELFMAG) == 0 && eh->e_ident[EI_CLASS] == ELFCLASS64 &&
+                      eh->e_shoff + std::size_t{eh->e_shnum} * sizeof(Elf64_Shdr) <= size;
+      const std::uintptr_t target = eh->e_type == ET_DYN ? addr - base : addr;
+      for (std::size_t i = 0; ok && result.empty() && i < eh->e_shnum; ++i) {
+        const auto* sh = reinterpret_cast<const Elf64_Shdr*>(bytes + eh->e_shoff) + i;
+        if (sh->sh_type != SHT_SYMTAB || sh->sh_link >= eh->e_shnum) continue;
+        const auto* strsh = reinterpret_cast<const Elf64_Shdr*>(bytes + eh->e_shoff) + sh->sh_link;
+        if (sh->sh_offset + sh->sh_size > size || strsh->sh_offset + strsh->sh_size > size) continue;
+        const auto* syms = reinterpret_cast<const Elf64_Sym*>(bytes + sh->sh_offset);
+        const std::size_t count = sh->sh_size / sizeof(Elf64_Sym);
+        for (std::size_t k = 0; k < count; ++k) {
+          const Elf64_Sym& sym = syms[k];
+          if (ELF64_ST_TYPE(sym.st_info) != STT_FUNC || sym.st_name >= strsh->sh_size) continue;
+          if (target >= sym.st_value && target < sym.st_value + std::max<Elf64_Xword>(sym.st_size, 1)) {
+            result = demangle_symbol(reinterpret_cast<const char*>(bytes + strsh->sh_offset + sym.st_name));
+            break;
+          }
+        }
+      }
+      ::munmap(map, size);
+    }
+  }
+  ::close(fd);
+  return result;
+}
+
+}  // namespace
+
 std::string function_name(void* fn) {
   Dl_info info{};
-  if (::dladdr(fn, &info) == 0 || info.dli_sname == nullptr) return {};
-  int status = 0;
-  std::unique_ptr<char, void (*)(void*)> out(abi::__cxa_demangle(info.dli_sname, nullptr, nullptr, &status),
-                                             std::free);
-  return status == 0 && out ? std::string(out.get()) : std::string(info.dli_sname);
+  if (::dladdr(fn, &info) == 0) return {};
+  if (info.dli_sname != nullptr) return demangle_symbol(info.dli_sname);
+  const auto base = reinterpret_cast<std::uintptr_t>(info.dli_fbase);
+  const auto addr = reinterpret_cast<std::uintptr_t>(fn);
+  std::string name;
+  if (info.dli_fname != nullptr && info.dli_fname[0] != '\0') name = symtab_lookup(info.dli_fname, base, addr);
+  if (name.empty()) name = symtab_lookup("/proc/self/exe", base, addr);
+  return name;
 }
 
 }  // namespace detail

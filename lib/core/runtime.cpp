@@ -220,7 +220,7 @@ void runtime::arm_wake_timer() noexcept {
 
 void runtime::fire_expired() noexcept {
   if (deadlines_.empty()) return;
-  const time_point now = clock_->now();
+  const time_point now = this->now();
   while (deadline_entry* e = deadlines_.pop_due(now)) e->fire(e);
 }
 
@@ -237,6 +237,7 @@ runtime::runtime(const run_options& options)
   }
   clock_->runtime_ = this;
   root_scope_.rt = this;
+  last_now_ = clock_->now();
   root_scope_.state = scope_node::phase::active;
   previous_ = t_runtime;
   t_runtime = this;
@@ -429,12 +430,7 @@ void runtime::enter_scope(scope_node& s, task_base& t) {
   t.status_ = &s;
   s.state = scope_node::phase::active;
   s.effectively_cancelled = s.cancel_called || s.parent_cancellation_visible();
-  if (!s.cancel_called && s.deadline.when != inf_time) {
-    if (s.deadline.when <= now())
-      cancel(s, cancel_reason::deadline);
-    else
-      deadlines_.push(s.deadline);
-  }
+  if (!s.cancel_called && s.deadline.when != inf_time) arm_deadline(s);
 }
 
 std::exception_ptr runtime::exit_scope(scope_node& s, task_base& t, std::exception_ptr in_flight) {
@@ -472,7 +468,15 @@ void runtime::set_deadline(scope_node& s, time_point t) {
   if (s.deadline.queued()) deadlines_.remove(s.deadline);
   s.deadline.when = t;
   if (s.state != scope_node::phase::active || s.cancel_called || t == inf_time) return;
-  if (t <= now())
+  arm_deadline(s);
+}
+
+void runtime::arm_deadline(scope_node& s) noexcept {
+  // Entering a scope does not read the clock (that costs as much as a task
+  // switch): a deadline known to have passed cancels at once; any other
+  // goes to the queue, which fires it at the next pass of the loop if it has
+  // in fact passed. With a manual clock the known time is exact.
+  if (s.deadline.when <= last_now_)
     cancel(s, cancel_reason::deadline);
   else
     deadlines_.push(s.deadline);

@@ -68,9 +68,18 @@ class runtime {
   void link_task_scope(task_base& t, scope_node& parent) noexcept;
   void cancel(scope_node& s, cancel_reason reason) noexcept;
   void set_deadline(scope_node& s, time_point t);
+  void arm_deadline(scope_node& s) noexcept;
 
   // Time.
-  time_point now() const { return clock_->now(); }
+  /// Reads the clock (and remembers the reading).
+  time_point now() {
+    last_now_ = clock_->now();
+    return last_now_;
+  }
+  /// The latest clock reading, without reading the clock. Exact for a manual
+  /// clock (its time moves only through jumps, which the runtime observes);
+  /// for a real clock, a lower bound of the current time.
+  time_point known_now() const noexcept { return last_now_; }
   deadline_queue& deadlines() noexcept { return deadlines_; }
   void fire_expired() noexcept;
   void time_changed() noexcept { fire_expired(); }
@@ -104,6 +113,7 @@ class runtime {
   std::uint64_t wake_generation_ = 0;
   bool wake_pending_ = false;
   deadline_queue deadlines_;
+  time_point last_now_{};
   stack_pool* stacks_;
   reactor_algorithm* algo_ = nullptr;
   boost::fibers::context* main_ctx_ = nullptr;

@@ -11,6 +11,12 @@
 
 namespace weft::detail {
 
+/// Pooled stacks are carved from slabs (one mmap per `slab_stacks` stacks) and
+/// reused LIFO, so that the hot stacks stay in cache. At most `keep` free
+/// stacks keep their memory; beyond that, the oldest free stacks give their
+/// memory back to the system in batches (madvise over adjacent ranges) and
+/// are reused last. Address space is returned when the pool is destroyed.
+///
 /// Reference-counted: the runtime holds one reference and every stack in use
 /// holds one, because Boost.Fiber frees a finished fiber's stack lazily (the
 /// next time its dispatcher runs), possibly after the runtime is gone.
@@ -35,10 +41,15 @@ class stack_pool {
  private:
   ~stack_pool();
   std::size_t mapping_size(std::size_t size) const noexcept;
+  void* take_pooled();
+  void trim() noexcept;
+
   std::size_t default_size_;
   stack_kind kind_;
   std::size_t keep_;
-  std::vector<void*> free_;  // bottoms of free default-size mappings
+  std::vector<void*> warm_;  // free pooled stacks (bottoms) whose memory is kept, oldest first
+  std::vector<void*> cold_;  // free pooled stacks whose memory was given back
+  std::vector<std::pair<void*, std::size_t>> slabs_;
   std::size_t refs_ = 1;
 };
 

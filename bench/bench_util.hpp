@@ -1,0 +1,116 @@
+// Helpers for weft's benchmarks: timing, medians, child processes, RSS.
+#pragma once
+
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace bench {
+
+inline double now_seconds() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+inline double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const std::size_t n = v.size();
+  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/// Runs fn on a fresh thread (a fresh Boost.Fiber scheduler) and returns its value.
+template <class F>
+double on_thread(F&& fn) {
+  double result = 0;
+  std::thread t([&] { result = fn(); });
+  t.join();
+  return result;
+}
+
+/// Runs fn in a forked child process and returns the doubles it produced, so
+/// that memory figures (RSS, peak RSS) of one measurement do not leak into
+/// the next. Exits on failure.
+inline std::vector<double> in_child(const std::function<std::vector<double>()>& fn) {
+  int fds[2];
+  if (::pipe(fds) != 0) std::exit(2);
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::close(fds[0]);
+    std::vector<double> out = fn();
+    const std::size_t n = out.size();
+    if (::write(fds[1], &n, sizeof n) != sizeof n) _exit(3);
+    if (::write(fds[1], out.data(), n * sizeof(double)) != static_cast<ssize_t>(n * sizeof(double))) _exit(3);
+    _exit(0);
+  }
+  ::close(fds[1]);
+  std::size_t n = 0;
+  std::vector<double> out;
+  if (::read(fds[0], &n, sizeof n) == sizeof n) {
+    out.resize(n);
+    std::size_t got = 0;
+    while (got < n * sizeof(double)) {
+      const ssize_t r = ::read(fds[0], reinterpret_cast<char*>(out.data()) + got, n * sizeof(double) - got);
+      if (r <= 0) break;
+      got += static_cast<std::size_t>(r);
+    }
+  }
+  ::close(fds[0]);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    std::fprintf(stderr, "bench: child process failed (status %d)\n", status);
+    std::exit(1);
+  }
+  return out;
+}
+
+/// Resident set size of this process, in bytes.
+inline double rss_bytes() {
+  long pages_total = 0, pages_resident = 0;
+  if (FILE* f = std::fopen("/proc/self/statm", "r")) {
+    if (std::fscanf(f, "%ld %ld", &pages_total, &pages_resident) != 2) pages_resident = 0;
+    std::fclose(f);
+  }
+  return static_cast<double>(pages_resident) * static_cast<double>(::sysconf(_SC_PAGESIZE));
+}
+
+/// Peak RSS of this process, in bytes.
+inline double peak_rss_bytes() {
+  rusage ru{};
+  ::getrusage(RUSAGE_SELF, &ru);
+  return static_cast<double>(ru.ru_maxrss) * 1024.0;
+}
+
+/// CPU time (user + system) of this process, in seconds.
+inline double cpu_seconds() {
+  rusage ru{};
+  ::getrusage(RUSAGE_SELF, &ru);
+  return static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+         static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+/// Prints the standard line: BENCH <name> weft=<v><unit> <peer>=<v><unit> ratio=<weft/peer>.
+inline void report(const char* name, double weft, const char* peer_name, double peer, const char* unit,
+                   const char* extra = "") {
+  std::printf("BENCH %s weft=%.4g%s %s=%.4g%s ratio=%.3f%s%s\n", name, weft, unit, peer_name, peer, unit,
+              peer > 0 ? weft / peer : 0.0, *extra ? " " : "", extra);
+  std::fflush(stdout);
+}
+
+/// Number of repetitions (BENCH_REPS, default 5); medians are reported.
+inline int reps() {
+  const char* r = std::getenv("BENCH_REPS");
+  const int n = r ? std::atoi(r) : 5;
+  return n > 0 ? n : 5;
+}
+
+}  // namespace bench
