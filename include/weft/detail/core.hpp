@@ -33,6 +33,7 @@ namespace weft::detail {
 class runtime;
 class task_base;
 struct group_access;
+class coro_drive;
 
 /// Always-on invariant check: a broken invariant is a bug in weft, reported
 /// with its location even in release builds.
@@ -154,6 +155,7 @@ class task_base : public list_hook<scope_task_tag>, public list_hook<group_child
   std::exception_ptr exception_;
   std::size_t stack_size_ = 0;
   void* stack_bottom_ = nullptr;
+  coro_drive* drive_ = nullptr;  // innermost coroutine chain this task drives
   void* asan_fake_stack_ = nullptr;  // used by AddressSanitizer builds only
   state state_ = state::created;
   bool wake_cancelled_ = false;

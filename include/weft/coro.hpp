@@ -1,0 +1,226 @@
+// weft::coro<T>: a lazy C++20 coroutine with symmetric transfer.
+//
+// A coro does nothing until it is awaited: `co_await` from another coroutine,
+// or greenback::await_() from synchronous task code. Awaited from task code,
+// its body runs on the task's fiber, so it may call weft's blocking functions
+// (weft::sleep, locks, ...) directly; when it suspends on some other
+// awaitable, it is resumed on that fiber again. Frames are recycled through a
+// per-thread free list.
+#pragma once
+
+#include <weft/detail/core.hpp>
+
+#include <coroutine>
+#include <cstddef>
+#include <exception>
+#include <optional>
+#include <type_traits>
+#include <utility>
+
+namespace weft {
+
+template <class T = void>
+class coro;
+
+namespace detail {
+
+void* coro_frame_allocate(std::size_t size);
+void coro_frame_deallocate(void* frame, std::size_t size) noexcept;
+
+/// The context of a fiber driving a coroutine chain (greenback::await_):
+/// foreign awaitables inside weft coroutines are made to resume the chain on
+/// that fiber. Lives on the fiber's stack; see lib/core/coro.cpp.
+class coro_drive;
+
+/// Runs the not yet started coroutine `top` on the current task's fiber
+/// until it is done, parking the fiber whenever the chain waits for a
+/// foreign awaitable. Such waits cannot be withdrawn: a cancellation that
+/// arrives meanwhile is delivered at the next checkpoint.
+/// @throws std::logic_error outside a weft task.
+void drive_on_fiber(std::coroutine_handle<> top);
+
+/// The drive of the running task, or nullptr.
+coro_drive* current_drive() noexcept;
+/// Registers `h` as the coroutine to resume when the foreign awaitable
+/// completes; returns the handle to give the foreign awaitable instead.
+std::coroutine_handle<> drive_intercept(coro_drive& drive, std::coroutine_handle<> h) noexcept;
+/// Undoes drive_intercept when the foreign awaitable did not suspend after all.
+void drive_cancel_intercept(coro_drive& drive) noexcept;
+
+template <class A>
+decltype(auto) get_awaiter(A&& a) {
+  if constexpr (requires { std::forward<A>(a).operator co_await(); })
+    return std::forward<A>(a).operator co_await();
+  else if constexpr (requires { operator co_await(std::forward<A>(a)); })
+    return operator co_await(std::forward<A>(a));
+  else
+    return std::forward<A>(a);
+}
+
+template <class A>
+using awaiter_t = std::remove_reference_t<decltype(get_awaiter(std::declval<A>()))>;
+
+template <class A>
+concept awaitable = requires(awaiter_t<A>& w, std::coroutine_handle<> h) {
+  { w.await_ready() } -> std::convertible_to<bool>;
+  w.await_suspend(h);
+  w.await_resume();
+};
+
+template <class A>
+using await_result_t = decltype(std::declval<awaiter_t<A>&>().await_resume());
+
+/// Wraps a foreign awaiter so that, when a fiber drives the coroutine, the
+/// coroutine is resumed on that fiber rather than wherever the awaitable
+/// completes (an Asio handler, another thread). W is the awaiter type, or a
+/// reference to it when the awaitable is its own awaiter.
+template <class W>
+class on_fiber_awaiter {
+ public:
+  explicit on_fiber_awaiter(W&& w) : w_(std::forward<W>(w)) {}
+  bool await_ready() { return w_.await_ready(); }
+  template <class P>
+  auto await_suspend(std::coroutine_handle<P> h) {
+    coro_drive* drive = current_drive();
+    using R = decltype(w_.await_suspend(h));
+    if (drive == nullptr) return w_.await_suspend(h);
+    std::coroutine_handle<> through = drive_intercept(*drive, h);
+    if constexpr (std::is_void_v<R>) {
+      w_.await_suspend(through);
+    } else if constexpr (std::is_same_v<R, bool>) {
+      const bool suspended = w_.await_suspend(through);
+      if (!suspended) drive_cancel_intercept(*drive);
+      return suspended;
+    } else {
+      return w_.await_suspend(through);  // symmetric transfer to some other coroutine
+    }
+  }
+  decltype(auto) await_resume() { return w_.await_resume(); }
+
+ private:
+  W w_;
+};
+
+template <class T>
+struct is_coro : std::false_type {};
+template <class T>
+struct is_coro<coro<T>> : std::true_type {};
+
+class coro_promise_base {
+ public:
+  static void* operator new(std::size_t size) { return coro_frame_allocate(size); }
+  static void operator delete(void* frame, std::size_t size) noexcept { coro_frame_deallocate(frame, size); }
+
+  std::suspend_always initial_suspend() noexcept { return {}; }
+
+  struct final_awaiter {
+    bool await_ready() noexcept { return false; }
+    template <class P>
+    std::coroutine_handle<> await_suspend(std::coroutine_handle<P> h) noexcept {
+      std::coroutine_handle<> next = h.promise().continuation_;
+      return next ? next : std::noop_coroutine();
+    }
+    void await_resume() noexcept {}
+  };
+  final_awaiter final_suspend() noexcept { return {}; }
+  void unhandled_exception() noexcept { exception_ = std::current_exception(); }
+
+  // weft coroutines (and awaiters that are already fiber-aware) pass
+  // through; any other awaitable resumes us on the driving fiber.
+  template <class A>
+  decltype(auto) await_transform(A&& a) {
+    if constexpr (is_coro<std::remove_cvref_t<A>>::value)
+      return std::forward<A>(a);
+    else
+      return on_fiber_awaiter<decltype(get_awaiter(std::forward<A>(a)))>(get_awaiter(std::forward<A>(a)));
+  }
+
+  std::coroutine_handle<> continuation_;
+  std::exception_ptr exception_;
+};
+
+template <class T>
+class coro_promise final : public coro_promise_base {
+ public:
+  coro<T> get_return_object() noexcept;
+  template <class U>
+  void return_value(U&& v) {
+    value_.emplace(std::forward<U>(v));
+  }
+  T take() {
+    if (exception_) std::rethrow_exception(exception_);
+    return std::move(*value_);
+  }
+  std::optional<T> value_;
+};
+
+template <>
+class coro_promise<void> final : public coro_promise_base {
+ public:
+  coro<void> get_return_object() noexcept;
+  void return_void() noexcept {}
+  void take() {
+    if (exception_) std::rethrow_exception(exception_);
+  }
+};
+
+}  // namespace detail
+
+template <class T>
+class [[nodiscard]] coro {
+ public:
+  using promise_type = detail::coro_promise<T>;
+  using handle_type = std::coroutine_handle<promise_type>;
+  using value_type = T;
+
+  coro() noexcept = default;
+  explicit coro(handle_type h) noexcept : h_(h) {}
+  coro(coro&& o) noexcept : h_(std::exchange(o.h_, {})) {}
+  coro& operator=(coro&& o) noexcept {
+    if (this != &o) {
+      if (h_) h_.destroy();
+      h_ = std::exchange(o.h_, {});
+    }
+    return *this;
+  }
+  ~coro() {
+    if (h_) h_.destroy();
+  }
+
+  bool valid() const noexcept { return static_cast<bool>(h_); }
+  bool done() const noexcept { return !h_ || h_.done(); }
+
+  /// Awaiting a coro runs it (symmetric transfer) and yields its value or
+  /// rethrows its exception. A coro is awaited at most once.
+  auto operator co_await() && noexcept {
+    struct awaiter {
+      handle_type h;
+      bool await_ready() noexcept { return false; }
+      std::coroutine_handle<> await_suspend(std::coroutine_handle<> caller) noexcept {
+        h.promise().continuation_ = caller;
+        return h;
+      }
+      T await_resume() { return h.promise().take(); }
+    };
+    return awaiter{h_};
+  }
+  auto operator co_await() & noexcept { return std::move(*this).operator co_await(); }
+
+  /// The coroutine handle, for drivers (greenback::await_).
+  handle_type handle() const noexcept { return h_; }
+
+ private:
+  handle_type h_;
+};
+
+namespace detail {
+template <class T>
+coro<T> coro_promise<T>::get_return_object() noexcept {
+  return coro<T>(std::coroutine_handle<coro_promise<T>>::from_promise(*this));
+}
+inline coro<void> coro_promise<void>::get_return_object() noexcept {
+  return coro<void>(std::coroutine_handle<coro_promise<void>>::from_promise(*this));
+}
+}  // namespace detail
+
+}  // namespace weft

@@ -1,0 +1,185 @@
+// Coroutine frames and fiber drives: running weft coroutines on task fibers.
+
+#include "core/runtime.hpp"
+
+#include <weft/coro.hpp>
+
+#include <boost/asio/post.hpp>
+
+#include <array>
+#include <atomic>
+#include <new>
+
+namespace weft::detail {
+
+// --- frame recycling ---------------------------------------------------------
+
+namespace {
+
+constexpr std::size_t frame_granularity = 64;
+constexpr std::size_t frame_classes = 32;  // frames up to 2 KiB are recycled
+constexpr std::size_t frames_kept_per_class = 64;
+
+struct free_frame {
+  free_frame* next;
+};
+
+struct frame_cache {
+  std::array<free_frame*, frame_classes> heads{};
+  std::array<std::size_t, frame_classes> counts{};
+  ~frame_cache() {
+    for (free_frame* f : heads) {
+      while (f != nullptr) {
+        free_frame* next = f->next;
+        ::operator delete(f);
+        f = next;
+      }
+    }
+  }
+};
+
+thread_local frame_cache t_frames;
+
+std::size_t frame_class(std::size_t size) noexcept { return (size + frame_granularity - 1) / frame_granularity; }
+
+}  // namespace
+
+void* coro_frame_allocate(std::size_t size) {
+  const std::size_t c = frame_class(size);
+  if (c < frame_classes) {
+    if (free_frame* f = t_frames.heads[c]) {
+      t_frames.heads[c] = f->next;
+      --t_frames.counts[c];
+      return f;
+    }
+    return ::operator new(c * frame_granularity);
+  }
+  return ::operator new(size);
+}
+
+void coro_frame_deallocate(void* frame, std::size_t size) noexcept {
+  const std::size_t c = frame_class(size);
+  if (c < frame_classes && t_frames.counts[c] < frames_kept_per_class) {
+    auto* f = static_cast<free_frame*>(frame);
+    f->next = t_frames.heads[c];
+    t_frames.heads[c] = f;
+    ++t_frames.counts[c];
+    return;
+  }
+  ::operator delete(frame);
+}
+
+// --- drives ------------------------------------------------------------------
+
+namespace {
+
+// A coroutine whose only job is to be resumed by foreign code: each resume
+// notifies the drive, then suspends again. Its handle is what foreign
+// awaitables see instead of the weft coroutine that awaits them.
+struct trampoline {
+  struct promise_type {
+    static void* operator new(std::size_t size) { return coro_frame_allocate(size); }
+    static void operator delete(void* frame, std::size_t size) noexcept { coro_frame_deallocate(frame, size); }
+    trampoline get_return_object() noexcept {
+      return trampoline{std::coroutine_handle<promise_type>::from_promise(*this)};
+    }
+    std::suspend_always initial_suspend() noexcept { return {}; }
+    std::suspend_always final_suspend() noexcept { return {}; }
+    void return_void() noexcept {}
+    void unhandled_exception() noexcept { std::terminate(); }
+  };
+  std::coroutine_handle<promise_type> h;
+};
+
+}  // namespace
+
+class coro_drive {
+ public:
+  enum : int { running = 0, parked = 1, notified = 2 };
+
+  coro_drive(task_base& t) noexcept : task_(t), rt_(*t.rt_) {}
+  ~coro_drive() {
+    if (trampoline_) trampoline_.destroy();
+  }
+
+  std::coroutine_handle<> intercept(std::coroutine_handle<> h) noexcept {
+    WEFT_INVARIANT(!pending_);
+    pending_ = h;
+    if (!trampoline_) trampoline_ = make_trampoline(this).h;
+    return trampoline_;
+  }
+  void cancel_intercept() noexcept { pending_ = {}; }
+
+  // Called (through the trampoline) by whoever completes the foreign
+  // awaitable: an Asio handler, another coroutine, another thread.
+  void notify() noexcept {
+    const int previous = state_.exchange(notified, std::memory_order_acq_rel);
+    if (previous != parked) return;  // the fiber has not parked yet: it will see `notified`
+    if (runtime::current() == &rt_) {
+      rt_.make_ready(task_);
+    } else {
+      // From another thread: the runtime's thread wakes the fiber. The post
+      // cannot run before the fiber is parked: both happen on that thread.
+      task_base* t = &task_;
+      runtime* rt = &rt_;
+      boost::asio::post(rt_.io(), [rt, t] { rt->make_ready(*t); });
+    }
+  }
+
+  void run(std::coroutine_handle<> top) {
+    std::coroutine_handle<> next = top;
+    for (;;) {
+      state_.store(running, std::memory_order_relaxed);
+      next.resume();
+      if (top.done()) return;
+      WEFT_INVARIANT(pending_);  // every suspension inside a weft chain is intercepted
+      int expected = running;
+      if (state_.compare_exchange_strong(expected, parked, std::memory_order_acq_rel)) {
+        // A generic awaitable cannot be withdrawn: keep waiting, and let the
+        // next checkpoint deliver a cancellation.
+        auto abort = []() noexcept { return abort_result::failed; };
+        rt_.park(task_, abort);
+      }
+      next = std::exchange(pending_, {});
+    }
+  }
+
+ private:
+  static trampoline make_trampoline(coro_drive* drive) {
+    for (;;) {
+      drive->notify();
+      co_await std::suspend_always{};
+    }
+  }
+
+  task_base& task_;
+  runtime& rt_;
+  std::coroutine_handle<> pending_;
+  std::coroutine_handle<> trampoline_;
+  std::atomic<int> state_{running};
+};
+
+coro_drive* current_drive() noexcept {
+  task_base* t = current_task();
+  return t ? t->drive_ : nullptr;
+}
+
+std::coroutine_handle<> drive_intercept(coro_drive& drive, std::coroutine_handle<> h) noexcept {
+  return drive.intercept(h);
+}
+
+void drive_cancel_intercept(coro_drive& drive) noexcept { drive.cancel_intercept(); }
+
+void drive_on_fiber(std::coroutine_handle<> top) {
+  task_base& me = require_task("greenback::await_");
+  coro_drive drive(me);
+  coro_drive* outer = std::exchange(me.drive_, &drive);
+  struct restore {
+    task_base& t;
+    coro_drive* outer;
+    ~restore() { t.drive_ = outer; }
+  } guard{me, outer};
+  drive.run(top);
+}
+
+}  // namespace weft::detail
