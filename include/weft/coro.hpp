@@ -129,7 +129,8 @@ class coro_promise_base {
   // through; any other awaitable resumes us on the driving fiber.
   template <class A>
   decltype(auto) await_transform(A&& a) {
-    if constexpr (is_coro<std::remove_cvref_t<A>>::value)
+    if constexpr (is_coro<std::remove_cvref_t<A>>::value ||
+                  requires { typename std::remove_cvref_t<A>::weft_fiber_aware; })
       return std::forward<A>(a);
     else
       return on_fiber_awaiter<decltype(get_awaiter(std::forward<A>(a)))>(get_awaiter(std::forward<A>(a)));

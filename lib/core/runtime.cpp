@@ -237,6 +237,10 @@ runtime::runtime(const run_options& options)
   }
   clock_->runtime_ = this;
   root_scope_.rt = this;
+  system_scope_.rt = this;
+  system_scope_.parent = &root_scope_;
+  system_scope_.state = scope_node::phase::active;
+  root_scope_.children.push_back(system_scope_);
   last_now_ = clock_->now();
   root_scope_.state = scope_node::phase::active;
   previous_ = t_runtime;
@@ -268,6 +272,7 @@ runtime::~runtime() {
   work_.reset();
   io_.restart();
   io_.poll();
+  intrusive_list<scope_node, scope_child_tag>::erase(system_scope_);
   clock_->runtime_ = nullptr;
   t_runtime = previous_;
   stacks_->release();
@@ -281,12 +286,29 @@ void runtime::run(task_base* root) {
   root->id_ = next_task_id();
   link_task_scope(*root, root_scope_);
   create_fiber(root, 0);
-  while (!root->done()) {
-    main_waiting_ = true;
-    main_ctx_->suspend();
-    after_switch();
+  while (!root->done()) wait_on_main();
+  // System tasks (fibers started for coroutines outside any task) end with
+  // the root task: cancel them and wait for them.
+  cancel(system_scope_, cancel_reason::shutdown);
+  while (live_tasks_ > 0) wait_on_main();
+}
+
+void runtime::wait_on_main() {
+  main_waiting_ = true;
+  main_ctx_->suspend();
+  after_switch();
+}
+
+void runtime::spawn_system(task_base* t) {
+  t->rt_ = this;
+  t->id_ = next_task_id();
+  try {
+    create_fiber(t, 0);
+  } catch (...) {
+    t->release();
+    throw;
   }
-  WEFT_INVARIANT(live_tasks_ == 0);
+  link_task_scope(*t, system_scope_);
 }
 
 void run_root(const run_options& options, task_base* root) {
@@ -364,7 +386,7 @@ void runtime::finish_task(task_base& t, std::exception_ptr e) noexcept {
   --live_tasks_;
   // The fiber's context outlives the task object: unlink them.
   static_cast<task_link*>(t.ctx_->get_properties())->task = nullptr;
-  if (&t == root_ && main_waiting_) {
+  if (main_waiting_ && (&t == root_ || (root_->done() && live_tasks_ == 0))) {
     main_waiting_ = false;
     algo_->awakened(main_ctx_);
   }
@@ -515,6 +537,15 @@ void throw_cancelled(task_base& t) {
 runtime* current_runtime() noexcept { return t_runtime; }
 
 task_base* current_task() noexcept { return t_runtime ? t_runtime->current_ : nullptr; }
+
+void spawn_system_task(task_base* t) {
+  runtime* rt = runtime::current();
+  if (rt == nullptr) {
+    t->release();
+    throw std::logic_error("weft: a system task can only be started on a thread running a weft runtime");
+  }
+  rt->spawn_system(t);
+}
 
 task_base& require_task(const char* what) {
   task_base* t = current_task();

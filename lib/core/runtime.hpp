@@ -53,6 +53,9 @@ class runtime {
   static runtime* current() noexcept;
 
   void run(task_base* root);
+  /// Starts `t` (one reference transferred) outside any task group, under
+  /// the runtime's system scope: cancelled when the root task has ended.
+  void spawn_system(task_base* t);
 
   // Tasks.
   void create_fiber(task_base* t, std::size_t stack_size);
@@ -104,6 +107,7 @@ class runtime {
   void deliver_cancel(task_base& t) noexcept;
   void finish_task(task_base& t, std::exception_ptr e) noexcept;
   void arm_wake_timer() noexcept;
+  void wait_on_main();
 
   std::shared_ptr<weft::clock> clock_;
   boost::asio::io_context io_{1};
@@ -119,7 +123,8 @@ class runtime {
   boost::fibers::context* main_ctx_ = nullptr;
   bool main_waiting_ = false;
   task_base* root_ = nullptr;
-  scope_node root_scope_;  // parent of the root task's scope
+  scope_node root_scope_;    // parent of the root task's scope
+  scope_node system_scope_;  // parent of system tasks' scopes
   parking_lot idle_waiters_;
   std::uint64_t last_task_id_ = 0;
   std::size_t live_tasks_ = 0;

@@ -178,6 +178,11 @@ task_base& require_task(const char* what);
 /// Hands `t` (one reference transferred) to the runtime: creates its fiber and
 /// schedules it as a child of `group`. Throws if the group does not accept tasks.
 void spawn(task_group& group, task_base* t, task_options&& opts);
+/// Starts `t` (one reference transferred) on this thread's runtime outside
+/// any task group; it is cancelled once the root task has ended, and the
+/// runtime waits for it. For fibers started on behalf of coroutines that run
+/// outside any task (greenback::with_portal_run_sync).
+void spawn_system_task(task_base* t);
 /// Like spawn, then parks until the child runs (task_group::start semantics).
 void start(task_group& group, task_base* t, task_options&& opts);
 /// Parks until `t` is done. Checkpoint unless already done.

@@ -1,25 +1,487 @@
-// weft::greenback: portals that let synchronous task code await coroutines.
+// greenback for weft: portals between synchronous task code and C++ coroutines.
 //
-// Every weft task runs on its own fiber and therefore has a portal; see
-// README.md ("greenback") for the model. This header currently provides the
-// portal queries; await_ and the adapters build on them.
+// A *portal* is what lets synchronous code wait for asynchronous code:
+// greenback::await_(aw) called from plain synchronous code parks the task's
+// fiber while `aw` runs, then returns its value or rethrows its exception.
+// Every weft task runs on its own fiber, so every task has a portal: in task
+// code await_ always works, at any depth of synchronous calls. There is no
+// portal in an Asio completion handler, in a coroutine running outside any
+// fiber (an asio::awaitable co_spawned on the runtime), or on a thread that
+// runs no weft runtime; await_ there throws greenback::no_portal_error.
+// From such a coroutine, `co_await greenback::with_portal_run_sync(fn)` runs
+// fn on a fresh fiber, where await_ works.
+//
+// Asio support (await_ of asio::awaitable and of deferred operations) is in
+// <weft/greenback/asio.hpp>; weft::coro and weft::async_generator are weft's
+// own coroutine types.
 #pragma once
 
-#include <weft/errors.hpp>
+#include <weft/cancel_scope.hpp>
+#include <weft/checkpoint.hpp>
+#include <weft/async_generator.hpp>
+#include <weft/coro.hpp>
+#include <weft/detail/core.hpp>
+#include <weft/lowlevel/park.hpp>
+#include <weft/task.hpp>
+#include <weft/task_group.hpp>
 
+#include <boost/asio/associated_cancellation_slot.hpp>
+#include <boost/asio/associated_executor.hpp>
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/cancellation_type.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+
+#include <coroutine>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <optional>
 #include <stdexcept>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <variant>
 
 namespace greenback {
 
-/// Thrown when await_ is called where no portal exists (an Asio handler, a
-/// coroutine running outside any fiber, a thread without a weft runtime).
+/// Thrown by await_ where there is no portal.
 class no_portal_error : public std::logic_error {
  public:
-  no_portal_error();
+  explicit no_portal_error(const char* where);
 };
 
-/// True in weft task code: every task has a portal. False in Asio handlers,
-/// in coroutines running outside any fiber, and on foreign threads. Never throws.
+// --- portals ---------------------------------------------------------------------
+
+/// True in weft task code (every task has a portal); false in Asio handlers,
+/// in coroutines running outside any fiber, and on threads without a weft
+/// runtime. Never throws.
 bool has_portal() noexcept;
+/// True while the task exists: every weft task has a portal. Never throws.
+template <class T>
+bool has_portal(const weft::task<T>& task) noexcept {
+  return static_cast<bool>(task) && !task.done();
+}
+
+/// Makes sure the current task can use await_ for the rest of its life:
+/// always true in weft, so this is only a checkpoint (as in greenback).
+/// @throws weft::cancelled; no_portal_error outside a weft task.
+void ensure_portal();
+
+/// Gives `task` a portal. Every weft task already has one: synchronous,
+/// idempotent, never throws.
+template <class T>
+void bestow_portal(const weft::task<T>&) noexcept {}
+
+// --- await_ ------------------------------------------------------------------------
+
+namespace detail {
+[[noreturn]] void throw_no_portal(const char* where);
+inline void require_portal(const char* where) {
+  if (!has_portal()) throw_no_portal(where);
+}
+
+template <class A>
+using value_t = std::decay_t<weft::detail::await_result_t<A>>;
+
+// Turns any awaitable into a weft::coro, whose foreign suspensions resume on
+// the driving fiber.
+template <class A>
+weft::coro<value_t<A&&>> as_coro(A&& aw) {
+  if constexpr (std::is_void_v<value_t<A&&>>)
+    co_await std::forward<A>(aw);
+  else
+    co_return co_await std::forward<A>(aw);
+}
+}  // namespace detail
+
+/// Runs a weft coroutine to completion from synchronous task code and returns
+/// its value (or rethrows its exception, unchanged). The coroutine runs on
+/// this task's fiber: weft's blocking calls work inside it, and cancelling
+/// the task cancels them. A coroutine that completes without suspending does
+/// not yield. Checkpoint only through what the coroutine does.
+/// @throws whatever the coroutine throws; no_portal_error without a portal.
+template <class T>
+T await_(weft::coro<T>&& c) {
+  detail::require_portal("greenback::await_");
+  if (!c.valid()) throw std::invalid_argument("greenback::await_: the coroutine is empty (already awaited?)");
+  weft::detail::drive_on_fiber(c.handle());
+  return c.handle().promise().take();
+}
+template <class T>
+T await_(weft::coro<T>& c) {
+  return await_(std::move(c));
+}
+
+/// Awaits any C++20 awaitable from synchronous task code (`co_await aw`
+/// without being a coroutine). An awaitable that offers no way to cancel is
+/// waited for to the end; a cancellation that arrives meanwhile is
+/// delivered at the next checkpoint. The value is returned by value.
+template <class A>
+  requires(weft::detail::awaitable<A &&> && !weft::detail::is_coro<std::remove_cvref_t<A>>::value)
+auto await_(A&& aw) {
+  return await_(detail::as_coro(std::forward<A>(aw)));
+}
+
+// --- with_portal_run -------------------------------------------------------------------
+
+namespace detail {
+
+// Runs `fn` on a fresh weft task (a fiber) and delivers the outcome to a
+// completion function: the portal for coroutines that run outside any fiber.
+template <class R>
+struct fiber_outcome {
+  std::exception_ptr error;
+  std::optional<std::conditional_t<std::is_void_v<R>, std::monostate, R>> value;
+};
+
+template <class R, class F, class Done>
+void run_on_fresh_fiber(F&& fn, Done&& done) {
+  auto body = [fn = std::forward<F>(fn), done = std::forward<Done>(done)]() mutable {
+    fiber_outcome<R> out;
+    try {
+      if constexpr (std::is_void_v<R>) {
+        fn();
+        out.value.emplace();
+      } else {
+        out.value.emplace(fn());
+      }
+    } catch (...) {
+      out.error = std::current_exception();
+    }
+    done(std::move(out));
+  };
+  weft::detail::spawn_system_task(weft::detail::make_task(std::move(body)));
+}
+
+// Spawns fn on a fresh fiber and completes an Asio handler with its outcome
+// (posted to the handler's executor). A cancellation requested through the
+// handler's cancellation slot cancels that fiber's task.
+template <class R, class F, class Handler>
+void start_portal_fiber(F&& fn, Handler handler) {
+  auto slot = boost::asio::get_associated_cancellation_slot(handler);
+  auto executor = boost::asio::get_associated_executor(handler, weft::lowlevel::io_context().get_executor());
+  auto done = [handler = std::move(handler), executor, slot](fiber_outcome<R> out) mutable {
+    if (slot.is_connected()) slot.clear();
+    boost::asio::post(executor, [handler = std::move(handler), out = std::move(out)]() mutable {
+      if constexpr (std::is_void_v<R>)
+        std::move(handler)(out.error);
+      else
+        std::move(handler)(out.error, out.value ? std::move(*out.value) : R{});
+    });
+  };
+  auto body = [fn = std::forward<F>(fn), done = std::move(done)]() mutable {
+    fiber_outcome<R> out;
+    try {
+      if constexpr (std::is_void_v<R>) {
+        fn();
+        out.value.emplace();
+      } else {
+        out.value.emplace(fn());
+      }
+    } catch (...) {
+      out.error = std::current_exception();
+    }
+    done(std::move(out));
+  };
+  auto* t = weft::detail::make_task(std::move(body));
+  if (slot.is_connected()) {
+    t->add_ref();  // released when the slot handler is cleared or destroyed
+    struct cancel_fiber {
+      weft::detail::task_base* t;
+      explicit cancel_fiber(weft::detail::task_base* task) noexcept : t(task) {}
+      cancel_fiber(cancel_fiber&& o) noexcept : t(std::exchange(o.t, nullptr)) {}
+      ~cancel_fiber() {
+        if (t) t->release();
+      }
+      void operator()(boost::asio::cancellation_type) noexcept { weft::detail::cancel_task(*t); }
+    };
+    slot.template emplace<cancel_fiber>(t);
+  }
+  weft::detail::spawn_system_task(t);
+}
+
+template <class F>
+struct portal_state {
+  F fn;
+};
+
+// The asio::awaitable side of portal_call: runs in Asio handler context,
+// where there is no portal, so it always takes a fresh fiber.
+template <class R, class F>
+boost::asio::awaitable<R> portal_asio_body(std::shared_ptr<portal_state<F>> st) {
+  using sig = std::conditional_t<std::is_void_v<R>, void(std::exception_ptr), void(std::exception_ptr, R)>;
+  auto initiation = [](auto handler, std::shared_ptr<portal_state<F>> state) {
+    start_portal_fiber<R>([state] { return state->fn(); }, std::move(handler));
+  };
+  co_return co_await boost::asio::async_initiate<const boost::asio::use_awaitable_t<>&, sig>(
+      initiation, boost::asio::use_awaitable, std::move(st));
+}
+
+/// The object returned by with_portal_run_sync / with_portal_run. It is an
+/// asio::awaitable (so an asio coroutine can co_await it) and also awaitable
+/// from any other C++ coroutine. With a portal already present it calls
+/// straight through; otherwise it runs the function on a fresh fiber.
+template <class R, class F>
+class portal_call : public boost::asio::awaitable<R> {
+ public:
+  explicit portal_call(std::shared_ptr<portal_state<F>> st)
+      : boost::asio::awaitable<R>(portal_asio_body<R, F>(st)), st_(std::move(st)) {}
+
+  // C++20 awaitable protocol, for coroutines other than asio::awaitable.
+  bool await_ready() const noexcept { return has_portal(); }
+  void await_suspend(std::coroutine_handle<> h) {
+    auto& io = weft::lowlevel::io_context();
+    run_on_fresh_fiber<R>([st = st_] { return st->fn(); }, [this, h, &io](fiber_outcome<R> out) {
+      outcome_ = std::move(out);
+      boost::asio::post(io, [h] { h.resume(); });
+    });
+  }
+  R await_resume() {
+    if (!outcome_) return st_->fn();  // a portal is present: call through
+    if (outcome_->error) std::rethrow_exception(outcome_->error);
+    if constexpr (!std::is_void_v<R>) return std::move(*outcome_->value);
+  }
+
+ private:
+  std::shared_ptr<portal_state<F>> st_;
+  std::optional<fiber_outcome<R>> outcome_;
+};
+
+template <class F, class... Args>
+auto bind_call(F&& fn, Args&&... args) {
+  return [fn = std::forward<F>(fn), ... args = std::forward<Args>(args)]() mutable -> decltype(auto) {
+    return std::invoke(fn, args...);
+  };
+}
+
+}  // namespace detail
+
+/// Runs sync_fn(args...) where await_ works. With a portal (task code, or a
+/// weft coroutine on a fiber) it calls straight through, with no extra
+/// checkpoint; from a coroutine running outside any fiber, `co_await` runs it
+/// on a fresh fiber (a fiber switch) and hands back its value or exception.
+/// Arguments are copied or moved into the call.
+template <class F, class... Args>
+auto with_portal_run_sync(F&& sync_fn, Args&&... args) {
+  auto call = detail::bind_call(std::forward<F>(sync_fn), std::forward<Args>(args)...);
+  using F2 = decltype(call);
+  using R = std::invoke_result_t<F2&>;
+  return detail::portal_call<R, F2>(std::make_shared<detail::portal_state<F2>>(detail::portal_state<F2>{std::move(call)}));
+}
+
+/// Runs `await async_fn(args...)` where await_ works (see
+/// with_portal_run_sync); async_fn returns any awaitable.
+template <class F, class... Args>
+auto with_portal_run(F&& async_fn, Args&&... args) {
+  auto call = detail::bind_call(std::forward<F>(async_fn), std::forward<Args>(args)...);
+  return with_portal_run_sync([call = std::move(call)]() mutable { return await_(call()); });
+}
+
+/// with_portal_run, and every task started (recursively) inside gets a
+/// portal too. In weft every task has one, so this equals with_portal_run.
+template <class F, class... Args>
+auto with_portal_run_tree(F&& async_fn, Args&&... args) {
+  return with_portal_run(std::forward<F>(async_fn), std::forward<Args>(args)...);
+}
+
+/// A synchronous scope whose child tasks get portals (always true in weft).
+/// Kept so that code written against greenback ports unchanged.
+class portals_for_children {
+ public:
+  portals_for_children() noexcept = default;
+  portals_for_children(const portals_for_children&) = delete;
+  portals_for_children& operator=(const portals_for_children&) = delete;
+};
+
+namespace detail {
+inline weft::coro<void> schedule_point() {
+  weft::cancel_shielded_coro_yield();
+  co_return;
+}
+inline weft::coro<bool> schedule_point_then(bool value) {
+  weft::cancel_shielded_coro_yield();
+  co_return value;
+}
+}  // namespace detail
+
+/// An async context manager (see async_context) giving the entering task and
+/// its children portals (always true in weft); entry and exit are schedule
+/// points, not cancel points.
+class portals_for_tree {
+ public:
+  weft::coro<void> aenter() { return detail::schedule_point(); }
+  weft::coro<bool> aexit(std::exception_ptr) { return detail::schedule_point_then(false); }
+};
+
+// --- async context managers ---------------------------------------------------------
+
+/// An *async context manager* is any object cm with
+///   cm.aenter()                   -> an awaitable of the entered value (or void)
+///   cm.aexit(std::exception_ptr)  -> an awaitable of bool
+/// aexit receives the exception in flight (or nullptr) and returns true to
+/// suppress it; an exception thrown by aexit replaces the one in flight.
+template <class CM>
+concept async_context_manager = requires(CM& cm, std::exception_ptr e) {
+  cm.aenter();
+  cm.aexit(e);
+};
+
+/// Enters cm, runs body (with the entered value if it takes one), exits cm:
+/// `async with cm as v: body` from synchronous code, through await_.
+/// Returns body's value (as std::optional if aexit may suppress an exception:
+/// empty when it did). Failures in enter or exit behave as in the async form.
+template <async_context_manager CM, class F>
+auto async_context(CM& cm, F&& body) {
+  using entered_t = detail::value_t<decltype(cm.aenter())>;
+  auto call = [&](auto&&... v) -> decltype(auto) {
+    if constexpr (std::is_invocable_v<F&, decltype(v)...>)
+      return body(v...);
+    else
+      return body();
+  };
+  auto run = [&](auto&&... v) {
+    using R = decltype(call(v...));
+    std::exception_ptr in_flight;
+    std::optional<std::conditional_t<std::is_void_v<R>, std::monostate, R>> result;
+    try {
+      if constexpr (std::is_void_v<R>) {
+        call(v...);
+        result.emplace();
+      } else {
+        result.emplace(call(v...));
+      }
+    } catch (...) {
+      in_flight = std::current_exception();
+    }
+    const bool suppress = await_(cm.aexit(in_flight));
+    if (in_flight && !suppress) std::rethrow_exception(in_flight);
+    if constexpr (!std::is_void_v<R>) return result;
+  };
+  if constexpr (std::is_void_v<entered_t>) {
+    await_(cm.aenter());
+    return run();
+  } else {
+    entered_t v = await_(cm.aenter());
+    return run(v);
+  }
+}
+
+namespace detail {
+template <class Scope>
+class scope_context_manager {
+ public:
+  explicit scope_context_manager(Scope& s) noexcept : s_(s) {}
+  weft::coro<std::reference_wrapper<Scope>> aenter() { return enter(s_); }
+  weft::coro<bool> aexit(std::exception_ptr e) { return exit(s_, std::move(e)); }
+
+ private:
+  static weft::coro<std::reference_wrapper<Scope>> enter(Scope& s) {
+    s.enter();
+    co_return std::ref(s);
+  }
+  static weft::coro<bool> exit(Scope& s, std::exception_ptr e) {
+    std::exception_ptr rest = s.exit(e);  // may block (a task group waits for its children)
+    if (!rest) co_return true;
+    if (rest == e) co_return false;
+    std::rethrow_exception(rest);  // e.g. a task group's exception_group
+  }
+  Scope& s_;
+};
+}  // namespace detail
+
+/// weft's own scopes as async context managers: async_context(async_cm(scope), ...)
+/// works on cancel scopes and task groups too.
+inline detail::scope_context_manager<weft::cancel_scope> async_cm(weft::cancel_scope& s) noexcept {
+  return detail::scope_context_manager<weft::cancel_scope>(s);
+}
+inline detail::scope_context_manager<weft::task_group> async_cm(weft::task_group& g) noexcept {
+  return detail::scope_context_manager<weft::task_group>(g);
+}
+
+// --- helpers built on await_ ---------------------------------------------------------------
+
+/// A synchronous callable that await_s async_fn(args...): for constructors,
+/// destructors, callbacks and other places that cannot be coroutines.
+template <class F>
+auto autoawait(F async_fn) {
+  return [fn = std::move(async_fn)](auto&&... args) mutable -> decltype(auto) {
+    return await_(std::invoke(fn, std::forward<decltype(args)>(args)...));
+  };
+}
+
+/// Applies a synchronous decorator to an async function: returns an async
+/// function (its calls are awaitable from any coroutine, and from
+/// asio::awaitable) that runs decorator(autoawait(async_fn)) in
+/// with_portal_run_sync. E.g. a memoizing decorator then serves repeated
+/// calls from its cache without awaiting anything.
+template <class Decorator>
+auto decorate_as_sync(Decorator decorator) {
+  return [decorator = std::move(decorator)](auto async_fn) {
+    auto decorated = decorator(autoawait(std::move(async_fn)));
+    return [decorated = std::move(decorated)](auto&&... args) mutable {
+      return with_portal_run_sync(std::ref(decorated), std::forward<decltype(args)>(args)...);
+    };
+  };
+}
+
+// --- async iteration ---------------------------------------------------------------------
+
+/// An *async iterator* has `next()` returning an awaitable of
+/// std::optional<T> (empty at the end); weft::async_generator is one.
+template <class I>
+concept async_iterator = requires(I& it) { it.next(); };
+
+/// Synchronous iteration over an async iterator, through await_:
+///   for (auto& chunk : greenback::async_iter(conn)) ...
+/// For async generators, send / throw_ / close map to their async
+/// counterparts, so synchronous code can delegate to an async generator.
+template <async_iterator I>
+class async_iter {
+ public:
+  using value_type = typename detail::value_t<decltype(std::declval<I&>().next())>::value_type;
+
+  explicit async_iter(I& it) noexcept : it_(&it) {}
+
+  /// The next value, or empty at the end (await_(it.next())).
+  std::optional<value_type> next() { return await_(it_->next()); }
+  /// Sends a value into the generator; returns the next value.
+  template <class S>
+  std::optional<value_type> send(S&& s) {
+    return await_(it_->send(std::forward<S>(s)));
+  }
+  /// Throws e into the generator; returns the next value.
+  std::optional<value_type> throw_(std::exception_ptr e) { return await_(it_->throw_(std::move(e))); }
+  /// Closes the generator.
+  void close() { await_(it_->close()); }
+
+  class iterator {
+   public:
+    using value_type = typename async_iter::value_type;
+    using difference_type = std::ptrdiff_t;
+    iterator() = default;
+    explicit iterator(async_iter* owner) : owner_(owner) { ++*this; }
+    value_type& operator*() const { return *owner_->current_; }
+    value_type* operator->() const { return &*owner_->current_; }
+    iterator& operator++() {
+      owner_->current_ = owner_->next();
+      if (!owner_->current_) owner_ = nullptr;
+      return *this;
+    }
+    void operator++(int) { ++*this; }
+    friend bool operator==(const iterator& a, const iterator& b) noexcept { return a.owner_ == b.owner_; }
+
+   private:
+    async_iter* owner_ = nullptr;
+  };
+  iterator begin() { return iterator(this); }
+  iterator end() { return iterator(); }
+
+ private:
+  I* it_;
+  std::optional<value_type> current_;
+};
 
 }  // namespace greenback

@@ -1,0 +1,173 @@
+// weft::async_generator<T, S>: a coroutine that co_yields values and co_awaits.
+//
+//   weft::async_generator<int> count(int n) {
+//     for (int i = 0; i < n; ++i) { co_await weft::coro_sleep(...); co_yield i; }
+//   }
+//   while (auto v = co_await gen.next()) use(*v);      // from a coroutine
+//   for (int v : greenback::async_iter(gen)) use(v);   // from task code
+//
+// The protocol of an *async iterator* in weft: `next()` returns an awaitable
+// of std::optional<T> (empty at the end). Async generators also have
+// send(s) (the value of the co_yield expression, as std::optional<S>),
+// throw_(e) (e is thrown at the co_yield) and close() (weft::generator_exit
+// is thrown at the co_yield; the generator may clean up, must not yield
+// again). Like weft::coro, a generator driven from a fiber runs on it.
+#pragma once
+
+#include <weft/coro.hpp>
+
+#include <coroutine>
+#include <exception>
+#include <optional>
+#include <stdexcept>
+#include <type_traits>
+#include <utility>
+#include <variant>
+
+namespace weft {
+
+/// Thrown into an async generator at its co_yield by close(). Not derived
+/// from std::exception, so catch (const std::exception&) does not swallow it.
+class generator_exit final {
+ public:
+  const char* what() const noexcept { return "the async generator was closed"; }
+};
+
+template <class T, class S = void>
+class async_generator {
+  using sent_t = std::conditional_t<std::is_void_v<S>, std::monostate, S>;
+
+ public:
+  class promise_type : public detail::coro_promise_base {
+   public:
+    async_generator get_return_object() noexcept {
+      return async_generator(std::coroutine_handle<promise_type>::from_promise(*this));
+    }
+    void return_void() noexcept {}
+
+    struct yield_awaiter {
+      promise_type& p;
+      bool await_ready() noexcept { return false; }
+      std::coroutine_handle<> await_suspend(std::coroutine_handle<>) noexcept {
+        std::coroutine_handle<> next = p.continuation_;
+        return next ? next : std::noop_coroutine();
+      }
+      auto await_resume() {
+        p.at_yield_ = false;
+        if (p.thrown_in_) std::rethrow_exception(std::exchange(p.thrown_in_, nullptr));
+        if constexpr (std::is_void_v<S>)
+          return;
+        else
+          return std::exchange(p.sent_, std::nullopt);
+      }
+    };
+    template <class U>
+      requires std::is_constructible_v<T, U&&>
+    yield_awaiter yield_value(U&& v) {
+      current_.emplace(std::forward<U>(v));
+      at_yield_ = true;
+      return yield_awaiter{*this};
+    }
+
+    std::optional<T> current_;
+    std::optional<sent_t> sent_;
+    std::exception_ptr thrown_in_;
+    bool at_yield_ = false;  // suspended at a co_yield (not before the start)
+    bool closed_ = false;    // closed before it ever ran
+  };
+  using handle_type = std::coroutine_handle<promise_type>;
+
+  async_generator() noexcept = default;
+  explicit async_generator(handle_type h) noexcept : h_(h) {}
+  async_generator(async_generator&& o) noexcept : h_(std::exchange(o.h_, {})) {}
+  async_generator& operator=(async_generator&& o) noexcept {
+    if (this != &o) {
+      if (h_) h_.destroy();
+      h_ = std::exchange(o.h_, {});
+    }
+    return *this;
+  }
+  ~async_generator() {
+    if (h_) h_.destroy();
+  }
+
+  /// True once the generator has finished (returned or thrown).
+  bool done() const noexcept { return !h_ || h_.done(); }
+
+  /// The next value, or empty when the generator has finished. Rethrows an
+  /// exception the generator ended with.
+  auto next() { return step{h_}; }
+  /// Resumes the generator with `s` as the value of its co_yield expression.
+  auto send(sent_t s)
+    requires(!std::is_void_v<S>)
+  {
+    if (h_ && !h_.done()) h_.promise().sent_.emplace(std::move(s));
+    return step{h_};
+  }
+  /// Throws `e` into the generator at its co_yield; returns the next value.
+  auto throw_(std::exception_ptr e) {
+    if (!h_ || h_.done()) return step{h_, e};
+    h_.promise().thrown_in_ = std::move(e);
+    return step{h_};
+  }
+  /// Closes the generator: weft::generator_exit is thrown at its co_yield.
+  /// @throws std::logic_error if the generator yields again; any other
+  /// exception it raises while closing.
+  auto close() { return closer{h_}; }
+
+ private:
+  struct step {
+    using weft_fiber_aware = void;  // resumes its caller by symmetric transfer
+    handle_type h;
+    std::exception_ptr rethrow_now = nullptr;  // throw_ on a finished generator
+    bool await_ready() const noexcept { return !h || h.done() || h.promise().closed_ || rethrow_now != nullptr; }
+    std::coroutine_handle<> await_suspend(std::coroutine_handle<> caller) noexcept {
+      h.promise().continuation_ = caller;
+      h.promise().current_.reset();
+      return h;
+    }
+    std::optional<T> await_resume() {
+      if (rethrow_now) std::rethrow_exception(rethrow_now);
+      if (!h || h.promise().closed_) return std::nullopt;
+      auto& p = h.promise();
+      if (h.done()) {
+        if (p.exception_) std::rethrow_exception(std::exchange(p.exception_, nullptr));
+        return std::nullopt;
+      }
+      return std::exchange(p.current_, std::nullopt);
+    }
+  };
+  struct closer {
+    using weft_fiber_aware = void;
+    handle_type h;
+    bool await_ready() const noexcept { return !h || h.done() || !h.promise().at_yield_; }
+    std::coroutine_handle<> await_suspend(std::coroutine_handle<> caller) {
+      auto& p = h.promise();
+      p.continuation_ = caller;
+      p.thrown_in_ = std::make_exception_ptr(generator_exit{});
+      return h;
+    }
+    void await_resume() {
+      if (!h) return;
+      auto& p = h.promise();
+      if (!h.done()) {
+        if (!p.at_yield_) {  // never started: nothing runs, it just ends
+          p.closed_ = true;
+          return;
+        }
+        throw std::logic_error("weft::async_generator: the generator yielded a value after close()");
+      }
+      if (p.exception_) {
+        std::exception_ptr e = std::exchange(p.exception_, nullptr);
+        try {
+          std::rethrow_exception(e);
+        } catch (const generator_exit&) {
+          return;  // the expected way to end
+        }
+      }
+    }
+  };
+  handle_type h_;
+};
+
+}  // namespace weft
