@@ -471,6 +471,7 @@ std::exception_ptr runtime::exit_scope(scope_node& s, task_base& t, std::excepti
   t.status_ = s.parent;
   intrusive_list<scope_node, scope_child_tag>::erase(s);
   s.state = scope_node::phase::done;
+  s.rt = nullptr;  // the scope object may outlive the runtime
   if (in_flight && catches && is_cancelled(in_flight)) {
     s.cancelled_caught = true;
     return nullptr;

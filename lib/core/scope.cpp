@@ -118,6 +118,7 @@ void sleep(duration d) {
 void sleep_until(time_point when) {
   check_not_nan(when, "weft::sleep_until");
   detail::task_base& t = detail::require_task("weft::sleep_until");
+  if (when == inf_time) sleep_forever();
   detail::runtime& rt = *t.rt_;
   if (when <= rt.now()) {
     coro_yield();
