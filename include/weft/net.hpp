@@ -1,0 +1,8 @@
+// weft::net: DNS, TCP/UDP/Unix transports and listeners (umbrella header).
+#pragma once
+
+#include <weft/net/connect.hpp>
+#include <weft/net/datagram.hpp>
+#include <weft/net/endpoint.hpp>
+#include <weft/net/listener.hpp>
+#include <weft/net/stream.hpp>

@@ -1,0 +1,75 @@
+// weft::net factories: connections, endpoints and listeners.
+#pragma once
+
+#include <weft/net/datagram.hpp>
+#include <weft/net/endpoint.hpp>
+#include <weft/net/listener.hpp>
+#include <weft/net/stream.hpp>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace weft::net {
+
+/// Connects to host:port over TCP with Happy Eyeballs (RFC 8305): resolves
+/// both families, tries IPv6 first and then alternates families, starting
+/// one attempt per address `happy_eyeballs_delay` apart (sooner when the
+/// previous attempt failed); the first connection wins and the others are
+/// closed. local_address (host, port) binds the socket first and is only
+/// paired with addresses of its own family. Checkpoint.
+/// @throws weft::cancelled; std::invalid_argument (no address of the
+/// local address's family); weft::exception_group of every attempt's error
+/// when all fail; std::system_error when the name does not resolve.
+stream_transport create_tcp_connection(std::string_view host, std::uint16_t port,
+                                       std::optional<std::pair<std::string, std::uint16_t>> local_address = {},
+                                       duration happy_eyeballs_delay = std::chrono::milliseconds(250));
+
+/// Connects to a Unix stream socket at path (optionally binding local_path). Checkpoint.
+stream_transport create_unix_stream_connection(std::string_view path, std::optional<std::string> local_path = {});
+
+/// Wraps an already connected stream socket (a file descriptor whose
+/// ownership passes to the transport). @throws std::invalid_argument if fd is
+/// not a connected stream socket (it is then left open).
+stream_transport wrap_stream_socket(int fd);
+
+/// A UDP socket connected to remote_host:remote_port (and/or bound to
+/// local_address; family restricts the lookups). Checkpoint.
+datagram_transport create_udp_endpoint(std::optional<std::pair<std::string, std::uint16_t>> remote = {},
+                                       std::optional<std::pair<std::string, std::uint16_t>> local = {},
+                                       int family = AF_UNSPEC);
+
+/// A Unix datagram socket connected to remote_path and/or bound to local_path.
+datagram_transport create_unix_datagram_endpoint(std::optional<std::string> remote_path,
+                                                 std::optional<std::string> local_path = {});
+
+/// Wraps an already connected datagram socket (ownership passes).
+/// @throws std::invalid_argument if fd is not a datagram socket.
+datagram_transport wrap_connected_datagram_socket(int fd);
+
+/// TCP listeners on every address of host (empty: all interfaces; several
+/// hosts: each of them) at port (0: a free port, the same for every
+/// listener where possible). SO_REUSEADDR is set, SO_REUSEPORT if asked;
+/// IPv6 sockets are IPV6_V6ONLY. If any bind fails, every socket is closed
+/// and a weft::exception_group (or the single std::system_error) is thrown.
+/// @throws std::invalid_argument if backlog < 1.
+std::vector<stream_listener> create_tcp_listeners(const std::vector<std::string>& hosts, std::uint16_t port,
+                                                  int backlog = 128, bool reuse_port = false);
+std::vector<stream_listener> create_tcp_listeners(std::string_view host, std::uint16_t port, int backlog = 128,
+                                                  bool reuse_port = false);
+
+/// A Unix stream listener at path (an existing socket file at path is an
+/// error), with file mode `mode` if given. @throws std::invalid_argument if backlog < 1.
+stream_listener create_unix_stream_listener(std::string_view path, int backlog = 128,
+                                            std::optional<unsigned> mode = {});
+
+/// UDP listeners on every address of host (see create_tcp_listeners).
+std::vector<datagram_listener> create_udp_listeners(std::string_view host, std::uint16_t port,
+                                                    bool reuse_port = false);
+
+/// A Unix datagram listener at path, with file mode `mode` if given.
+datagram_listener create_unix_datagram_listener(std::string_view path, std::optional<unsigned> mode = {});
+
+}  // namespace weft::net

@@ -1,0 +1,56 @@
+// weft::net::datagram_transport: a connected UDP or Unix datagram socket for tasks.
+#pragma once
+
+#include <weft/backend.hpp>
+#include <weft/net/endpoint.hpp>
+
+#include <boost/asio/generic/datagram_protocol.hpp>
+
+#include <cstddef>
+#include <span>
+#include <string>
+#include <string_view>
+
+namespace weft::net {
+
+/// The largest datagram recv() returns (larger ones are truncated by the system).
+inline constexpr std::size_t max_datagram_size = 65536;
+
+class datagram_transport {
+ public:
+  using socket_type = boost::asio::generic::datagram_protocol::socket;
+
+  /// Takes ownership of a connected datagram socket of the running runtime.
+  explicit datagram_transport(socket_type socket);
+  datagram_transport(datagram_transport&&) noexcept;
+  datagram_transport& operator=(datagram_transport&&) noexcept;
+  ~datagram_transport();
+
+  /// Receives one datagram (up to max_datagram_size bytes). Checkpoint.
+  /// @throws weft::cancelled; busy_resource_error if another task is
+  /// receiving; std::system_error (EBADF once closed).
+  std::string recv();
+  /// Sends one datagram. Checkpoint. @throws std::system_error (EMSGSIZE if
+  /// too big for the socket); weft::cancelled.
+  void send(std::span<const std::byte> data);
+  void send(std::string_view data) { send(std::as_bytes(std::span<const char>(data.data(), data.size()))); }
+
+  /// Closes the socket; a task blocked in recv fails promptly. Idempotent.
+  void aclose();
+  bool is_closing() const noexcept { return closing_; }
+
+  socket_type& socket() noexcept { return socket_; }
+  int family() const;
+  endpoint local_address() const;
+  endpoint peer_address() const;
+
+  async_backend& backend() const noexcept { return builtin_backend(); }
+
+ private:
+  void check_usable(const char* what) const;
+  socket_type socket_;
+  bool receiving_ = false;
+  bool closing_ = false;
+};
+
+}  // namespace weft::net

@@ -1,0 +1,75 @@
+// weft::net::endpoint: a socket address (IPv4, IPv6 or Unix), and DNS.
+#pragma once
+
+#include <boost/asio/ip/address.hpp>
+
+#include <sys/socket.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace weft::net {
+
+/// Any socket address: an IP address and port, or a Unix socket path.
+class endpoint {
+ public:
+  endpoint() noexcept = default;
+  /// An IP endpoint.
+  endpoint(const boost::asio::ip::address& address, std::uint16_t port);
+  /// A Unix socket path endpoint. @throws std::invalid_argument if too long.
+  static endpoint unix_path(std::string_view path);
+  /// From raw sockaddr bytes. @throws std::invalid_argument if len is too big.
+  endpoint(const sockaddr* addr, std::size_t len);
+
+  int family() const noexcept { return len_ == 0 ? AF_UNSPEC : storage_.ss_family; }
+  bool is_ip() const noexcept { return family() == AF_INET || family() == AF_INET6; }
+  bool is_unix() const noexcept { return family() == AF_UNIX; }
+  /// The IP address (only for IP endpoints). @throws std::logic_error otherwise.
+  boost::asio::ip::address address() const;
+  /// The port (only for IP endpoints). @throws std::logic_error otherwise.
+  std::uint16_t port() const;
+  /// The Unix socket path ("" for unnamed sockets). @throws std::logic_error if not Unix.
+  std::string path() const;
+  /// "1.2.3.4:80", "[::1]:80", or the Unix path.
+  std::string to_string() const;
+
+  const sockaddr* data() const noexcept { return reinterpret_cast<const sockaddr*>(&storage_); }
+  sockaddr* data() noexcept { return reinterpret_cast<sockaddr*>(&storage_); }
+  std::size_t size() const noexcept { return len_; }
+  void resize(std::size_t len);
+  static constexpr std::size_t capacity() noexcept { return sizeof(sockaddr_storage); }
+
+  friend bool operator==(const endpoint& a, const endpoint& b) noexcept;
+
+ private:
+  sockaddr_storage storage_{};
+  std::size_t len_ = 0;
+};
+
+/// One result of getaddrinfo.
+struct address_info {
+  int family = AF_UNSPEC;
+  int socktype = 0;
+  int protocol = 0;
+  std::string canonical_name;
+  endpoint address;
+};
+
+/// Resolves host and port (numbers or names) without blocking the runtime:
+/// numeric hosts are converted directly, names are looked up on a resolver
+/// thread. family: AF_UNSPEC, AF_INET or AF_INET6; type: SOCK_STREAM,
+/// SOCK_DGRAM or 0 (both). Checkpoint.
+/// @throws weft::cancelled; std::system_error when the lookup fails or finds
+/// nothing (an empty result is an error).
+std::vector<address_info> getaddrinfo(std::string_view host, std::string_view port, int family = AF_UNSPEC,
+                                      int type = 0, int flags = 0);
+
+/// The host and service names of an IP endpoint (flags as getnameinfo(3):
+/// NI_NUMERICHOST, NI_NUMERICSERV, ...). Does not block the runtime.
+/// Checkpoint. @throws weft::cancelled, std::system_error.
+std::pair<std::string, std::string> getnameinfo(const endpoint& ep, int flags = 0);
+
+}  // namespace weft::net

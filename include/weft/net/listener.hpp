@@ -1,0 +1,96 @@
+// weft::net listeners: accept stream connections or receive datagrams, one task each.
+#pragma once
+
+#include <weft/backend.hpp>
+#include <weft/net/datagram.hpp>
+#include <weft/net/endpoint.hpp>
+#include <weft/net/stream.hpp>
+#include <weft/task_group.hpp>
+
+#include <boost/asio/generic/datagram_protocol.hpp>
+#include <boost/asio/generic/stream_protocol.hpp>
+#include <boost/asio/basic_socket_acceptor.hpp>
+#include <boost/asio/socket_base.hpp>
+
+#include <functional>
+#include <span>
+#include <string>
+#include <string_view>
+
+namespace weft::net {
+
+/// A listening TCP or Unix stream socket.
+class stream_listener {
+ public:
+  using acceptor_type = boost::asio::basic_socket_acceptor<boost::asio::generic::stream_protocol>;
+  using handler = std::function<void(stream_transport&)>;
+
+  explicit stream_listener(acceptor_type acceptor);
+  stream_listener(stream_listener&&) noexcept;
+  stream_listener& operator=(stream_listener&&) noexcept;
+  ~stream_listener();
+
+  /// Accepts one connection. Checkpoint. @throws weft::cancelled,
+  /// busy_resource_error (another task is accepting), std::system_error.
+  stream_transport accept();
+
+  /// Accepts connections forever; each one runs handler(transport) in a new
+  /// task of `group`, and the transport is closed when the handler returns.
+  /// Accept capacity errors (EMFILE, ENFILE, ENOBUFS, ENOMEM) are logged to
+  /// stderr and retried after a short pause; transient per-connection errors
+  /// (ECONNABORTED, EPROTO, ...) are skipped. Returns never; ends with the
+  /// error of a closed listener (EBADF), or weft::cancelled.
+  /// @throws busy_resource_error if already serving; std::system_error.
+  [[noreturn]] void serve(handler h, task_group& group);
+
+  /// Closes the listener; a serve()/accept() blocked on it fails promptly. Idempotent.
+  void aclose();
+  bool is_closing() const noexcept { return closing_; }
+
+  acceptor_type& acceptor() noexcept { return acceptor_; }
+  endpoint local_address() const;
+  async_backend& backend() const noexcept { return builtin_backend(); }
+
+ private:
+  acceptor_type acceptor_;
+  bool accepting_ = false;
+  bool closing_ = false;
+};
+
+/// A bound (unconnected) UDP or Unix datagram socket serving many peers.
+class datagram_listener {
+ public:
+  using socket_type = boost::asio::generic::datagram_protocol::socket;
+  using handler = std::function<void(std::string datagram, const endpoint& from, datagram_listener& listener)>;
+
+  explicit datagram_listener(socket_type socket);
+  datagram_listener(datagram_listener&&) noexcept;
+  datagram_listener& operator=(datagram_listener&&) noexcept;
+  ~datagram_listener();
+
+  /// Receives one datagram and its sender. Checkpoint.
+  std::pair<std::string, endpoint> recv_from();
+  /// Sends a datagram to `to`; safe to call from several tasks at once. Checkpoint.
+  void send_to(std::span<const std::byte> data, const endpoint& to);
+  void send_to(std::string_view data, const endpoint& to) {
+    send_to(std::as_bytes(std::span<const char>(data.data(), data.size())), to);
+  }
+
+  /// Receives datagrams forever; each runs handler(datagram, sender, *this) in
+  /// a new task of `group`, started in arrival order. Returns never.
+  /// @throws busy_resource_error if already serving; std::system_error; weft::cancelled.
+  [[noreturn]] void serve(handler h, task_group& group);
+
+  void aclose();
+  bool is_closing() const noexcept { return closing_; }
+  socket_type& socket() noexcept { return socket_; }
+  endpoint local_address() const;
+  async_backend& backend() const noexcept { return builtin_backend(); }
+
+ private:
+  socket_type socket_;
+  bool receiving_ = false;
+  bool closing_ = false;
+};
+
+}  // namespace weft::net

@@ -1,0 +1,87 @@
+// weft::net::stream_transport: a connected TCP or Unix stream socket for tasks.
+//
+// Every blocking call parks only the calling task, is a checkpoint, and is
+// interrupted by any cancel scope: the pending Asio operation is cancelled
+// and the task resumes promptly with weft::cancelled. Errors are
+// std::system_error (boost::system::system_error).
+#pragma once
+
+#include <weft/backend.hpp>
+#include <weft/net/endpoint.hpp>
+
+#include <boost/asio/generic/stream_protocol.hpp>
+
+#include <cstddef>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace weft::net {
+
+class stream_transport {
+ public:
+  using socket_type = boost::asio::generic::stream_protocol::socket;
+
+  /// Takes ownership of a connected stream socket of the running runtime.
+  explicit stream_transport(socket_type socket);
+  stream_transport(stream_transport&&) noexcept;
+  stream_transport& operator=(stream_transport&&) noexcept;
+  stream_transport(const stream_transport&) = delete;
+  stream_transport& operator=(const stream_transport&) = delete;
+  /// Closes the socket (abortively if still open).
+  ~stream_transport();
+
+  /// Receives up to n bytes; an empty result means end of stream (with n > 0).
+  /// n = 0 returns an empty string at once. Checkpoint.
+  /// @throws weft::cancelled; busy_resource_error if another task is
+  /// receiving on this transport; std::system_error (EBADF once closed).
+  std::string recv(std::size_t n);
+  /// Receives into buf; returns the byte count, 0 at end of stream. Checkpoint.
+  std::size_t recv_into(std::span<std::byte> buf);
+  std::size_t recv_into(std::span<char> buf) { return recv_into(std::as_writable_bytes(buf)); }
+
+  /// Sends every byte. Tries the write at once and parks only if the socket
+  /// buffer is full. Checkpoint. @throws as recv (busy if another task is sending).
+  void send_all(std::span<const std::byte> data);
+  void send_all(std::string_view data) { send_all(std::as_bytes(std::span<const char>(data.data(), data.size()))); }
+  /// Sends several buffers in order with scatter/gather I/O (sendmsg), without
+  /// joining them into one copy. Checkpoint.
+  void send_all_from_iterable(std::span<const std::span<const std::byte>> buffers);
+  void send_all_from_iterable(std::span<const std::string_view> buffers);
+
+  /// Shuts down the sending side (the peer reads end of stream); receiving
+  /// still works. Not a checkpoint. @throws std::system_error.
+  void send_eof();
+
+  /// Closes the transport: gracefully (the peer reads end of stream), or
+  /// abortively (SO_LINGER 0: the peer sees a reset) if the calling task is
+  /// cancelled. A task blocked in recv or send on this transport fails
+  /// promptly with EBADF. Idempotent; never blocks, not a checkpoint.
+  void aclose();
+  /// True once aclose() started (or the transport was moved from).
+  bool is_closing() const noexcept { return closing_; }
+
+  // Extra attributes.
+  socket_type& socket() noexcept { return socket_; }
+  int family() const;
+  endpoint local_address() const;
+  endpoint peer_address() const;
+
+  // Socket options.
+  void set_nodelay(bool on);
+  bool nodelay() const;
+  void set_keepalive(bool on);
+  bool keepalive() const;
+
+  async_backend& backend() const noexcept { return builtin_backend(); }
+
+ private:
+  void check_usable(const char* what) const;
+  socket_type socket_;
+  bool receiving_ = false;
+  bool sending_ = false;
+  bool closing_ = false;
+};
+
+}  // namespace weft::net

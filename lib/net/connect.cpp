@@ -1,0 +1,335 @@
+// Connections, endpoints and listeners: the factories.
+
+#include "net/io.hpp"
+
+#include <weft/cancel_scope.hpp>
+#include <weft/net/connect.hpp>
+#include <weft/sync/event.hpp>
+#include <weft/task_group.hpp>
+#include <weft/use_fiber.hpp>
+
+#include <boost/asio/ip/v6_only.hpp>
+#include <boost/asio/socket_base.hpp>
+
+#include <sys/stat.h>
+#include <sys/un.h>
+
+#include <memory>
+#include <optional>
+
+namespace weft::net {
+
+namespace asio = boost::asio;
+using stream_socket = asio::generic::stream_protocol::socket;
+using dgram_socket = asio::generic::datagram_protocol::socket;
+using acceptor = stream_listener::acceptor_type;
+
+namespace {
+
+using reuse_port = asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
+
+asio::generic::stream_protocol stream_proto(int family) {
+  return asio::generic::stream_protocol(family, family == AF_UNIX ? 0 : IPPROTO_TCP);
+}
+asio::generic::datagram_protocol dgram_proto(int family) {
+  return asio::generic::datagram_protocol(family, family == AF_UNIX ? 0 : IPPROTO_UDP);
+}
+asio::generic::stream_protocol::endpoint stream_ep(const endpoint& ep) {
+  return {ep.data(), ep.size(), ep.family() == AF_UNIX ? 0 : IPPROTO_TCP};
+}
+asio::generic::datagram_protocol::endpoint dgram_ep(const endpoint& ep) {
+  return {ep.data(), ep.size(), ep.family() == AF_UNIX ? 0 : IPPROTO_UDP};
+}
+
+// RFC 8305 §4: IPv6 first, then alternate address families.
+std::vector<endpoint> interleave(const std::vector<address_info>& infos) {
+  std::vector<endpoint> v6, v4, out;
+  for (const auto& i : infos) (i.family == AF_INET6 ? v6 : v4).push_back(i.address);
+  std::size_t a = 0, b = 0;
+  bool six = !v6.empty();
+  while (a < v6.size() || b < v4.size()) {
+    if (six && a < v6.size())
+      out.push_back(v6[a++]);
+    else if (b < v4.size())
+      out.push_back(v4[b++]);
+    else
+      out.push_back(v6[a++]);
+    six = !six;
+  }
+  return out;
+}
+
+void remove_duplicates(std::vector<endpoint>& eps) {
+  std::vector<endpoint> unique;
+  for (auto& e : eps)
+    if (std::find(unique.begin(), unique.end(), e) == unique.end()) unique.push_back(e);
+  eps.swap(unique);
+}
+
+}  // namespace
+
+stream_transport create_tcp_connection(std::string_view host, std::uint16_t port,
+                                       std::optional<std::pair<std::string, std::uint16_t>> local_address,
+                                       duration happy_eyeballs_delay) {
+  if (std::isnan(happy_eyeballs_delay.count()) || happy_eyeballs_delay.count() < 0)
+    throw std::invalid_argument("weft::net::create_tcp_connection: happy_eyeballs_delay must be >= 0");
+  std::vector<endpoint> remotes = interleave(getaddrinfo(host, std::to_string(port), AF_UNSPEC, SOCK_STREAM));
+  remove_duplicates(remotes);
+  std::vector<endpoint> locals;
+  if (local_address) {
+    for (const auto& i : getaddrinfo(local_address->first, std::to_string(local_address->second), AF_UNSPEC,
+                                     SOCK_STREAM, AI_PASSIVE))
+      locals.push_back(i.address);
+    std::erase_if(remotes, [&](const endpoint& r) {
+      return std::none_of(locals.begin(), locals.end(), [&](const endpoint& l) { return l.family() == r.family(); });
+    });
+    if (remotes.empty())
+      throw std::invalid_argument("weft::net::create_tcp_connection: no address of " + std::string(host) +
+                                  " has the address family of the local address " + local_address->first);
+  }
+
+  std::optional<stream_socket> winner;
+  std::vector<std::exception_ptr> errors;
+  auto& io = lowlevel::io_context();
+  open_task_group([&](task_group& tg) {
+    for (const endpoint& remote : remotes) {
+      auto failed = std::make_shared<event>();
+      tg.start_soon([&, remote, failed] {
+        stream_socket s(io);
+        try {
+          s.open(stream_proto(remote.family()));
+          for (const auto& l : locals)
+            if (l.family() == remote.family()) {
+              s.set_option(asio::socket_base::reuse_address(true));
+              s.bind(stream_ep(l));
+              break;
+            }
+          s.async_connect(stream_ep(remote), use_fiber);
+        } catch (const cancelled&) {
+          throw;  // lost the race (or the caller was cancelled): s closes
+        } catch (...) {
+          errors.push_back(std::current_exception());
+          failed->set();
+          return;
+        }
+        if (!winner) {
+          winner.emplace(std::move(s));
+          tg.cancel();  // the other attempts lose and close their sockets
+        }
+      });
+      // Start the next attempt after the delay, or as soon as this one fails.
+      move_on_after(happy_eyeballs_delay).run([&] { failed->wait(); });
+    }
+  });
+  if (winner) return stream_transport(std::move(*winner));
+  if (errors.size() == 1) std::rethrow_exception(errors.front());
+  throw exception_group("weft::net::create_tcp_connection: every connection attempt to " + std::string(host) + ":" +
+                            std::to_string(port) + " failed",
+                        std::move(errors));
+}
+
+stream_transport create_unix_stream_connection(std::string_view path, std::optional<std::string> local_path) {
+  stream_socket s(lowlevel::io_context());
+  s.open(stream_proto(AF_UNIX));
+  if (local_path) s.bind(stream_ep(endpoint::unix_path(*local_path)));
+  s.async_connect(stream_ep(endpoint::unix_path(path)), use_fiber);
+  return stream_transport(std::move(s));
+}
+
+namespace {
+int socket_type_of(int fd) {
+  int type = 0;
+  socklen_t len = sizeof type;
+  if (::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0) return -1;
+  return type;
+}
+int socket_family_of(int fd) {
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return -1;
+  return ss.ss_family;
+}
+}  // namespace
+
+stream_transport wrap_stream_socket(int fd) {
+  const int type = socket_type_of(fd);
+  const int family = socket_family_of(fd);
+  if (type != SOCK_STREAM || (family != AF_INET && family != AF_INET6 && family != AF_UNIX))
+    throw std::invalid_argument("weft::net::wrap_stream_socket: not a TCP or Unix stream socket");
+  sockaddr_storage peer{};
+  socklen_t len = sizeof peer;
+  if (::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &len) != 0)
+    throw std::invalid_argument("weft::net::wrap_stream_socket: the socket is not connected");
+  return stream_transport(stream_socket(lowlevel::io_context(), stream_proto(family), fd));
+}
+
+datagram_transport wrap_connected_datagram_socket(int fd) {
+  const int type = socket_type_of(fd);
+  const int family = socket_family_of(fd);
+  if (type != SOCK_DGRAM || (family != AF_INET && family != AF_INET6 && family != AF_UNIX))
+    throw std::invalid_argument("weft::net::wrap_connected_datagram_socket: not a UDP or Unix datagram socket");
+  return datagram_transport(dgram_socket(lowlevel::io_context(), dgram_proto(family), fd));
+}
+
+datagram_transport create_udp_endpoint(std::optional<std::pair<std::string, std::uint16_t>> remote,
+                                       std::optional<std::pair<std::string, std::uint16_t>> local, int family) {
+  if (!remote && !local)
+    throw std::invalid_argument("weft::net::create_udp_endpoint: give a remote address, a local address, or both");
+  std::vector<address_info> remotes, locals;
+  if (local)
+    locals = getaddrinfo(local->first, std::to_string(local->second), family, SOCK_DGRAM, AI_PASSIVE);
+  if (remote) remotes = getaddrinfo(remote->first, std::to_string(remote->second), family, SOCK_DGRAM);
+  std::vector<std::exception_ptr> errors;
+  // Try each (local, remote) pair of one family until one binds and connects.
+  auto try_pair = [&](const address_info* l, const address_info* r) -> std::optional<datagram_transport> {
+    const int fam = r ? r->family : l->family;
+    try {
+      dgram_socket s(lowlevel::io_context());
+      s.open(dgram_proto(fam));
+      if (l) s.bind(dgram_ep(l->address));
+      if (r) s.connect(dgram_ep(r->address));
+      return datagram_transport(std::move(s));
+    } catch (const boost::system::system_error&) {
+      errors.push_back(std::current_exception());
+      return std::nullopt;
+    }
+  };
+  if (remote) {
+    for (const auto& r : remotes) {
+      if (local) {
+        for (const auto& l : locals)
+          if (l.family == r.family)
+            if (auto t = try_pair(&l, &r)) return std::move(*t);
+      } else if (auto t = try_pair(nullptr, &r)) {
+        return std::move(*t);
+      }
+    }
+  } else {
+    for (const auto& l : locals)
+      if (auto t = try_pair(&l, nullptr)) return std::move(*t);
+  }
+  if (errors.empty())
+    throw std::invalid_argument("weft::net::create_udp_endpoint: the local and remote addresses share no family");
+  if (errors.size() == 1) std::rethrow_exception(errors.front());
+  throw exception_group("weft::net::create_udp_endpoint: every address failed", std::move(errors));
+}
+
+datagram_transport create_unix_datagram_endpoint(std::optional<std::string> remote_path,
+                                                 std::optional<std::string> local_path) {
+  if (!remote_path && !local_path)
+    throw std::invalid_argument("weft::net::create_unix_datagram_endpoint: give a remote path, a local path, or both");
+  dgram_socket s(lowlevel::io_context());
+  s.open(dgram_proto(AF_UNIX));
+  if (local_path) s.bind(dgram_ep(endpoint::unix_path(*local_path)));
+  if (remote_path) s.connect(dgram_ep(endpoint::unix_path(*remote_path)));
+  return datagram_transport(std::move(s));
+}
+
+namespace {
+
+template <class Make>
+auto bind_all(const std::vector<address_info>& infos, std::uint16_t port, Make make) {
+  using item = decltype(make(infos.front().address));
+  std::vector<item> out;
+  std::vector<std::exception_ptr> errors;
+  std::uint16_t chosen = port;
+  for (const auto& info : infos) {
+    endpoint ep = info.address;
+    if (port == 0 && chosen != 0 && ep.is_ip()) ep = endpoint(ep.address(), chosen);  // one free port for all
+    try {
+      out.push_back(make(ep));
+      if (chosen == 0 && ep.is_ip()) chosen = out.back().local_address().port();
+    } catch (const boost::system::system_error&) {
+      errors.push_back(std::current_exception());
+    }
+  }
+  if (!errors.empty()) {
+    out.clear();  // closes every socket bound so far
+    if (errors.size() == 1) std::rethrow_exception(errors.front());
+    throw exception_group("weft::net: binding the listeners failed", std::move(errors));
+  }
+  return out;
+}
+
+std::vector<address_info> passive_addresses(std::string_view host, std::uint16_t port, int type) {
+  if (host.empty()) {
+    std::vector<address_info> all = getaddrinfo("::", std::to_string(port), AF_INET6, type);
+    auto v4 = getaddrinfo("0.0.0.0", std::to_string(port), AF_INET, type);
+    all.insert(all.end(), v4.begin(), v4.end());
+    return all;
+  }
+  auto infos = getaddrinfo(host, std::to_string(port), AF_UNSPEC, type, AI_PASSIVE);
+  std::vector<address_info> unique;
+  for (auto& i : infos)
+    if (std::none_of(unique.begin(), unique.end(), [&](const address_info& u) { return u.address == i.address; }))
+      unique.push_back(i);
+  return unique;
+}
+
+}  // namespace
+
+std::vector<stream_listener> create_tcp_listeners(const std::vector<std::string>& hosts, std::uint16_t port,
+                                                  int backlog, bool reuse_port_option) {
+  if (backlog < 1) throw std::invalid_argument("weft::net::create_tcp_listeners: backlog must be >= 1");
+  std::vector<address_info> infos;
+  if (hosts.empty()) {
+    infos = passive_addresses("", port, SOCK_STREAM);
+  } else {
+    for (const auto& h : hosts) {
+      auto more = passive_addresses(h, port, SOCK_STREAM);
+      infos.insert(infos.end(), more.begin(), more.end());
+    }
+  }
+  return bind_all(infos, port, [&](const endpoint& ep) {
+    acceptor a(lowlevel::io_context());
+    a.open(stream_proto(ep.family()));
+    a.set_option(asio::socket_base::reuse_address(true));
+    if (reuse_port_option) a.set_option(reuse_port(true));
+    if (ep.family() == AF_INET6) a.set_option(asio::ip::v6_only(true));
+    a.bind(stream_ep(ep));
+    a.listen(backlog);
+    return stream_listener(std::move(a));
+  });
+}
+
+std::vector<stream_listener> create_tcp_listeners(std::string_view host, std::uint16_t port, int backlog,
+                                                  bool reuse_port_option) {
+  if (host.empty()) return create_tcp_listeners(std::vector<std::string>{}, port, backlog, reuse_port_option);
+  return create_tcp_listeners(std::vector<std::string>{std::string(host)}, port, backlog, reuse_port_option);
+}
+
+stream_listener create_unix_stream_listener(std::string_view path, int backlog, std::optional<unsigned> mode) {
+  if (backlog < 1) throw std::invalid_argument("weft::net::create_unix_stream_listener: backlog must be >= 1");
+  acceptor a(lowlevel::io_context());
+  a.open(stream_proto(AF_UNIX));
+  a.bind(stream_ep(endpoint::unix_path(path)));
+  if (mode && ::chmod(std::string(path).c_str(), *mode) != 0)
+    throw boost::system::system_error(boost::system::error_code(errno, boost::system::system_category()),
+                                      "weft::net::create_unix_stream_listener: chmod");
+  a.listen(backlog);
+  return stream_listener(std::move(a));
+}
+
+std::vector<datagram_listener> create_udp_listeners(std::string_view host, std::uint16_t port, bool reuse_port_option) {
+  return bind_all(passive_addresses(host, port, SOCK_DGRAM), port, [&](const endpoint& ep) {
+    dgram_socket s(lowlevel::io_context());
+    s.open(dgram_proto(ep.family()));
+    s.set_option(asio::socket_base::reuse_address(true));
+    if (reuse_port_option) s.set_option(reuse_port(true));
+    if (ep.family() == AF_INET6) s.set_option(asio::ip::v6_only(true));
+    s.bind(dgram_ep(ep));
+    return datagram_listener(std::move(s));
+  });
+}
+
+datagram_listener create_unix_datagram_listener(std::string_view path, std::optional<unsigned> mode) {
+  dgram_socket s(lowlevel::io_context());
+  s.open(dgram_proto(AF_UNIX));
+  s.bind(dgram_ep(endpoint::unix_path(path)));
+  if (mode && ::chmod(std::string(path).c_str(), *mode) != 0)
+    throw boost::system::system_error(boost::system::error_code(errno, boost::system::system_category()),
+                                      "weft::net::create_unix_datagram_listener: chmod");
+  return datagram_listener(std::move(s));
+}
+
+}  // namespace weft::net

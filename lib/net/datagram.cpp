@@ -1,0 +1,158 @@
+// Datagram transports and listeners.
+
+#include "net/io.hpp"
+
+#include <weft/net/datagram.hpp>
+#include <weft/net/listener.hpp>
+#include <weft/use_fiber.hpp>
+
+#include <boost/asio/socket_base.hpp>
+
+#include <memory>
+
+namespace weft::net {
+
+namespace asio = boost::asio;
+
+datagram_transport::datagram_transport(socket_type socket) : socket_(std::move(socket)) {
+  if (!socket_.is_open()) throw std::invalid_argument("weft::net::datagram_transport: the socket is not open");
+  socket_.non_blocking(true);
+}
+datagram_transport::datagram_transport(datagram_transport&& o) noexcept
+    : socket_(std::move(o.socket_)), closing_(std::exchange(o.closing_, true)) {}
+datagram_transport& datagram_transport::operator=(datagram_transport&& o) noexcept {
+  if (this != &o) {
+    boost::system::error_code ignored;
+    socket_.close(ignored);
+    socket_ = std::move(o.socket_);
+    closing_ = std::exchange(o.closing_, true);
+  }
+  return *this;
+}
+datagram_transport::~datagram_transport() {
+  boost::system::error_code ignored;
+  socket_.close(ignored);
+}
+
+void datagram_transport::check_usable(const char* what) const {
+  if (closing_ || !socket_.is_open()) detail::throw_closed(what);
+}
+
+std::string datagram_transport::recv() {
+  const char* what = "weft::net::datagram_transport::recv";
+  check_usable(what);
+  lowlevel::raise_if_cancelled();
+  detail::busy_guard busy(receiving_, "weft::net::datagram_transport: another task is already receiving on this transport");
+  std::string out(max_datagram_size, '\0');
+  boost::system::error_code ec;
+  const std::size_t n = socket_.async_receive(asio::buffer(out), use_fiber[ec]);
+  detail::check(ec, closing_, what);
+  out.resize(n);
+  return out;
+}
+
+void datagram_transport::send(std::span<const std::byte> data) {
+  const char* what = "weft::net::datagram_transport::send";
+  check_usable(what);
+  lowlevel::raise_if_cancelled();
+  for (;;) {
+    boost::system::error_code ec;
+    socket_.send(asio::buffer(data.data(), data.size()), 0, ec);
+    if (!ec) return;
+    if (!detail::would_block(ec)) detail::check(ec, closing_, what);
+    socket_.async_wait(asio::socket_base::wait_write, use_fiber[ec]);
+    detail::check(ec, closing_, what);
+  }
+}
+
+void datagram_transport::aclose() {
+  if (closing_) return;
+  closing_ = true;
+  boost::system::error_code ignored;
+  socket_.close(ignored);
+}
+
+int datagram_transport::family() const { return local_address().family(); }
+endpoint datagram_transport::local_address() const {
+  check_usable("weft::net::datagram_transport::local_address");
+  return detail::to_endpoint(socket_.local_endpoint());
+}
+endpoint datagram_transport::peer_address() const {
+  check_usable("weft::net::datagram_transport::peer_address");
+  return detail::to_endpoint(socket_.remote_endpoint());
+}
+
+// --- datagram listener ------------------------------------------------------------
+
+datagram_listener::datagram_listener(socket_type socket) : socket_(std::move(socket)) {
+  if (!socket_.is_open()) throw std::invalid_argument("weft::net::datagram_listener: the socket is not open");
+  socket_.non_blocking(true);
+}
+datagram_listener::datagram_listener(datagram_listener&& o) noexcept
+    : socket_(std::move(o.socket_)), closing_(std::exchange(o.closing_, true)) {}
+datagram_listener& datagram_listener::operator=(datagram_listener&& o) noexcept {
+  if (this != &o) {
+    boost::system::error_code ignored;
+    socket_.close(ignored);
+    socket_ = std::move(o.socket_);
+    closing_ = std::exchange(o.closing_, true);
+  }
+  return *this;
+}
+datagram_listener::~datagram_listener() {
+  boost::system::error_code ignored;
+  socket_.close(ignored);
+}
+
+std::pair<std::string, endpoint> datagram_listener::recv_from() {
+  const char* what = "weft::net::datagram_listener::recv_from";
+  if (closing_ || !socket_.is_open()) detail::throw_closed(what);
+  lowlevel::raise_if_cancelled();
+  detail::busy_guard busy(receiving_, "weft::net::datagram_listener: another task is already receiving on this listener");
+  std::string out(max_datagram_size, '\0');
+  socket_type::endpoint_type from;
+  boost::system::error_code ec;
+  const std::size_t n = socket_.async_receive_from(asio::buffer(out), from, use_fiber[ec]);
+  detail::check(ec, closing_, what);
+  out.resize(n);
+  return {std::move(out), detail::to_endpoint(from)};
+}
+
+void datagram_listener::send_to(std::span<const std::byte> data, const endpoint& to) {
+  const char* what = "weft::net::datagram_listener::send_to";
+  if (closing_ || !socket_.is_open()) detail::throw_closed(what);
+  lowlevel::raise_if_cancelled();
+  const socket_type::endpoint_type dest(to.data(), to.size(), socket_.local_endpoint().protocol().protocol());
+  for (;;) {
+    boost::system::error_code ec;
+    socket_.send_to(asio::buffer(data.data(), data.size()), dest, 0, ec);
+    if (!ec) return;
+    if (!detail::would_block(ec)) detail::check(ec, closing_, what);
+    socket_.async_wait(asio::socket_base::wait_write, use_fiber[ec]);
+    detail::check(ec, closing_, what);
+  }
+}
+
+void datagram_listener::serve(handler h, task_group& group) {
+  auto shared = std::make_shared<handler>(std::move(h));
+  for (;;) {
+    auto [datagram, from] = recv_from();
+    group.start_soon([shared, this, datagram = std::move(datagram), from = from]() mutable {
+      (*shared)(std::move(datagram), from, *this);
+    });
+  }
+}
+
+void datagram_listener::aclose() {
+  if (closing_) return;
+  closing_ = true;
+  boost::system::error_code ignored;
+  socket_.close(ignored);
+}
+
+endpoint datagram_listener::local_address() const {
+  if (closing_ || !socket_.is_open()) detail::throw_closed("weft::net::datagram_listener::local_address");
+  return detail::to_endpoint(socket_.local_endpoint());
+}
+
+}  // namespace weft::net

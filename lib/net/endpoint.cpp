@@ -1,0 +1,148 @@
+// Endpoints and DNS.
+
+#include <weft/net/endpoint.hpp>
+#include <weft/use_fiber.hpp>
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ip/udp.hpp>
+
+#include <netdb.h>
+#include <sys/un.h>
+
+#include <cstring>
+#include <stdexcept>
+
+namespace weft::net {
+
+namespace asio = boost::asio;
+
+endpoint::endpoint(const asio::ip::address& address, std::uint16_t port) {
+  const asio::ip::tcp::endpoint ep(address, port);
+  std::memcpy(&storage_, ep.data(), ep.size());
+  len_ = ep.size();
+}
+
+endpoint::endpoint(const sockaddr* addr, std::size_t len) {
+  if (len > sizeof(storage_)) throw std::invalid_argument("weft::net::endpoint: address too long");
+  std::memcpy(&storage_, addr, len);
+  len_ = len;
+}
+
+endpoint endpoint::unix_path(std::string_view path) {
+  sockaddr_un un{};
+  un.sun_family = AF_UNIX;
+  if (path.size() >= sizeof(un.sun_path))
+    throw std::invalid_argument("weft::net::endpoint: Unix socket path too long: " + std::string(path));
+  std::memcpy(un.sun_path, path.data(), path.size());
+  return endpoint(reinterpret_cast<const sockaddr*>(&un), offsetof(sockaddr_un, sun_path) + path.size() + 1);
+}
+
+void endpoint::resize(std::size_t len) {
+  if (len > sizeof(storage_)) throw std::invalid_argument("weft::net::endpoint: address too long");
+  len_ = len;
+}
+
+asio::ip::address endpoint::address() const {
+  if (!is_ip()) throw std::logic_error("weft::net::endpoint: not an IP endpoint");
+  asio::ip::tcp::endpoint ep;
+  std::memcpy(ep.data(), &storage_, len_);
+  return ep.address();
+}
+
+std::uint16_t endpoint::port() const {
+  if (!is_ip()) throw std::logic_error("weft::net::endpoint: not an IP endpoint");
+  asio::ip::tcp::endpoint ep;
+  std::memcpy(ep.data(), &storage_, len_);
+  return ep.port();
+}
+
+std::string endpoint::path() const {
+  if (!is_unix()) throw std::logic_error("weft::net::endpoint: not a Unix endpoint");
+  const auto* un = reinterpret_cast<const sockaddr_un*>(&storage_);
+  const std::size_t offset = offsetof(sockaddr_un, sun_path);
+  if (len_ <= offset) return {};
+  std::string p(un->sun_path, len_ - offset);
+  if (const auto nul = p.find('\0'); nul != std::string::npos && nul != 0) p.resize(nul);
+  return p;
+}
+
+std::string endpoint::to_string() const {
+  if (is_unix()) return path();
+  if (!is_ip()) return "<unspecified>";
+  const auto a = address();
+  return a.is_v6() ? "[" + a.to_string() + "]:" + std::to_string(port()) : a.to_string() + ":" + std::to_string(port());
+}
+
+bool operator==(const endpoint& a, const endpoint& b) noexcept {
+  return a.len_ == b.len_ && std::memcmp(&a.storage_, &b.storage_, a.len_) == 0;
+}
+
+namespace {
+
+template <class Protocol>
+std::vector<address_info> resolve(std::string_view host, std::string_view port, int family, int flags, int socktype) {
+  using resolver = typename Protocol::resolver;
+  std::vector<address_info> out;
+  auto add = [&](const typename Protocol::endpoint& ep, const std::string& canonical) {
+    address_info info;
+    info.family = ep.address().is_v6() ? AF_INET6 : AF_INET;
+    info.socktype = socktype;
+    info.protocol = socktype == SOCK_STREAM ? IPPROTO_TCP : IPPROTO_UDP;
+    info.canonical_name = canonical;
+    info.address = endpoint(ep.address(), ep.port());
+    out.push_back(std::move(info));
+  };
+  // Numeric hosts and ports need no lookup (and no resolver thread).
+  boost::system::error_code ec;
+  const auto addr = asio::ip::make_address(std::string(host), ec);
+  char* end = nullptr;
+  const std::string port_s(port);
+  const unsigned long port_n = std::strtoul(port_s.c_str(), &end, 10);
+  if (!ec && !port_s.empty() && end != nullptr && *end == '\0' && port_n <= 65535) {
+    if (family == AF_UNSPEC || (family == AF_INET6) == addr.is_v6()) add({addr, static_cast<std::uint16_t>(port_n)}, "");
+  } else {
+    resolver r(lowlevel::io_context());
+    auto rflags = static_cast<typename resolver::flags>(flags);
+    typename resolver::results_type results;
+    if (family == AF_UNSPEC) {
+      results = r.async_resolve(std::string(host), port_s, rflags, use_fiber);
+    } else {
+      results = r.async_resolve(family == AF_INET6 ? Protocol::v6() : Protocol::v4(), std::string(host), port_s, rflags,
+                                use_fiber);
+    }
+    for (const auto& entry : results) add(entry.endpoint(), entry.host_name());
+  }
+  if (out.empty())
+    throw boost::system::system_error(asio::error::host_not_found,
+                                      "weft::net::getaddrinfo: no address for " + std::string(host));
+  return out;
+}
+
+}  // namespace
+
+std::vector<address_info> getaddrinfo(std::string_view host, std::string_view port, int family, int type, int flags) {
+  lowlevel::raise_if_cancelled();
+  if (family != AF_UNSPEC && family != AF_INET && family != AF_INET6)
+    throw std::invalid_argument("weft::net::getaddrinfo: family must be AF_UNSPEC, AF_INET or AF_INET6");
+  if (type == SOCK_DGRAM) return resolve<asio::ip::udp>(host, port, family, flags, SOCK_DGRAM);
+  if (type != 0 && type != SOCK_STREAM)
+    throw std::invalid_argument("weft::net::getaddrinfo: type must be 0, SOCK_STREAM or SOCK_DGRAM");
+  return resolve<asio::ip::tcp>(host, port, family, flags, SOCK_STREAM);
+}
+
+std::pair<std::string, std::string> getnameinfo(const endpoint& ep, int flags) {
+  lowlevel::raise_if_cancelled();
+  if (!ep.is_ip()) throw std::invalid_argument("weft::net::getnameinfo: not an IP endpoint");
+  if ((flags & NI_NUMERICHOST) && (flags & NI_NUMERICSERV))
+    return {ep.address().to_string(), std::to_string(ep.port())};
+  asio::ip::tcp::resolver r(lowlevel::io_context());
+  auto results = r.async_resolve(asio::ip::tcp::endpoint(ep.address(), ep.port()), use_fiber);
+  if (results.empty())
+    throw boost::system::system_error(asio::error::host_not_found, "weft::net::getnameinfo: no name");
+  const auto& entry = *results.begin();
+  std::string host = (flags & NI_NUMERICHOST) ? ep.address().to_string() : entry.host_name();
+  std::string serv = (flags & NI_NUMERICSERV) ? std::to_string(ep.port()) : entry.service_name();
+  return {host, serv};
+}
+
+}  // namespace weft::net

@@ -1,0 +1,104 @@
+// Stream listeners.
+
+#include "net/io.hpp"
+
+#include <weft/checkpoint.hpp>
+#include <weft/net/listener.hpp>
+#include <weft/use_fiber.hpp>
+
+#include <cstdio>
+#include <memory>
+
+namespace weft::net {
+
+namespace asio = boost::asio;
+
+stream_listener::stream_listener(acceptor_type acceptor) : acceptor_(std::move(acceptor)) {
+  if (!acceptor_.is_open()) throw std::invalid_argument("weft::net::stream_listener: the acceptor is not open");
+  acceptor_.non_blocking(true);
+}
+stream_listener::stream_listener(stream_listener&& o) noexcept
+    : acceptor_(std::move(o.acceptor_)), closing_(std::exchange(o.closing_, true)) {}
+stream_listener& stream_listener::operator=(stream_listener&& o) noexcept {
+  if (this != &o) {
+    boost::system::error_code ignored;
+    acceptor_.close(ignored);
+    acceptor_ = std::move(o.acceptor_);
+    closing_ = std::exchange(o.closing_, true);
+  }
+  return *this;
+}
+stream_listener::~stream_listener() {
+  boost::system::error_code ignored;
+  acceptor_.close(ignored);
+}
+
+stream_transport stream_listener::accept() {
+  const char* what = "weft::net::stream_listener::accept";
+  if (closing_ || !acceptor_.is_open()) detail::throw_closed(what);
+  lowlevel::raise_if_cancelled();
+  detail::busy_guard busy(accepting_, "weft::net::stream_listener: another task is already accepting on this listener");
+  boost::system::error_code ec;
+  auto socket = acceptor_.async_accept(use_fiber[ec]);
+  detail::check(ec, closing_, what);
+  return stream_transport(std::move(socket));
+}
+
+namespace {
+bool is_capacity_error(const boost::system::error_code& ec) {
+  const int e = ec.value();
+  return ec.category() == boost::system::system_category() &&
+         (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM);
+}
+bool is_transient_error(const boost::system::error_code& ec) {
+  const int e = ec.value();
+  return ec.category() == boost::system::system_category() &&
+         (e == ECONNABORTED || e == EPROTO || e == ENOPROTOOPT || e == EHOSTDOWN || e == ENONET ||
+          e == EHOSTUNREACH || e == EOPNOTSUPP || e == ENETUNREACH || e == EAGAIN || e == EPERM);
+}
+}  // namespace
+
+void stream_listener::serve(handler h, task_group& group) {
+  const char* what = "weft::net::stream_listener::serve";
+  detail::busy_guard busy(accepting_, "weft::net::stream_listener: this listener is already serving or accepting");
+  auto shared = std::make_shared<handler>(std::move(h));
+  for (;;) {
+    if (closing_ || !acceptor_.is_open()) detail::throw_closed(what);
+    boost::system::error_code ec;
+    auto socket = acceptor_.async_accept(use_fiber[ec]);
+    if (!ec) {
+      group.start_soon([shared, transport = stream_transport(std::move(socket))]() mutable {
+        struct closer {
+          stream_transport& t;
+          ~closer() { t.aclose(); }
+        } close_on_exit{transport};
+        (*shared)(transport);
+      });
+      continue;
+    }
+    if (is_capacity_error(ec)) {
+      // Out of file descriptors or memory: the pending connection stays in
+      // the backlog; try again once some have been freed.
+      std::fprintf(stderr, "weft: accept failed on %s: %s; retrying in 100 ms\n", local_address().to_string().c_str(),
+                   ec.message().c_str());
+      weft::sleep(std::chrono::milliseconds(100));
+      continue;
+    }
+    if (is_transient_error(ec)) continue;  // that connection is gone; the next one may be fine
+    detail::check(ec, closing_, what);
+  }
+}
+
+void stream_listener::aclose() {
+  if (closing_) return;
+  closing_ = true;
+  boost::system::error_code ignored;
+  acceptor_.close(ignored);
+}
+
+endpoint stream_listener::local_address() const {
+  if (!acceptor_.is_open()) detail::throw_closed("weft::net::stream_listener::local_address");
+  return detail::to_endpoint(acceptor_.local_endpoint());
+}
+
+}  // namespace weft::net

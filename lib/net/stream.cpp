@@ -1,0 +1,166 @@
+// Stream transports.
+
+#include "net/io.hpp"
+
+#include <weft/net/stream.hpp>
+#include <weft/use_fiber.hpp>
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/socket_base.hpp>
+#include <boost/asio/write.hpp>
+
+#include <algorithm>
+#include <vector>
+
+namespace weft::net {
+
+namespace asio = boost::asio;
+
+stream_transport::stream_transport(socket_type socket) : socket_(std::move(socket)) {
+  if (!socket_.is_open()) throw std::invalid_argument("weft::net::stream_transport: the socket is not open");
+  socket_.non_blocking(true);
+}
+
+stream_transport::stream_transport(stream_transport&& o) noexcept
+    : socket_(std::move(o.socket_)), closing_(std::exchange(o.closing_, true)) {}
+
+stream_transport& stream_transport::operator=(stream_transport&& o) noexcept {
+  if (this != &o) {
+    boost::system::error_code ignored;
+    socket_.close(ignored);
+    socket_ = std::move(o.socket_);
+    closing_ = std::exchange(o.closing_, true);
+  }
+  return *this;
+}
+
+stream_transport::~stream_transport() {
+  boost::system::error_code ignored;
+  socket_.close(ignored);
+}
+
+void stream_transport::check_usable(const char* what) const {
+  if (closing_ || !socket_.is_open()) detail::throw_closed(what);
+}
+
+std::string stream_transport::recv(std::size_t n) {
+  check_usable("weft::net::stream_transport::recv");
+  lowlevel::raise_if_cancelled();
+  if (n == 0) return {};
+  std::string out(n, '\0');
+  out.resize(recv_into(std::span<char>(out.data(), out.size())));
+  return out;
+}
+
+std::size_t stream_transport::recv_into(std::span<std::byte> buf) {
+  const char* what = "weft::net::stream_transport::recv_into";
+  check_usable(what);
+  lowlevel::raise_if_cancelled();
+  if (buf.empty()) return 0;
+  detail::busy_guard busy(receiving_, "weft::net::stream_transport: another task is already receiving on this transport");
+  boost::system::error_code ec;
+  // Parked until readable: in request/response traffic the data is rarely
+  // there yet, so a speculative read would mostly be a wasted syscall.
+  const std::size_t n = socket_.async_read_some(asio::buffer(buf.data(), buf.size()), use_fiber[ec]);
+  if (ec == asio::error::eof) return 0;
+  detail::check(ec, closing_, what);
+  return n;
+}
+
+void stream_transport::send_all(std::span<const std::byte> data) {
+  const char* what = "weft::net::stream_transport::send_all";
+  check_usable(what);
+  lowlevel::raise_if_cancelled();
+  detail::busy_guard busy(sending_, "weft::net::stream_transport: another task is already sending on this transport");
+  std::size_t sent = 0;
+  while (sent < data.size()) {
+    // Try the write at once: a socket buffer with room takes it without a
+    // trip through the reactor. Park on writability only when it is full.
+    boost::system::error_code ec;
+    sent += socket_.write_some(asio::buffer(data.data() + sent, data.size() - sent), ec);
+    if (!ec) continue;
+    if (!detail::would_block(ec)) detail::check(ec, closing_, what);
+    socket_.async_wait(asio::socket_base::wait_write, use_fiber[ec]);
+    detail::check(ec, closing_, what);
+  }
+}
+
+void stream_transport::send_all_from_iterable(std::span<const std::span<const std::byte>> buffers) {
+  const char* what = "weft::net::stream_transport::send_all_from_iterable";
+  check_usable(what);
+  lowlevel::raise_if_cancelled();
+  detail::busy_guard busy(sending_, "weft::net::stream_transport: another task is already sending on this transport");
+  std::vector<asio::const_buffer> pending;
+  pending.reserve(buffers.size());
+  for (const auto& b : buffers)
+    if (!b.empty()) pending.emplace_back(b.data(), b.size());
+  std::size_t first = 0;
+  while (first < pending.size()) {
+    boost::system::error_code ec;
+    // One sendmsg over (up to 64 of) the remaining buffers: no joining copy.
+    std::size_t n = socket_.write_some(std::span(pending).subspan(first), ec);
+    if (ec) {
+      if (!detail::would_block(ec)) detail::check(ec, closing_, what);
+      socket_.async_wait(asio::socket_base::wait_write, use_fiber[ec]);
+      detail::check(ec, closing_, what);
+      continue;
+    }
+    while (n > 0 && first < pending.size()) {
+      const std::size_t take = std::min(n, pending[first].size());
+      pending[first] += take;
+      n -= take;
+      if (pending[first].size() == 0) ++first;
+    }
+  }
+}
+
+void stream_transport::send_all_from_iterable(std::span<const std::string_view> buffers) {
+  std::vector<std::span<const std::byte>> spans;
+  spans.reserve(buffers.size());
+  for (auto s : buffers) spans.push_back(std::as_bytes(std::span<const char>(s.data(), s.size())));
+  send_all_from_iterable(std::span<const std::span<const std::byte>>(spans));
+}
+
+void stream_transport::send_eof() {
+  check_usable("weft::net::stream_transport::send_eof");
+  boost::system::error_code ec;
+  socket_.shutdown(asio::socket_base::shutdown_send, ec);
+  if (ec && ec != asio::error::not_connected) throw boost::system::system_error(ec, "weft::net::stream_transport::send_eof");
+}
+
+void stream_transport::aclose() {
+  if (closing_) return;
+  closing_ = true;
+  boost::system::error_code ignored;
+  if (lowlevel::cancellation_pending()) socket_.set_option(asio::socket_base::linger(true, 0), ignored);
+  // Closing cancels a pending read or write of another task; it wakes with
+  // operation_aborted and reports EBADF.
+  socket_.close(ignored);
+}
+
+int stream_transport::family() const { return local_address().family(); }
+
+endpoint stream_transport::local_address() const {
+  check_usable("weft::net::stream_transport::local_address");
+  return detail::to_endpoint(socket_.local_endpoint());
+}
+
+endpoint stream_transport::peer_address() const {
+  check_usable("weft::net::stream_transport::peer_address");
+  return detail::to_endpoint(socket_.remote_endpoint());
+}
+
+void stream_transport::set_nodelay(bool on) { socket_.set_option(asio::ip::tcp::no_delay(on)); }
+bool stream_transport::nodelay() const {
+  asio::ip::tcp::no_delay option;
+  socket_.get_option(option);
+  return option.value();
+}
+void stream_transport::set_keepalive(bool on) { socket_.set_option(asio::socket_base::keep_alive(on)); }
+bool stream_transport::keepalive() const {
+  asio::socket_base::keep_alive option;
+  socket_.get_option(option);
+  return option.value();
+}
+
+}  // namespace weft::net
