@@ -1,14 +1,18 @@
-// weft's flagship sample: structured concurrency on fibers.
+// weft's flagship sample: an echo server whose connection handler is plain
+// synchronous "legacy" code, a few clients, and a summary.
 //
-// Asks three replicas of a (simulated) service for the same answer, takes
-// the first reply and cancels the others; runs a batch of jobs in a task
-// group under a deadline; and shows that a failure in one task cancels its
-// siblings and comes out as an exception group. Plain blocking code
-// throughout: every task is a fiber, every wait is a checkpoint.
+// Each connection runs in its own task (a fiber), so the handler below is
+// ordinary blocking code: a line reader and a loop. A per-connection idle
+// timeout is a cancel scope; the clients run concurrently in a task group; at
+// the end the server's task group is cancelled, which closes the listener and
+// every remaining connection. Nothing here uses a callback.
+#include <weft/net.hpp>
 #include <weft/weft.hpp>
 
 #include <chrono>
+#include <cctype>
 #include <cstdio>
+#include <functional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -17,87 +21,128 @@ using namespace std::chrono_literals;
 
 namespace {
 
-// A replica that answers after `latency`; cancellable like any blocking call.
-std::string ask_replica(const std::string& name, weft::duration latency) {
-  weft::sleep(latency);
-  return "answer from " + name;
+// --- "legacy" synchronous code: knows nothing about fibers or coroutines ---
+
+// Reads '\n'-terminated lines from a byte source.
+class line_reader {
+ public:
+  explicit line_reader(weft::net::stream_transport& t, std::function<void()> on_data = {})
+      : t_(t), on_data_(std::move(on_data)) {}
+  // Returns false at end of stream.
+  bool read_line(std::string& line) {
+    for (;;) {
+      if (auto nl = buffer_.find('\n'); nl != std::string::npos) {
+        line = buffer_.substr(0, nl);
+        buffer_.erase(0, nl + 1);
+        return true;
+      }
+      std::string chunk = t_.recv(4096);  // blocks this task only
+      if (chunk.empty()) return false;
+      if (on_data_) on_data_();
+      buffer_ += chunk;
+    }
+  }
+
+ private:
+  weft::net::stream_transport& t_;
+  std::function<void()> on_data_;
+  std::string buffer_;
+};
+
+// The protocol: echo each line back, upper-cased; "quit" ends the session.
+int legacy_session(line_reader& in, weft::net::stream_transport& out) {
+  int lines = 0;
+  std::string line;
+  while (in.read_line(line)) {
+    if (line == "quit") break;
+    for (char& c : line) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    out.send_all(line + "\n");
+    ++lines;
+  }
+  return lines;
 }
 
-// Race: the first replica to answer wins, the others are cancelled.
-std::string first_answer() {
-  std::string winner;
-  weft::open_task_group([&](weft::task_group& tg) {
-    const std::vector<std::pair<std::string, weft::duration>> replicas = {
-        {"eu-west", 40ms}, {"us-east", 15ms}, {"ap-south", 80ms}};
-    for (const auto& [name, latency] : replicas) {
-      tg.start_soon(weft::task_options{.name = name}, [&, name = name, latency = latency] {
-        try {
-          std::string answer = ask_replica(name, latency);
-          if (winner.empty()) {
-            winner = std::move(answer);
-            tg.cancel();  // the others lose the race
-          }
-        } catch (const weft::cancelled& c) {
-          std::printf("  %-8s cancelled (%s)\n", name.c_str(), c.what());
-          throw;  // never swallow a cancellation
-        }
-      });
-    }
-  });
-  return winner;
+struct server_stats {
+  int connections = 0;
+  int lines = 0;
+  int idle_timeouts = 0;
+};
+
+// One task per connection: the legacy session under an idle timeout, a
+// cancel scope whose deadline moves forward whenever data arrives.
+void handle_connection(weft::net::stream_transport& conn, server_stats& stats) {
+  constexpr auto idle_limit = 100ms;
+  ++stats.connections;
+  auto idle = weft::move_on_after(idle_limit);
+  line_reader in(conn, [&] { idle.reschedule(weft::current_time() + idle_limit); });
+  idle.run([&] { stats.lines += legacy_session(in, conn); });
+  if (idle.cancelled_caught()) {
+    ++stats.idle_timeouts;
+    conn.send_all("bye: idle\n");
+  }
+}
+
+// A client: sends its lines, checks every echo.
+int run_client(std::uint16_t port, const std::vector<std::string>& lines) {
+  auto conn = weft::net::create_tcp_connection("localhost", port);
+  line_reader in(conn);
+  int ok = 0;
+  for (const auto& l : lines) {
+    conn.send_all(l + "\n");
+    std::string echo;
+    if (!in.read_line(echo)) throw std::runtime_error("server closed the connection early");
+    std::string expected = l;
+    for (char& c : expected) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    if (echo == expected) ++ok;
+  }
+  conn.send_all("quit\n");
+  return ok;
 }
 
 }  // namespace
 
 int main() {
-  const auto start = std::chrono::steady_clock::now();
-  int failures = 0;
+  server_stats stats;
+  int echoed = 0, expected = 0;
+  std::string idle_goodbye;
   weft::run([&] {
-    std::printf("1. race three replicas, keep the first answer:\n");
-    const std::string answer = first_answer();
-    std::printf("  winner: %s\n", answer.c_str());
-    if (answer != "answer from us-east") ++failures;
+    auto listeners = weft::net::create_tcp_listeners("127.0.0.1", 0);
+    const std::uint16_t port = listeners.front().local_address().port();
+    std::printf("echo server on %s\n", listeners.front().local_address().to_string().c_str());
 
-    std::printf("2. a batch of jobs under a 50 ms deadline:\n");
-    int finished = 0;
-    auto deadline = weft::move_on_after(50ms);
-    deadline.run([&] {
-      weft::open_task_group([&](weft::task_group& tg) {
-        for (int i = 1; i <= 5; ++i) {
-          tg.start_soon([&finished, i] {
-            weft::sleep(i * 20ms);  // jobs 1 and 2 make it, 3..5 do not
-            ++finished;
-          });
+    weft::open_task_group([&](weft::task_group& server) {
+      server.start_soon([&] {
+        try {
+          listeners.front().serve([&](weft::net::stream_transport& c) { handle_connection(c, stats); }, server);
+        } catch (const boost::system::system_error&) {
+          // the listener was closed: serving ends
         }
       });
+
+      // Clients, concurrently: each gathers its own result.
+      const std::vector<std::vector<std::string>> scripts = {
+          {"hello", "fibers"}, {"structured", "concurrency", "on", "asio"}, {"no", "callbacks"}};
+      for (const auto& s : scripts) expected += static_cast<int>(s.size());
+      auto [a, b, c] = weft::gather([&] { return run_client(port, scripts[0]); },
+                                    [&] { return run_client(port, scripts[1]); },
+                                    [&] { return run_client(port, scripts[2]); });
+      echoed = a + b + c;
+
+      // A client that connects and then says nothing: the idle timeout ends it.
+      auto silent = weft::net::create_tcp_connection("127.0.0.1", port);
+      idle_goodbye = silent.recv(100);
+
+      // Shut down: closing the listener ends serve(); cancelling the group
+      // ends any connection still open.
+      listeners.front().aclose();
+      server.cancel();
     });
-    std::printf("  %d of 5 jobs finished; deadline hit: %s\n", finished, deadline.cancelled_caught() ? "yes" : "no");
-    if (finished != 2 || !deadline.cancelled_caught()) ++failures;
-
-    std::printf("3. weft::timeout turns a missed deadline into an error:\n");
-    try {
-      weft::timeout(10ms, [] { return ask_replica("slow", 1s); });
-      ++failures;
-    } catch (const weft::timeout_error& e) {
-      std::printf("  timeout_error: %s\n", e.what());
-    }
-
-    std::printf("4. a failing task cancels its siblings:\n");
-    try {
-      weft::open_task_group([](weft::task_group& tg) {
-        tg.start_soon([] { weft::sleep_forever(); });
-        tg.start_soon([] {
-          weft::sleep(5ms);
-          throw std::runtime_error("disk full");
-        });
-      });
-      ++failures;
-    } catch (const weft::exception_group& g) {
-      std::printf("  exception_group with %zu error(s): %s\n", g.size(), g.what());
-      if (g.find<std::runtime_error>() == nullptr) ++failures;
-    }
   });
-  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start);
-  std::printf("done in %lld ms, %s\n", static_cast<long long>(ms.count()), failures == 0 ? "all as expected" : "UNEXPECTED");
-  return failures == 0 ? 0 : 1;
+  std::printf("connections: %d, lines echoed: %d of %d, idle timeouts: %d (client got \"%s\")\n", stats.connections,
+              echoed, expected, stats.idle_timeouts,
+              idle_goodbye.substr(0, idle_goodbye.find('\n')).c_str());
+  const bool ok = echoed == expected && stats.connections == 4 && stats.idle_timeouts == 1 &&
+                  idle_goodbye == "bye: idle\n";
+  std::printf("%s\n", ok ? "all as expected" : "UNEXPECTED");
+  return ok ? 0 : 1;
 }
