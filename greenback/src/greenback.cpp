@@ -3,6 +3,9 @@
 #include <weft/checkpoint.hpp>
 #include <weft/greenback/greenback.hpp>
 #include <weft/lowlevel/park.hpp>
+#include <weft/task.hpp>
+
+#include <utility>
 
 #include <string>
 
@@ -15,15 +18,76 @@ no_portal_error::no_portal_error(const char* where)
                        "reach one first with co_await greenback::with_portal_run_sync(fn) / "
                        "greenback::with_portal_run(async_fn) (greenback::ensure_portal() only works in a task)") {}
 
-bool has_portal() noexcept { return weft::detail::current_task() != nullptr; }
-
 void ensure_portal() {
   if (!has_portal()) throw no_portal_error("greenback::ensure_portal");
   weft::coro_yield();
 }
 
 namespace detail {
+
 void throw_no_portal(const char* where) { throw no_portal_error(where); }
+
+namespace {
+
+// Portal workers: system tasks of the runtime that run functions for
+// coroutines without a fiber. Idle ones park here and are reused, so a call
+// costs a wake-up and a park rather than a fiber's creation and teardown.
+struct worker : weft::detail::list_hook<> {
+  weft::lowlevel::task_ref task;
+  portal_job* job = nullptr;
+};
+
+struct worker_pool {
+  weft::detail::intrusive_list<worker> idle;
+  std::size_t idle_count = 0;
+};
+
+thread_local worker_pool t_pool;  // one runtime per thread
+constexpr std::size_t max_idle_workers = 16;
+
+void run_job(portal_job* job) {
+  weft::cancel_scope scope;
+  job->run(job, scope);
+}
+
+void worker_main(portal_job* first) {
+  worker self;
+  self.task = weft::lowlevel::current_task();
+  run_job(first);
+  while (t_pool.idle_count < max_idle_workers) {
+    t_pool.idle.push_back(self);
+    ++t_pool.idle_count;
+    // Parked until submit_portal_job hands us a job; cancelled (and gone)
+    // when the runtime shuts down.
+    auto abort = [&]() noexcept {
+      weft::detail::intrusive_list<worker>::erase(self);
+      --t_pool.idle_count;
+      return weft::detail::abort_result::succeeded;
+    };
+    weft::lowlevel::park(abort);
+    run_job(std::exchange(self.job, nullptr));
+  }
+}
+
+}  // namespace
+
+void submit_portal_job(portal_job* job) {
+  if (!t_pool.idle.empty()) {
+    worker& w = t_pool.idle.pop_front();
+    --t_pool.idle_count;
+    w.job = job;
+    weft::lowlevel::reschedule(w.task);
+    return;
+  }
+  try {
+    weft::detail::spawn_system_task(weft::detail::make_task([job] { worker_main(job); }));
+  } catch (...) {
+    // No runtime, or no memory: the job never runs; complete nothing, free it.
+    delete job;
+    throw;
+  }
+}
+
 }  // namespace detail
 
 }  // namespace greenback

@@ -14,6 +14,7 @@
 #include <cstddef>
 #include <exception>
 #include <optional>
+#include <stdexcept>
 #include <type_traits>
 #include <utility>
 
@@ -37,7 +38,7 @@ class coro_drive;
 /// foreign awaitable. Such waits cannot be withdrawn: a cancellation that
 /// arrives meanwhile is delivered at the next checkpoint.
 /// @throws std::logic_error outside a weft task.
-void drive_on_fiber(std::coroutine_handle<> top);
+void drive_on_fiber(task_base& task, std::coroutine_handle<> top);
 
 /// The drive of the running task, or nullptr.
 coro_drive* current_drive() noexcept;
@@ -192,18 +193,24 @@ class [[nodiscard]] coro {
   bool done() const noexcept { return !h_ || h_.done(); }
 
   /// Awaiting a coro runs it (symmetric transfer) and yields its value or
-  /// rethrows its exception. A coro is awaited at most once.
+  /// rethrows its exception. A coro is awaited at most once: awaiting moves
+  /// it into the awaiter (the coro is empty afterwards), and awaiting an
+  /// empty coro throws std::invalid_argument.
   auto operator co_await() && noexcept {
     struct awaiter {
-      handle_type h;
-      bool await_ready() noexcept { return false; }
+      using weft_fiber_aware = void;
+      coro owned;
+      bool await_ready() const noexcept { return !owned.h_; }
       std::coroutine_handle<> await_suspend(std::coroutine_handle<> caller) noexcept {
-        h.promise().continuation_ = caller;
-        return h;
+        owned.h_.promise().continuation_ = caller;
+        return owned.h_;
       }
-      T await_resume() { return h.promise().take(); }
+      T await_resume() {
+        if (!owned.h_) throw std::invalid_argument("weft::coro: awaiting an empty coroutine (already awaited?)");
+        return owned.h_.promise().take();
+      }
     };
-    return awaiter{h_};
+    return awaiter{std::move(*this)};
   }
   auto operator co_await() & noexcept { return std::move(*this).operator co_await(); }
 

@@ -170,8 +170,7 @@ std::coroutine_handle<> drive_intercept(coro_drive& drive, std::coroutine_handle
 
 void drive_cancel_intercept(coro_drive& drive) noexcept { drive.cancel_intercept(); }
 
-void drive_on_fiber(std::coroutine_handle<> top) {
-  task_base& me = require_task("greenback::await_");
+void drive_on_fiber(task_base& me, std::coroutine_handle<> top) {
   coro_drive drive(me);
   coro_drive* outer = std::exchange(me.drive_, &drive);
   struct restore {

@@ -38,6 +38,11 @@ namespace weft::detail {
 namespace {
 
 thread_local runtime* t_runtime = nullptr;
+}  // namespace
+
+constinit thread_local task_base* t_current_task = nullptr;
+
+namespace {
 
 // Picks of ready tasks between two reactor passes while tasks stay busy.
 constexpr unsigned poll_interval = 64;
@@ -94,7 +99,7 @@ boost::fibers::context* reactor_algorithm::pick_next() noexcept {
     if (++rt_.ticks_ >= poll_interval) rt_.poll_due_ = true;
     boost::fibers::context* ctx = &ready_.front();
     ready_.pop_front();
-    rt_.current_ = task_of(ctx);
+    t_current_task = task_of(ctx);
     rt_.before_switch(ctx);
     return ctx;
   }
@@ -103,7 +108,7 @@ boost::fibers::context* reactor_algorithm::pick_next() noexcept {
     // runs a reactor pass and then picks again.
     boost::fibers::context* d = dispatcher_;
     dispatcher_ = nullptr;
-    rt_.current_ = nullptr;
+    t_current_task = nullptr;
     rt_.before_switch(d);
     return d;
   }
@@ -183,9 +188,12 @@ void reactor_algorithm::notify() noexcept {
 void runtime::reactor_pass() noexcept {
   poll_due_ = false;
   ticks_ = 0;
-  current_ = nullptr;
+  t_current_task = nullptr;
   if (io_.stopped()) io_.restart();
-  io_.poll();
+  if (algo_->has_ready_tasks())
+    io_.poll();  // a pass that interrupts busy tasks: give all of I/O its turn
+  else
+    run_ready_handlers();
   fire_expired();
   for (;;) {
     if (algo_->has_ready_tasks()) return;
@@ -197,11 +205,22 @@ void runtime::reactor_pass() noexcept {
     // keep jumping until a task is ready or nothing is left to jump to.
     if (deadlines_.empty() || !clock_->try_autojump(deadlines_.next())) break;
     fire_expired();
+    // A fired deadline may have aborted I/O: let those completions wake
+    // their tasks before time jumps any further.
+    run_ready_handlers();
   }
   arm_wake_timer();
   io_.run_one();
-  io_.poll();
+  run_ready_handlers();
   fire_expired();
+}
+
+void runtime::run_ready_handlers() noexcept {
+  // Handlers one at a time, stopping as soon as a task is ready: the rest
+  // run at the next pass. io_context::poll() would end every call with one
+  // more (usually empty) epoll_wait.
+  while (!algo_->has_ready_tasks() && io_.poll_one() != 0) {
+  }
 }
 
 void runtime::arm_wake_timer() noexcept {
@@ -401,7 +420,7 @@ void runtime::make_ready(task_base& t) noexcept {
 }
 
 void runtime::park(task_base& t, const abort_fn& abort) {
-  WEFT_INVARIANT(current_ == &t);
+  WEFT_INVARIANT(t_current_task == &t);
   if (t.status_->effectively_cancelled) {
     if (abort() == abort_result::succeeded) throw_cancelled(t);
     // The wait cannot be withdrawn: wait for its completion uninterrupted;
@@ -537,7 +556,6 @@ void throw_cancelled(task_base& t) {
 
 runtime* current_runtime() noexcept { return t_runtime; }
 
-task_base* current_task() noexcept { return t_runtime ? t_runtime->current_ : nullptr; }
 
 void spawn_system_task(task_base* t) {
   runtime* rt = runtime::current();

@@ -89,7 +89,6 @@ class runtime {
 
   boost::asio::io_context& io() noexcept { return io_; }
   parking_lot& idle_waiters() noexcept { return idle_waiters_; }
-  task_base* current_ = nullptr;
 
   /// One turn of the loop; see runtime.cpp.
   void reactor_pass() noexcept;
@@ -107,6 +106,7 @@ class runtime {
   void deliver_cancel(task_base& t) noexcept;
   void finish_task(task_base& t, std::exception_ptr e) noexcept;
   void arm_wake_timer() noexcept;
+  void run_ready_handlers() noexcept;
   void wait_on_main();
 
   std::shared_ptr<weft::clock> clock_;

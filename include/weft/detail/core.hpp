@@ -170,8 +170,10 @@ class task_base : public list_hook<scope_task_tag>, public list_hook<group_child
 
 /// The runtime of the calling thread, or nullptr.
 runtime* current_runtime() noexcept;
+/// The running task of this thread (set by the scheduler at every switch).
+extern constinit thread_local task_base* t_current_task;
 /// The running task, or nullptr (not in a task, or no runtime).
-task_base* current_task() noexcept;
+inline task_base* current_task() noexcept { return t_current_task; }
 /// The running task; throws std::logic_error naming `what` outside a task.
 task_base& require_task(const char* what);
 

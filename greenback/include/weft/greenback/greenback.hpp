@@ -30,7 +30,9 @@
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/system/system_error.hpp>
 #include <boost/asio/cancellation_type.hpp>
+#include <boost/asio/error.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 
@@ -58,7 +60,7 @@ class no_portal_error : public std::logic_error {
 /// True in weft task code (every task has a portal); false in Asio handlers,
 /// in coroutines running outside any fiber, and on threads without a weft
 /// runtime. Never throws.
-bool has_portal() noexcept;
+inline bool has_portal() noexcept { return weft::detail::current_task() != nullptr; }
 /// True while the task exists: every weft task has a portal. Never throws.
 template <class T>
 bool has_portal(const weft::task<T>& task) noexcept {
@@ -79,8 +81,10 @@ void bestow_portal(const weft::task<T>&) noexcept {}
 
 namespace detail {
 [[noreturn]] void throw_no_portal(const char* where);
-inline void require_portal(const char* where) {
-  if (!has_portal()) throw_no_portal(where);
+inline weft::detail::task_base& require_portal(const char* where) {
+  weft::detail::task_base* t = weft::detail::current_task();
+  if (t == nullptr) throw_no_portal(where);
+  return *t;
 }
 
 template <class A>
@@ -105,10 +109,11 @@ weft::coro<value_t<A&&>> as_coro(A&& aw) {
 /// @throws whatever the coroutine throws; no_portal_error without a portal.
 template <class T>
 T await_(weft::coro<T>&& c) {
-  detail::require_portal("greenback::await_");
-  if (!c.valid()) throw std::invalid_argument("greenback::await_: the coroutine is empty (already awaited?)");
-  weft::detail::drive_on_fiber(c.handle());
-  return c.handle().promise().take();
+  weft::detail::task_base& me = detail::require_portal("greenback::await_");
+  weft::coro<T> owned = std::move(c);  // awaited once: the caller's coro is empty afterwards
+  if (!owned.valid()) throw std::invalid_argument("greenback::await_: the coroutine is empty (already awaited?)");
+  weft::detail::drive_on_fiber(me, owned.handle());
+  return owned.handle().promise().take();
 }
 template <class T>
 T await_(weft::coro<T>& c) {
@@ -129,124 +134,129 @@ auto await_(A&& aw) {
 
 namespace detail {
 
-// Runs `fn` on a fresh weft task (a fiber) and delivers the outcome to a
-// completion function: the portal for coroutines that run outside any fiber.
 template <class R>
 struct fiber_outcome {
   std::exception_ptr error;
   std::optional<std::conditional_t<std::is_void_v<R>, std::monostate, R>> value;
 };
 
-template <class R, class F, class Done>
-void run_on_fresh_fiber(F&& fn, Done&& done) {
-  auto body = [fn = std::forward<F>(fn), done = std::forward<Done>(done)]() mutable {
-    fiber_outcome<R> out;
-    try {
-      if constexpr (std::is_void_v<R>) {
-        fn();
-        out.value.emplace();
-      } else {
-        out.value.emplace(fn());
-      }
-    } catch (...) {
-      out.error = std::current_exception();
+/// Work for a portal worker: a fiber (a system task of the runtime) that
+/// runs functions on behalf of coroutines that have no fiber of their own.
+/// Idle workers are kept and reused (see greenback.cpp).
+struct portal_job {
+  virtual ~portal_job() = default;
+  /// Runs the function in `scope`, completes, and deletes the job.
+  void (*run)(portal_job* self, weft::cancel_scope& scope) noexcept = nullptr;
+};
+
+/// Hands `job` to an idle portal worker of this thread's runtime, or starts
+/// one. @throws std::logic_error when no weft runtime runs on this thread.
+void submit_portal_job(portal_job* job);
+
+template <class R>
+using completion_signature_t = typename std::conditional_t<std::is_void_v<R>, std::type_identity<void(std::exception_ptr)>,
+                                                           std::type_identity<void(std::exception_ptr, R)>>::type;
+
+template <class R, class F>
+fiber_outcome<R> call_in_scope(F& fn, weft::cancel_scope& scope) {
+  fiber_outcome<R> out;
+  try {
+    if constexpr (std::is_void_v<R>) {
+      scope.run([&] { fn(); });
+      if (!scope.cancelled_caught()) out.value.emplace();
+    } else {
+      if (auto v = scope.run([&]() -> R { return fn(); })) out.value.emplace(std::move(*v));
     }
-    done(std::move(out));
-  };
-  weft::detail::spawn_system_task(weft::detail::make_task(std::move(body)));
+    if (scope.cancelled_caught())
+      out.error = std::make_exception_ptr(boost::system::system_error(boost::asio::error::operation_aborted,
+                                                                      "greenback::with_portal_run_sync"));
+  } catch (...) {
+    out.error = std::current_exception();
+  }
+  return out;
 }
 
-// Spawns fn on a fresh fiber and completes an Asio handler with its outcome
-// (posted to the handler's executor). A cancellation requested through the
-// handler's cancellation slot cancels that fiber's task.
+// A job completing an Asio handler: cancellation through the handler's slot
+// cancels the job's scope; the completion is posted to the handler's executor.
 template <class R, class F, class Handler>
-void start_portal_fiber(F&& fn, Handler handler) {
-  auto slot = boost::asio::get_associated_cancellation_slot(handler);
-  auto executor = boost::asio::get_associated_executor(handler, weft::lowlevel::io_context().get_executor());
-  auto done = [handler = std::move(handler), executor, slot](fiber_outcome<R> out) mutable {
+struct asio_portal_job final : portal_job {
+  asio_portal_job(F& f, Handler&& h) : fn(f), handler(std::move(h)) { run = &run_impl; }
+  static void run_impl(portal_job* base, weft::cancel_scope& scope) noexcept {
+    std::unique_ptr<asio_portal_job> self(static_cast<asio_portal_job*>(base));
+    auto slot = boost::asio::get_associated_cancellation_slot(self->handler);
+    if (slot.is_connected()) slot.assign([&scope](boost::asio::cancellation_type) { scope.cancel(); });
+    fiber_outcome<R> out = call_in_scope<R>(self->fn, scope);
     if (slot.is_connected()) slot.clear();
-    boost::asio::post(executor, [handler = std::move(handler), out = std::move(out)]() mutable {
+    auto executor = boost::asio::get_associated_executor(self->handler, weft::lowlevel::io_context().get_executor());
+    boost::asio::post(executor, [handler = std::move(self->handler), out = std::move(out)]() mutable {
       if constexpr (std::is_void_v<R>)
         std::move(handler)(out.error);
       else
         std::move(handler)(out.error, out.value ? std::move(*out.value) : R{});
     });
-  };
-  auto body = [fn = std::forward<F>(fn), done = std::move(done)]() mutable {
-    fiber_outcome<R> out;
-    try {
-      if constexpr (std::is_void_v<R>) {
-        fn();
-        out.value.emplace();
-      } else {
-        out.value.emplace(fn());
-      }
-    } catch (...) {
-      out.error = std::current_exception();
-    }
-    done(std::move(out));
-  };
-  auto* t = weft::detail::make_task(std::move(body));
-  if (slot.is_connected()) {
-    t->add_ref();  // released when the slot handler is cleared or destroyed
-    struct cancel_fiber {
-      weft::detail::task_base* t;
-      explicit cancel_fiber(weft::detail::task_base* task) noexcept : t(task) {}
-      cancel_fiber(cancel_fiber&& o) noexcept : t(std::exchange(o.t, nullptr)) {}
-      ~cancel_fiber() {
-        if (t) t->release();
-      }
-      void operator()(boost::asio::cancellation_type) noexcept { weft::detail::cancel_task(*t); }
-    };
-    slot.template emplace<cancel_fiber>(t);
   }
-  weft::detail::spawn_system_task(t);
-}
-
-template <class F>
-struct portal_state {
-  F fn;
+  F& fn;
+  Handler handler;
 };
 
-// The asio::awaitable side of portal_call: runs in Asio handler context,
-// where there is no portal, so it always takes a fresh fiber.
+// A job resuming a C++ coroutine (one running outside any fiber).
 template <class R, class F>
-boost::asio::awaitable<R> portal_asio_body(std::shared_ptr<portal_state<F>> st) {
-  using sig = std::conditional_t<std::is_void_v<R>, void(std::exception_ptr), void(std::exception_ptr, R)>;
-  auto initiation = [](auto handler, std::shared_ptr<portal_state<F>> state) {
-    start_portal_fiber<R>([state] { return state->fn(); }, std::move(handler));
+struct coroutine_portal_job final : portal_job {
+  coroutine_portal_job(F& f, std::optional<fiber_outcome<R>>& o, std::coroutine_handle<> h)
+      : fn(f), outcome(o), caller(h) {
+    run = &run_impl;
+  }
+  static void run_impl(portal_job* base, weft::cancel_scope& scope) noexcept {
+    std::unique_ptr<coroutine_portal_job> self(static_cast<coroutine_portal_job*>(base));
+    self->outcome = call_in_scope<R>(self->fn, scope);
+    boost::asio::post(weft::lowlevel::io_context(), [h = self->caller] { h.resume(); });
+  }
+  F& fn;
+  std::optional<fiber_outcome<R>>& outcome;
+  std::coroutine_handle<> caller;
+};
+
+template <class R, class F>
+class portal_call;
+
+// The asio::awaitable side of portal_call: runs in Asio handler context,
+// where there is no portal, so the function goes to a portal worker.
+template <class R, class F>
+boost::asio::awaitable<R> portal_asio_body(portal_call<R, F>* call) {
+  auto initiation = [](auto handler, portal_call<R, F>* c) {
+    submit_portal_job(new asio_portal_job<R, F, decltype(handler)>(c->fn_, std::move(handler)));
   };
-  co_return co_await boost::asio::async_initiate<const boost::asio::use_awaitable_t<>&, sig>(
-      initiation, boost::asio::use_awaitable, std::move(st));
+  co_return co_await boost::asio::async_initiate<const boost::asio::use_awaitable_t<>&, completion_signature_t<R>>(
+      initiation, boost::asio::use_awaitable, call);
 }
 
 /// The object returned by with_portal_run_sync / with_portal_run. It is an
-/// asio::awaitable (so an asio coroutine can co_await it) and also awaitable
-/// from any other C++ coroutine. With a portal already present it calls
-/// straight through; otherwise it runs the function on a fresh fiber.
+/// asio::awaitable (an asio coroutine can co_await it) and awaitable from
+/// any other C++ coroutine. With a portal already present it calls straight
+/// through; otherwise the function runs on a portal worker fiber, and a
+/// cancellation of the awaiting coroutine (through its cancellation slot)
+/// cancels the function, which then completes with operation_aborted.
+/// Not movable: it is awaited where it is created.
 template <class R, class F>
 class portal_call : public boost::asio::awaitable<R> {
  public:
-  explicit portal_call(std::shared_ptr<portal_state<F>> st)
-      : boost::asio::awaitable<R>(portal_asio_body<R, F>(st)), st_(std::move(st)) {}
+  explicit portal_call(F fn) : boost::asio::awaitable<R>(portal_asio_body<R, F>(this)), fn_(std::move(fn)) {}
+  portal_call(const portal_call&) = delete;
+  portal_call& operator=(const portal_call&) = delete;
 
   // C++20 awaitable protocol, for coroutines other than asio::awaitable.
   bool await_ready() const noexcept { return has_portal(); }
-  void await_suspend(std::coroutine_handle<> h) {
-    auto& io = weft::lowlevel::io_context();
-    run_on_fresh_fiber<R>([st = st_] { return st->fn(); }, [this, h, &io](fiber_outcome<R> out) {
-      outcome_ = std::move(out);
-      boost::asio::post(io, [h] { h.resume(); });
-    });
-  }
+  void await_suspend(std::coroutine_handle<> h) { submit_portal_job(new coroutine_portal_job<R, F>(fn_, outcome_, h)); }
   R await_resume() {
-    if (!outcome_) return st_->fn();  // a portal is present: call through
+    if (!outcome_) return fn_();  // a portal is present: call through
     if (outcome_->error) std::rethrow_exception(outcome_->error);
     if constexpr (!std::is_void_v<R>) return std::move(*outcome_->value);
   }
 
  private:
-  std::shared_ptr<portal_state<F>> st_;
+  template <class R2, class F2>
+  friend boost::asio::awaitable<R2> portal_asio_body(portal_call<R2, F2>*);
+  F fn_;
   std::optional<fiber_outcome<R>> outcome_;
 };
 
@@ -267,9 +277,8 @@ auto bind_call(F&& fn, Args&&... args) {
 template <class F, class... Args>
 auto with_portal_run_sync(F&& sync_fn, Args&&... args) {
   auto call = detail::bind_call(std::forward<F>(sync_fn), std::forward<Args>(args)...);
-  using F2 = decltype(call);
-  using R = std::invoke_result_t<F2&>;
-  return detail::portal_call<R, F2>(std::make_shared<detail::portal_state<F2>>(detail::portal_state<F2>{std::move(call)}));
+  using R = std::invoke_result_t<decltype(call)&>;
+  return detail::portal_call<R, decltype(call)>(std::move(call));
 }
 
 /// Runs `await async_fn(args...)` where await_ works (see
@@ -333,8 +342,9 @@ concept async_context_manager = requires(CM& cm, std::exception_ptr e) {
 /// `async with cm as v: body` from synchronous code, through await_.
 /// Returns body's value (as std::optional if aexit may suppress an exception:
 /// empty when it did). Failures in enter or exit behave as in the async form.
-template <async_context_manager CM, class F>
-auto async_context(CM& cm, F&& body) {
+template <class CM, class F>
+  requires async_context_manager<std::remove_reference_t<CM>>
+auto async_context(CM&& cm, F&& body) {
   using entered_t = detail::value_t<decltype(cm.aenter())>;
   auto call = [&](auto&&... v) -> decltype(auto) {
     if constexpr (std::is_invocable_v<F&, decltype(v)...>)
