@@ -14,6 +14,7 @@
 #include <future>
 #include <mutex>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -47,7 +48,7 @@ int main() {
                   for (std::string d; !(d = c.recv(1024)).empty();) c.send_all(d);
                 },
                 tg);
-          } catch (const boost::system::system_error&) {  // stopped
+          } catch (const std::system_error&) {  // stopped
           }
         });
       });
@@ -65,6 +66,7 @@ int main() {
         c.send_eof();
         std::string back;
         for (std::string d; !(d = c.recv(1024)).empty();) back += d;
+        c.aclose();
         if (back == msg) ++echoed;
       });
     weft::gather(jobs);

@@ -18,6 +18,7 @@
 #include <cstdio>
 #include <cstring>
 #include <string>
+#include <system_error>
 #include <unistd.h>
 
 using namespace std::chrono_literals;
@@ -46,6 +47,7 @@ std::string round_trip(weft::net::stream_transport conn, const std::string& mess
   conn.send_eof();
   std::string back;
   for (std::string chunk; !(chunk = conn.recv(4096)).empty();) back += chunk;
+  conn.aclose();
   return back;
 }
 
@@ -78,7 +80,7 @@ int main(int argc, char** argv) {
         server.start_soon([&] {
           try {
             l.serve([&](weft::net::stream_transport& c) { echo_connection(c, served); }, server);
-          } catch (const boost::system::system_error&) {  // listener closed
+          } catch (const std::system_error&) {  // listener closed
           }
         });
       };

@@ -15,6 +15,7 @@
 #include <functional>
 #include <stdexcept>
 #include <string>
+#include <system_error>
 #include <vector>
 
 using namespace std::chrono_literals;
@@ -96,6 +97,7 @@ int run_client(std::uint16_t port, const std::vector<std::string>& lines) {
     if (echo == expected) ++ok;
   }
   conn.send_all("quit\n");
+  conn.aclose();
   return ok;
 }
 
@@ -114,7 +116,7 @@ int main() {
       server.start_soon([&] {
         try {
           listeners.front().serve([&](weft::net::stream_transport& c) { handle_connection(c, stats); }, server);
-        } catch (const boost::system::system_error&) {
+        } catch (const std::system_error&) {
           // the listener was closed: serving ends
         }
       });

@@ -4,6 +4,7 @@
 
 #include <cstdio>
 #include <string>
+#include <system_error>
 
 using namespace std::chrono_literals;
 
@@ -22,7 +23,7 @@ int main() {
                 l.send_to("echo: " + datagram, from);
               },
               tg);
-        } catch (const boost::system::system_error&) {  // closed
+        } catch (const std::system_error&) {  // closed
         }
       });
       auto client = weft::net::create_udp_endpoint(std::pair<std::string, std::uint16_t>{"127.0.0.1", port});

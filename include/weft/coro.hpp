@@ -168,6 +168,11 @@ class coro_promise<void> final : public coro_promise_base {
 
 }  // namespace detail
 
+namespace detail {
+template <class T>
+struct coro_awaiter;
+}
+
 template <class T>
 class [[nodiscard]] coro {
  public:
@@ -196,22 +201,7 @@ class [[nodiscard]] coro {
   /// rethrows its exception. A coro is awaited at most once: awaiting moves
   /// it into the awaiter (the coro is empty afterwards), and awaiting an
   /// empty coro throws std::invalid_argument.
-  auto operator co_await() && noexcept {
-    struct awaiter {
-      using weft_fiber_aware = void;
-      coro owned;
-      bool await_ready() const noexcept { return !owned.h_; }
-      std::coroutine_handle<> await_suspend(std::coroutine_handle<> caller) noexcept {
-        owned.h_.promise().continuation_ = caller;
-        return owned.h_;
-      }
-      T await_resume() {
-        if (!owned.h_) throw std::invalid_argument("weft::coro: awaiting an empty coroutine (already awaited?)");
-        return owned.h_.promise().take();
-      }
-    };
-    return awaiter{std::move(*this)};
-  }
+  auto operator co_await() && noexcept { return detail::coro_awaiter<T>{std::move(*this)}; }
   auto operator co_await() & noexcept { return std::move(*this).operator co_await(); }
 
   /// The coroutine handle, for drivers (greenback::await_).
@@ -222,6 +212,21 @@ class [[nodiscard]] coro {
 };
 
 namespace detail {
+template <class T>
+struct coro_awaiter {
+  using weft_fiber_aware = void;  // resumes its caller by symmetric transfer
+  coro<T> owned;
+  bool await_ready() const noexcept { return !owned.valid(); }
+  std::coroutine_handle<> await_suspend(std::coroutine_handle<> caller) noexcept {
+    owned.handle().promise().continuation_ = caller;
+    return owned.handle();
+  }
+  T await_resume() {
+    if (!owned.valid()) throw std::invalid_argument("weft::coro: awaiting an empty coroutine (already awaited?)");
+    return owned.handle().promise().take();
+  }
+};
+
 template <class T>
 coro<T> coro_promise<T>::get_return_object() noexcept {
   return coro<T>(std::coroutine_handle<coro_promise<T>>::from_promise(*this));

@@ -70,7 +70,7 @@ void remove_duplicates(std::vector<endpoint>& eps) {
 
 stream_transport create_tcp_connection(std::string_view host, std::uint16_t port,
                                        std::optional<std::pair<std::string, std::uint16_t>> local_address,
-                                       duration happy_eyeballs_delay) {
+                                       duration happy_eyeballs_delay) try {
   if (std::isnan(happy_eyeballs_delay.count()) || happy_eyeballs_delay.count() < 0)
     throw std::invalid_argument("weft::net::create_tcp_connection: happy_eyeballs_delay must be >= 0");
   std::vector<endpoint> remotes = interleave(getaddrinfo(host, std::to_string(port), AF_UNSPEC, SOCK_STREAM));
@@ -105,10 +105,9 @@ stream_transport create_tcp_connection(std::string_view host, std::uint16_t port
               break;
             }
           s.async_connect(stream_ep(remote), use_fiber);
-        } catch (const cancelled&) {
-          throw;  // lost the race (or the caller was cancelled): s closes
-        } catch (...) {
-          errors.push_back(std::current_exception());
+        } catch (const boost::system::system_error& e) {
+          errors.push_back(std::make_exception_ptr(std::system_error(
+              std::error_code(e.code()), "weft::net::create_tcp_connection: connecting to " + remote.to_string())));
           failed->set();
           return;
         }
@@ -126,14 +125,18 @@ stream_transport create_tcp_connection(std::string_view host, std::uint16_t port
   throw exception_group("weft::net::create_tcp_connection: every connection attempt to " + std::string(host) + ":" +
                             std::to_string(port) + " failed",
                         std::move(errors));
+} catch (const boost::system::system_error& e) {
+  detail::rethrow_as_std(e, "weft::net::create_tcp_connection");
 }
 
-stream_transport create_unix_stream_connection(std::string_view path, std::optional<std::string> local_path) {
+stream_transport create_unix_stream_connection(std::string_view path, std::optional<std::string> local_path) try {
   stream_socket s(lowlevel::io_context());
   s.open(stream_proto(AF_UNIX));
   if (local_path) s.bind(stream_ep(endpoint::unix_path(*local_path)));
   s.async_connect(stream_ep(endpoint::unix_path(path)), use_fiber);
   return stream_transport(std::move(s));
+} catch (const boost::system::system_error& e) {
+  detail::rethrow_as_std(e, "weft::net::create_unix_stream_connection");
 }
 
 namespace {
@@ -151,7 +154,7 @@ int socket_family_of(int fd) {
 }
 }  // namespace
 
-stream_transport wrap_stream_socket(int fd) {
+stream_transport wrap_stream_socket(int fd) try {
   const int type = socket_type_of(fd);
   const int family = socket_family_of(fd);
   if (type != SOCK_STREAM || (family != AF_INET && family != AF_INET6 && family != AF_UNIX))
@@ -161,18 +164,22 @@ stream_transport wrap_stream_socket(int fd) {
   if (::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &len) != 0)
     throw std::invalid_argument("weft::net::wrap_stream_socket: the socket is not connected");
   return stream_transport(stream_socket(lowlevel::io_context(), stream_proto(family), fd));
+} catch (const boost::system::system_error& e) {
+  detail::rethrow_as_std(e, "weft::net::wrap_stream_socket");
 }
 
-datagram_transport wrap_connected_datagram_socket(int fd) {
+datagram_transport wrap_connected_datagram_socket(int fd) try {
   const int type = socket_type_of(fd);
   const int family = socket_family_of(fd);
   if (type != SOCK_DGRAM || (family != AF_INET && family != AF_INET6 && family != AF_UNIX))
     throw std::invalid_argument("weft::net::wrap_connected_datagram_socket: not a UDP or Unix datagram socket");
   return datagram_transport(dgram_socket(lowlevel::io_context(), dgram_proto(family), fd));
+} catch (const boost::system::system_error& e) {
+  detail::rethrow_as_std(e, "weft::net::wrap_connected_datagram_socket");
 }
 
 datagram_transport create_udp_endpoint(std::optional<std::pair<std::string, std::uint16_t>> remote,
-                                       std::optional<std::pair<std::string, std::uint16_t>> local, int family) {
+                                       std::optional<std::pair<std::string, std::uint16_t>> local, int family) try {
   if (!remote && !local)
     throw std::invalid_argument("weft::net::create_udp_endpoint: give a remote address, a local address, or both");
   std::vector<address_info> remotes, locals;
@@ -189,8 +196,8 @@ datagram_transport create_udp_endpoint(std::optional<std::pair<std::string, std:
       if (l) s.bind(dgram_ep(l->address));
       if (r) s.connect(dgram_ep(r->address));
       return datagram_transport(std::move(s));
-    } catch (const boost::system::system_error&) {
-      errors.push_back(std::current_exception());
+    } catch (const boost::system::system_error& e) {
+      errors.push_back(std::make_exception_ptr(std::system_error(std::error_code(e.code()), "weft::net::create_udp_endpoint")));
       return std::nullopt;
     }
   };
@@ -212,6 +219,8 @@ datagram_transport create_udp_endpoint(std::optional<std::pair<std::string, std:
     throw std::invalid_argument("weft::net::create_udp_endpoint: the local and remote addresses share no family");
   if (errors.size() == 1) std::rethrow_exception(errors.front());
   throw exception_group("weft::net::create_udp_endpoint: every address failed", std::move(errors));
+} catch (const boost::system::system_error& e) {
+  detail::rethrow_as_std(e, "weft::net::create_udp_endpoint");
 }
 
 datagram_transport create_unix_datagram_endpoint(std::optional<std::string> remote_path,
@@ -239,8 +248,9 @@ auto bind_all(const std::vector<address_info>& infos, std::uint16_t port, Make m
     try {
       out.push_back(make(ep));
       if (chosen == 0 && ep.is_ip()) chosen = out.back().local_address().port();
-    } catch (const boost::system::system_error&) {
-      errors.push_back(std::current_exception());
+    } catch (const boost::system::system_error& e) {
+      errors.push_back(std::make_exception_ptr(
+          std::system_error(std::error_code(e.code()), "weft::net: binding a listener to " + ep.to_string())));
     }
   }
   if (!errors.empty()) {
@@ -269,7 +279,7 @@ std::vector<address_info> passive_addresses(std::string_view host, std::uint16_t
 }  // namespace
 
 std::vector<stream_listener> create_tcp_listeners(const std::vector<std::string>& hosts, std::uint16_t port,
-                                                  int backlog, bool reuse_port_option) {
+                                                  int backlog, bool reuse_port_option) try {
   if (backlog < 1) throw std::invalid_argument("weft::net::create_tcp_listeners: backlog must be >= 1");
   std::vector<address_info> infos;
   if (hosts.empty()) {
@@ -290,6 +300,8 @@ std::vector<stream_listener> create_tcp_listeners(const std::vector<std::string>
     a.listen(backlog);
     return stream_listener(std::move(a));
   });
+} catch (const boost::system::system_error& e) {
+  detail::rethrow_as_std(e, "weft::net::create_tcp_listeners");
 }
 
 std::vector<stream_listener> create_tcp_listeners(std::string_view host, std::uint16_t port, int backlog,
@@ -298,19 +310,20 @@ std::vector<stream_listener> create_tcp_listeners(std::string_view host, std::ui
   return create_tcp_listeners(std::vector<std::string>{std::string(host)}, port, backlog, reuse_port_option);
 }
 
-stream_listener create_unix_stream_listener(std::string_view path, int backlog, std::optional<unsigned> mode) {
+stream_listener create_unix_stream_listener(std::string_view path, int backlog, std::optional<unsigned> mode) try {
   if (backlog < 1) throw std::invalid_argument("weft::net::create_unix_stream_listener: backlog must be >= 1");
   acceptor a(lowlevel::io_context());
   a.open(stream_proto(AF_UNIX));
   a.bind(stream_ep(endpoint::unix_path(path)));
   if (mode && ::chmod(std::string(path).c_str(), *mode) != 0)
-    throw boost::system::system_error(boost::system::error_code(errno, boost::system::system_category()),
-                                      "weft::net::create_unix_stream_listener: chmod");
+    throw std::system_error(std::error_code(errno, std::system_category()), "weft::net::create_unix_stream_listener: chmod");
   a.listen(backlog);
   return stream_listener(std::move(a));
+} catch (const boost::system::system_error& e) {
+  detail::rethrow_as_std(e, "weft::net::create_unix_stream_listener");
 }
 
-std::vector<datagram_listener> create_udp_listeners(std::string_view host, std::uint16_t port, bool reuse_port_option) {
+std::vector<datagram_listener> create_udp_listeners(std::string_view host, std::uint16_t port, bool reuse_port_option) try {
   return bind_all(passive_addresses(host, port, SOCK_DGRAM), port, [&](const endpoint& ep) {
     dgram_socket s(lowlevel::io_context());
     s.open(dgram_proto(ep.family()));
@@ -320,16 +333,19 @@ std::vector<datagram_listener> create_udp_listeners(std::string_view host, std::
     s.bind(dgram_ep(ep));
     return datagram_listener(std::move(s));
   });
+} catch (const boost::system::system_error& e) {
+  detail::rethrow_as_std(e, "weft::net::create_udp_listeners");
 }
 
-datagram_listener create_unix_datagram_listener(std::string_view path, std::optional<unsigned> mode) {
+datagram_listener create_unix_datagram_listener(std::string_view path, std::optional<unsigned> mode) try {
   dgram_socket s(lowlevel::io_context());
   s.open(dgram_proto(AF_UNIX));
   s.bind(dgram_ep(endpoint::unix_path(path)));
   if (mode && ::chmod(std::string(path).c_str(), *mode) != 0)
-    throw boost::system::system_error(boost::system::error_code(errno, boost::system::system_category()),
-                                      "weft::net::create_unix_datagram_listener: chmod");
+    throw std::system_error(std::error_code(errno, std::system_category()), "weft::net::create_unix_datagram_listener: chmod");
   return datagram_listener(std::move(s));
+} catch (const boost::system::system_error& e) {
+  detail::rethrow_as_std(e, "weft::net::create_unix_datagram_listener");
 }
 
 }  // namespace weft::net

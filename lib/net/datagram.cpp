@@ -16,7 +16,9 @@ namespace asio = boost::asio;
 
 datagram_transport::datagram_transport(socket_type socket) : socket_(std::move(socket)) {
   if (!socket_.is_open()) throw std::invalid_argument("weft::net::datagram_transport: the socket is not open");
-  socket_.non_blocking(true);
+  boost::system::error_code ec;
+  socket_.non_blocking(true, ec);
+  if (ec) throw std::system_error(std::error_code(ec), "weft::net::datagram_transport");
 }
 datagram_transport::datagram_transport(datagram_transport&& o) noexcept
     : socket_(std::move(o.socket_)), closing_(std::exchange(o.closing_, true)) {}
@@ -34,11 +36,13 @@ datagram_transport::~datagram_transport() {
   socket_.close(ignored);
 }
 
-void datagram_transport::check_usable(const char* what) const {
+void datagram_transport::check_usable(const char* what) const try {
   if (closing_ || !socket_.is_open()) detail::throw_closed(what);
+} catch (const boost::system::system_error& e) {
+  detail::rethrow_as_std(e, "weft::net::datagram_transport::check_usable");
 }
 
-std::string datagram_transport::recv() {
+std::string datagram_transport::recv() try {
   const char* what = "weft::net::datagram_transport::recv";
   check_usable(what);
   lowlevel::raise_if_cancelled();
@@ -49,9 +53,11 @@ std::string datagram_transport::recv() {
   detail::check(ec, closing_, what);
   out.resize(n);
   return out;
+} catch (const boost::system::system_error& e) {
+  detail::rethrow_as_std(e, "weft::net::datagram_transport::recv");
 }
 
-void datagram_transport::send(std::span<const std::byte> data) {
+void datagram_transport::send(std::span<const std::byte> data) try {
   const char* what = "weft::net::datagram_transport::send";
   check_usable(what);
   lowlevel::raise_if_cancelled();
@@ -63,30 +69,40 @@ void datagram_transport::send(std::span<const std::byte> data) {
     socket_.async_wait(asio::socket_base::wait_write, use_fiber[ec]);
     detail::check(ec, closing_, what);
   }
+} catch (const boost::system::system_error& e) {
+  detail::rethrow_as_std(e, "weft::net::datagram_transport::send");
 }
 
-void datagram_transport::aclose() {
+void datagram_transport::aclose() try {
   if (closing_) return;
   closing_ = true;
   boost::system::error_code ignored;
   socket_.close(ignored);
+} catch (const boost::system::system_error& e) {
+  detail::rethrow_as_std(e, "weft::net::datagram_transport::aclose");
 }
 
 int datagram_transport::family() const { return local_address().family(); }
-endpoint datagram_transport::local_address() const {
+endpoint datagram_transport::local_address() const try {
   check_usable("weft::net::datagram_transport::local_address");
   return detail::to_endpoint(socket_.local_endpoint());
+} catch (const boost::system::system_error& e) {
+  detail::rethrow_as_std(e, "weft::net::datagram_transport::local_address");
 }
-endpoint datagram_transport::peer_address() const {
+endpoint datagram_transport::peer_address() const try {
   check_usable("weft::net::datagram_transport::peer_address");
   return detail::to_endpoint(socket_.remote_endpoint());
+} catch (const boost::system::system_error& e) {
+  detail::rethrow_as_std(e, "weft::net::datagram_transport::peer_address");
 }
 
 // --- datagram listener ------------------------------------------------------------
 
 datagram_listener::datagram_listener(socket_type socket) : socket_(std::move(socket)) {
   if (!socket_.is_open()) throw std::invalid_argument("weft::net::datagram_listener: the socket is not open");
-  socket_.non_blocking(true);
+  boost::system::error_code ec;
+  socket_.non_blocking(true, ec);
+  if (ec) throw std::system_error(std::error_code(ec), "weft::net::datagram_listener");
 }
 datagram_listener::datagram_listener(datagram_listener&& o) noexcept
     : socket_(std::move(o.socket_)), closing_(std::exchange(o.closing_, true)) {}
@@ -104,7 +120,7 @@ datagram_listener::~datagram_listener() {
   socket_.close(ignored);
 }
 
-std::pair<std::string, endpoint> datagram_listener::recv_from() {
+std::pair<std::string, endpoint> datagram_listener::recv_from() try {
   const char* what = "weft::net::datagram_listener::recv_from";
   if (closing_ || !socket_.is_open()) detail::throw_closed(what);
   lowlevel::raise_if_cancelled();
@@ -116,9 +132,11 @@ std::pair<std::string, endpoint> datagram_listener::recv_from() {
   detail::check(ec, closing_, what);
   out.resize(n);
   return {std::move(out), detail::to_endpoint(from)};
+} catch (const boost::system::system_error& e) {
+  detail::rethrow_as_std(e, "weft::net::datagram_listener::recv_from");
 }
 
-void datagram_listener::send_to(std::span<const std::byte> data, const endpoint& to) {
+void datagram_listener::send_to(std::span<const std::byte> data, const endpoint& to) try {
   const char* what = "weft::net::datagram_listener::send_to";
   if (closing_ || !socket_.is_open()) detail::throw_closed(what);
   lowlevel::raise_if_cancelled();
@@ -131,9 +149,11 @@ void datagram_listener::send_to(std::span<const std::byte> data, const endpoint&
     socket_.async_wait(asio::socket_base::wait_write, use_fiber[ec]);
     detail::check(ec, closing_, what);
   }
+} catch (const boost::system::system_error& e) {
+  detail::rethrow_as_std(e, "weft::net::datagram_listener::send_to");
 }
 
-void datagram_listener::serve(handler h, task_group& group) {
+void datagram_listener::serve(handler h, task_group& group) try {
   auto shared = std::make_shared<handler>(std::move(h));
   for (;;) {
     auto [datagram, from] = recv_from();
@@ -141,18 +161,24 @@ void datagram_listener::serve(handler h, task_group& group) {
       (*shared)(std::move(datagram), from, *this);
     });
   }
+} catch (const boost::system::system_error& e) {
+  detail::rethrow_as_std(e, "weft::net::datagram_listener::serve");
 }
 
-void datagram_listener::aclose() {
+void datagram_listener::aclose() try {
   if (closing_) return;
   closing_ = true;
   boost::system::error_code ignored;
   socket_.close(ignored);
+} catch (const boost::system::system_error& e) {
+  detail::rethrow_as_std(e, "weft::net::datagram_listener::aclose");
 }
 
-endpoint datagram_listener::local_address() const {
+endpoint datagram_listener::local_address() const try {
   if (closing_ || !socket_.is_open()) detail::throw_closed("weft::net::datagram_listener::local_address");
   return detail::to_endpoint(socket_.local_endpoint());
+} catch (const boost::system::system_error& e) {
+  detail::rethrow_as_std(e, "weft::net::datagram_listener::local_address");
 }
 
 }  // namespace weft::net

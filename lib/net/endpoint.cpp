@@ -1,5 +1,7 @@
 // Endpoints and DNS.
 
+#include "net/io.hpp"
+
 #include <weft/net/endpoint.hpp>
 #include <weft/use_fiber.hpp>
 
@@ -113,14 +115,14 @@ std::vector<address_info> resolve(std::string_view host, std::string_view port, 
     for (const auto& entry : results) add(entry.endpoint(), entry.host_name());
   }
   if (out.empty())
-    throw boost::system::system_error(asio::error::host_not_found,
-                                      "weft::net::getaddrinfo: no address for " + std::string(host));
+    throw std::system_error(std::error_code(boost::system::error_code(asio::error::host_not_found)),
+                            "weft::net::getaddrinfo: no address for " + std::string(host));
   return out;
 }
 
 }  // namespace
 
-std::vector<address_info> getaddrinfo(std::string_view host, std::string_view port, int family, int type, int flags) {
+std::vector<address_info> getaddrinfo(std::string_view host, std::string_view port, int family, int type, int flags) try {
   lowlevel::raise_if_cancelled();
   if (family != AF_UNSPEC && family != AF_INET && family != AF_INET6)
     throw std::invalid_argument("weft::net::getaddrinfo: family must be AF_UNSPEC, AF_INET or AF_INET6");
@@ -128,9 +130,11 @@ std::vector<address_info> getaddrinfo(std::string_view host, std::string_view po
   if (type != 0 && type != SOCK_STREAM)
     throw std::invalid_argument("weft::net::getaddrinfo: type must be 0, SOCK_STREAM or SOCK_DGRAM");
   return resolve<asio::ip::tcp>(host, port, family, flags, SOCK_STREAM);
+} catch (const boost::system::system_error& e) {
+  detail::rethrow_as_std(e, "weft::net::getaddrinfo");
 }
 
-std::pair<std::string, std::string> getnameinfo(const endpoint& ep, int flags) {
+std::pair<std::string, std::string> getnameinfo(const endpoint& ep, int flags) try {
   lowlevel::raise_if_cancelled();
   if (!ep.is_ip()) throw std::invalid_argument("weft::net::getnameinfo: not an IP endpoint");
   if ((flags & NI_NUMERICHOST) && (flags & NI_NUMERICSERV))
@@ -138,11 +142,13 @@ std::pair<std::string, std::string> getnameinfo(const endpoint& ep, int flags) {
   asio::ip::tcp::resolver r(lowlevel::io_context());
   auto results = r.async_resolve(asio::ip::tcp::endpoint(ep.address(), ep.port()), use_fiber);
   if (results.empty())
-    throw boost::system::system_error(asio::error::host_not_found, "weft::net::getnameinfo: no name");
+    throw std::system_error(std::error_code(boost::system::error_code(asio::error::host_not_found)), "weft::net::getnameinfo: no name");
   const auto& entry = *results.begin();
   std::string host = (flags & NI_NUMERICHOST) ? ep.address().to_string() : entry.host_name();
   std::string serv = (flags & NI_NUMERICSERV) ? std::to_string(ep.port()) : entry.service_name();
   return {host, serv};
+} catch (const boost::system::system_error& e) {
+  detail::rethrow_as_std(e, "weft::net::getnameinfo");
 }
 
 }  // namespace weft::net

@@ -9,6 +9,7 @@
 #include <boost/system/system_error.hpp>
 
 #include <cerrno>
+#include <system_error>
 
 namespace weft::net::detail {
 
@@ -29,7 +30,13 @@ class busy_guard {
 };
 
 [[noreturn]] inline void throw_closed(const char* what) {
-  throw boost::system::system_error(boost::system::error_code(EBADF, boost::system::system_category()), what);
+  throw std::system_error(std::error_code(EBADF, std::system_category()), what);
+}
+
+/// weft's I/O errors are std::system_error; Asio throws
+/// boost::system::system_error, which is translated at the API boundary.
+[[noreturn]] inline void rethrow_as_std(const boost::system::system_error& e, const char* what) {
+  throw std::system_error(std::error_code(e.code()), what);
 }
 
 /// Turns an operation's error into the right exception: a cancellation of
@@ -39,7 +46,7 @@ inline void check(const boost::system::error_code& ec, bool closing, const char*
   if (!ec) return;
   if (closing && (ec == boost::asio::error::operation_aborted || ec == boost::asio::error::bad_descriptor))
     throw_closed(what);
-  throw boost::system::system_error(ec, what);
+  throw std::system_error(std::error_code(ec), what);
 }
 
 inline bool would_block(const boost::system::error_code& ec) {

@@ -15,7 +15,9 @@ namespace asio = boost::asio;
 
 stream_listener::stream_listener(acceptor_type acceptor) : acceptor_(std::move(acceptor)) {
   if (!acceptor_.is_open()) throw std::invalid_argument("weft::net::stream_listener: the acceptor is not open");
-  acceptor_.non_blocking(true);
+  boost::system::error_code ec;
+  acceptor_.non_blocking(true, ec);
+  if (ec) throw std::system_error(std::error_code(ec), "weft::net::stream_listener");
 }
 stream_listener::stream_listener(stream_listener&& o) noexcept
     : acceptor_(std::move(o.acceptor_)), closing_(std::exchange(o.closing_, true)) {}
@@ -33,7 +35,7 @@ stream_listener::~stream_listener() {
   acceptor_.close(ignored);
 }
 
-stream_transport stream_listener::accept() {
+stream_transport stream_listener::accept() try {
   const char* what = "weft::net::stream_listener::accept";
   if (closing_ || !acceptor_.is_open()) detail::throw_closed(what);
   lowlevel::raise_if_cancelled();
@@ -42,6 +44,8 @@ stream_transport stream_listener::accept() {
   auto socket = acceptor_.async_accept(use_fiber[ec]);
   detail::check(ec, closing_, what);
   return stream_transport(std::move(socket));
+} catch (const boost::system::system_error& e) {
+  detail::rethrow_as_std(e, "weft::net::stream_listener::accept");
 }
 
 namespace {
@@ -58,7 +62,7 @@ bool is_transient_error(const boost::system::error_code& ec) {
 }
 }  // namespace
 
-void stream_listener::serve(handler h, task_group& group) {
+void stream_listener::serve(handler h, task_group& group) try {
   const char* what = "weft::net::stream_listener::serve";
   detail::busy_guard busy(accepting_, "weft::net::stream_listener: this listener is already serving or accepting");
   auto shared = std::make_shared<handler>(std::move(h));
@@ -87,18 +91,24 @@ void stream_listener::serve(handler h, task_group& group) {
     if (is_transient_error(ec)) continue;  // that connection is gone; the next one may be fine
     detail::check(ec, closing_, what);
   }
+} catch (const boost::system::system_error& e) {
+  detail::rethrow_as_std(e, "weft::net::stream_listener::serve");
 }
 
-void stream_listener::aclose() {
+void stream_listener::aclose() try {
   if (closing_) return;
   closing_ = true;
   boost::system::error_code ignored;
   acceptor_.close(ignored);
+} catch (const boost::system::system_error& e) {
+  detail::rethrow_as_std(e, "weft::net::stream_listener::aclose");
 }
 
-endpoint stream_listener::local_address() const {
+endpoint stream_listener::local_address() const try {
   if (!acceptor_.is_open()) detail::throw_closed("weft::net::stream_listener::local_address");
   return detail::to_endpoint(acceptor_.local_endpoint());
+} catch (const boost::system::system_error& e) {
+  detail::rethrow_as_std(e, "weft::net::stream_listener::local_address");
 }
 
 }  // namespace weft::net

@@ -18,11 +18,13 @@ namespace asio = boost::asio;
 
 stream_transport::stream_transport(socket_type socket) : socket_(std::move(socket)) {
   if (!socket_.is_open()) throw std::invalid_argument("weft::net::stream_transport: the socket is not open");
-  socket_.non_blocking(true);
+  boost::system::error_code ec;
+  socket_.non_blocking(true, ec);
+  if (ec) throw std::system_error(std::error_code(ec), "weft::net::stream_transport");
 }
 
 stream_transport::stream_transport(stream_transport&& o) noexcept
-    : socket_(std::move(o.socket_)), closing_(std::exchange(o.closing_, true)) {}
+    : socket_(std::move(o.socket_)), closing_(std::exchange(o.closing_, true)), eof_(o.eof_) {}
 
 stream_transport& stream_transport::operator=(stream_transport&& o) noexcept {
   if (this != &o) {
@@ -30,44 +32,61 @@ stream_transport& stream_transport::operator=(stream_transport&& o) noexcept {
     socket_.close(ignored);
     socket_ = std::move(o.socket_);
     closing_ = std::exchange(o.closing_, true);
+    eof_ = o.eof_;
   }
   return *this;
 }
 
 stream_transport::~stream_transport() {
+  // Never closed with aclose(): most likely unwinding after an error, so
+  // tell the peer with a reset rather than a clean end of stream.
   boost::system::error_code ignored;
-  socket_.close(ignored);
+  if (socket_.is_open()) {
+    socket_.set_option(asio::socket_base::linger(true, 0), ignored);
+    socket_.close(ignored);
+  }
 }
 
-void stream_transport::check_usable(const char* what) const {
+void stream_transport::check_usable(const char* what) const try {
   if (closing_ || !socket_.is_open()) detail::throw_closed(what);
+} catch (const boost::system::system_error& e) {
+  detail::rethrow_as_std(e, "weft::net::stream_transport::check_usable");
 }
 
-std::string stream_transport::recv(std::size_t n) {
+std::string stream_transport::recv(std::size_t n) try {
   check_usable("weft::net::stream_transport::recv");
   lowlevel::raise_if_cancelled();
   if (n == 0) return {};
   std::string out(n, '\0');
   out.resize(recv_into(std::span<char>(out.data(), out.size())));
   return out;
+} catch (const boost::system::system_error& e) {
+  detail::rethrow_as_std(e, "weft::net::stream_transport::recv");
 }
 
-std::size_t stream_transport::recv_into(std::span<std::byte> buf) {
+std::size_t stream_transport::recv_into(std::span<std::byte> buf) try {
   const char* what = "weft::net::stream_transport::recv_into";
   check_usable(what);
   lowlevel::raise_if_cancelled();
   if (buf.empty()) return 0;
   detail::busy_guard busy(receiving_, "weft::net::stream_transport: another task is already receiving on this transport");
+  // After end of stream no readiness edge will come again: answer at once.
+  if (eof_) return 0;
   boost::system::error_code ec;
   // Parked until readable: in request/response traffic the data is rarely
   // there yet, so a speculative read would mostly be a wasted syscall.
   const std::size_t n = socket_.async_read_some(asio::buffer(buf.data(), buf.size()), use_fiber[ec]);
-  if (ec == asio::error::eof) return 0;
+  if (ec == asio::error::eof) {
+    eof_ = true;
+    return 0;
+  }
   detail::check(ec, closing_, what);
   return n;
+} catch (const boost::system::system_error& e) {
+  detail::rethrow_as_std(e, "weft::net::stream_transport::recv_into");
 }
 
-void stream_transport::send_all(std::span<const std::byte> data) {
+void stream_transport::send_all(std::span<const std::byte> data) try {
   const char* what = "weft::net::stream_transport::send_all";
   check_usable(what);
   lowlevel::raise_if_cancelled();
@@ -83,9 +102,11 @@ void stream_transport::send_all(std::span<const std::byte> data) {
     socket_.async_wait(asio::socket_base::wait_write, use_fiber[ec]);
     detail::check(ec, closing_, what);
   }
+} catch (const boost::system::system_error& e) {
+  detail::rethrow_as_std(e, "weft::net::stream_transport::send_all");
 }
 
-void stream_transport::send_all_from_iterable(std::span<const std::span<const std::byte>> buffers) {
+void stream_transport::send_all_from_iterable(std::span<const std::span<const std::byte>> buffers) try {
   const char* what = "weft::net::stream_transport::send_all_from_iterable";
   check_usable(what);
   lowlevel::raise_if_cancelled();
@@ -112,23 +133,29 @@ void stream_transport::send_all_from_iterable(std::span<const std::span<const st
       if (pending[first].size() == 0) ++first;
     }
   }
+} catch (const boost::system::system_error& e) {
+  detail::rethrow_as_std(e, "weft::net::stream_transport::send_all_from_iterable");
 }
 
-void stream_transport::send_all_from_iterable(std::span<const std::string_view> buffers) {
+void stream_transport::send_all_from_iterable(std::span<const std::string_view> buffers) try {
   std::vector<std::span<const std::byte>> spans;
   spans.reserve(buffers.size());
   for (auto s : buffers) spans.push_back(std::as_bytes(std::span<const char>(s.data(), s.size())));
   send_all_from_iterable(std::span<const std::span<const std::byte>>(spans));
+} catch (const boost::system::system_error& e) {
+  detail::rethrow_as_std(e, "weft::net::stream_transport::send_all_from_iterable");
 }
 
-void stream_transport::send_eof() {
+void stream_transport::send_eof() try {
   check_usable("weft::net::stream_transport::send_eof");
   boost::system::error_code ec;
   socket_.shutdown(asio::socket_base::shutdown_send, ec);
-  if (ec && ec != asio::error::not_connected) throw boost::system::system_error(ec, "weft::net::stream_transport::send_eof");
+  if (ec && ec != asio::error::not_connected) throw std::system_error(std::error_code(ec), "weft::net::stream_transport::send_eof");
+} catch (const boost::system::system_error& e) {
+  detail::rethrow_as_std(e, "weft::net::stream_transport::send_eof");
 }
 
-void stream_transport::aclose() {
+void stream_transport::aclose() try {
   if (closing_) return;
   closing_ = true;
   boost::system::error_code ignored;
@@ -136,31 +163,49 @@ void stream_transport::aclose() {
   // Closing cancels a pending read or write of another task; it wakes with
   // operation_aborted and reports EBADF.
   socket_.close(ignored);
+} catch (const boost::system::system_error& e) {
+  detail::rethrow_as_std(e, "weft::net::stream_transport::aclose");
 }
 
 int stream_transport::family() const { return local_address().family(); }
 
-endpoint stream_transport::local_address() const {
+endpoint stream_transport::local_address() const try {
   check_usable("weft::net::stream_transport::local_address");
   return detail::to_endpoint(socket_.local_endpoint());
+} catch (const boost::system::system_error& e) {
+  detail::rethrow_as_std(e, "weft::net::stream_transport::local_address");
 }
 
-endpoint stream_transport::peer_address() const {
+endpoint stream_transport::peer_address() const try {
   check_usable("weft::net::stream_transport::peer_address");
   return detail::to_endpoint(socket_.remote_endpoint());
+} catch (const boost::system::system_error& e) {
+  detail::rethrow_as_std(e, "weft::net::stream_transport::peer_address");
 }
 
-void stream_transport::set_nodelay(bool on) { socket_.set_option(asio::ip::tcp::no_delay(on)); }
-bool stream_transport::nodelay() const {
+void stream_transport::set_nodelay(bool on) try {
+  socket_.set_option(asio::ip::tcp::no_delay(on));
+} catch (const boost::system::system_error& e) {
+  detail::rethrow_as_std(e, "weft::net::stream_transport::set_nodelay");
+}
+bool stream_transport::nodelay() const try {
   asio::ip::tcp::no_delay option;
   socket_.get_option(option);
   return option.value();
+} catch (const boost::system::system_error& e) {
+  detail::rethrow_as_std(e, "weft::net::stream_transport::nodelay");
 }
-void stream_transport::set_keepalive(bool on) { socket_.set_option(asio::socket_base::keep_alive(on)); }
-bool stream_transport::keepalive() const {
+void stream_transport::set_keepalive(bool on) try {
+  socket_.set_option(asio::socket_base::keep_alive(on));
+} catch (const boost::system::system_error& e) {
+  detail::rethrow_as_std(e, "weft::net::stream_transport::set_keepalive");
+}
+bool stream_transport::keepalive() const try {
   asio::socket_base::keep_alive option;
   socket_.get_option(option);
   return option.value();
+} catch (const boost::system::system_error& e) {
+  detail::rethrow_as_std(e, "weft::net::stream_transport::keepalive");
 }
 
 }  // namespace weft::net

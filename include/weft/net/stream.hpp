@@ -29,7 +29,9 @@ class stream_transport {
   stream_transport& operator=(stream_transport&&) noexcept;
   stream_transport(const stream_transport&) = delete;
   stream_transport& operator=(const stream_transport&) = delete;
-  /// Closes the socket (abortively if still open).
+  /// A transport destroyed without aclose() is closed abortively (the peer
+  /// sees a reset, not a clean end of stream): call aclose() to finish a
+  /// conversation.
   ~stream_transport();
 
   /// Receives up to n bytes; an empty result means end of stream (with n > 0).
@@ -82,6 +84,7 @@ class stream_transport {
   bool receiving_ = false;
   bool sending_ = false;
   bool closing_ = false;
+  bool eof_ = false;
 };
 
 }  // namespace weft::net

@@ -11,9 +11,9 @@
 // From such a coroutine, `co_await greenback::with_portal_run_sync(fn)` runs
 // fn on a fresh fiber, where await_ works.
 //
-// Asio support (await_ of asio::awaitable and of deferred operations) is in
-// <weft/greenback/asio.hpp>; weft::coro and weft::async_generator are weft's
-// own coroutine types.
+// await_ accepts weft::coro and weft::async_generator steps (weft's own
+// coroutine types), asio::awaitable, Asio async operations, and any C++20
+// awaitable.
 #pragma once
 
 #include <weft/cancel_scope.hpp>
@@ -25,10 +25,14 @@
 #include <weft/task.hpp>
 #include <weft/task_group.hpp>
 
+#include <weft/use_fiber.hpp>
+
 #include <boost/asio/associated_cancellation_slot.hpp>
 #include <boost/asio/associated_executor.hpp>
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/system/system_error.hpp>
 #include <boost/asio/cancellation_type.hpp>
@@ -128,6 +132,79 @@ template <class A>
   requires(weft::detail::awaitable<A &&> && !weft::detail::is_coro<std::remove_cvref_t<A>>::value)
 auto await_(A&& aw) {
   return await_(detail::as_coro(std::forward<A>(aw)));
+}
+
+// Asio: an asio::awaitable is co_spawned on the runtime's io_context and runs
+// there (in Asio handler context, where there is no portal). A cancellation
+// of the waiting task is forwarded to it as Asio terminal cancellation
+// through the co_spawn cancellation slot, and await_ returns only once the
+// coroutine has finished: nothing is left running. If the coroutine then
+// ends with an exception, weft::cancelled is thrown instead; if it returns a
+// value regardless, the value is returned and the cancellation is delivered
+// at the next checkpoint. Async operations (asio::deferred) are run with
+// weft::use_fiber, with the same cancellation rules.
+
+/// Runs an asio::awaitable to completion from synchronous task code; see
+/// the header comment. @throws the coroutine's exception; weft::cancelled;
+/// no_portal_error without a portal.
+template <class T, class Executor>
+T await_(boost::asio::awaitable<T, Executor> aw) {
+  detail::require_portal("greenback::await_");
+  struct state {
+    std::exception_ptr error;
+    std::optional<std::conditional_t<std::is_void_v<T>, std::monostate, T>> value;
+    weft::lowlevel::task_ref task;
+    bool done = false;
+    bool parked = false;
+    void finish() {
+      done = true;
+      if (parked) {
+        parked = false;
+        weft::lowlevel::reschedule(task);
+      }
+    }
+  } s;
+  s.task = weft::lowlevel::current_task();
+  boost::asio::cancellation_signal signal;
+  auto& io = weft::lowlevel::io_context();
+  if constexpr (std::is_void_v<T>) {
+    boost::asio::co_spawn(io, std::move(aw), boost::asio::bind_cancellation_slot(signal.slot(), [&s](std::exception_ptr e) {
+                            s.error = e;
+                            s.value.emplace();
+                            s.finish();
+                          }));
+  } else {
+    boost::asio::co_spawn(io, std::move(aw),
+                          boost::asio::bind_cancellation_slot(signal.slot(), [&s](std::exception_ptr e, T v) {
+                            s.error = e;
+                            if (!e) s.value.emplace(std::move(v));
+                            s.finish();
+                          }));
+  }
+  bool cancel_requested = false;
+  while (!s.done) {
+    s.parked = true;
+    auto abort = [&]() noexcept {
+      cancel_requested = true;
+      signal.emit(boost::asio::cancellation_type::terminal);
+      return weft::detail::abort_result::failed;  // wait for the coroutine to finish
+    };
+    weft::lowlevel::park(abort);
+  }
+  if (s.error) {
+    if (cancel_requested) weft::lowlevel::raise_if_cancelled();
+    std::rethrow_exception(s.error);
+  }
+  if constexpr (!std::is_void_v<T>) return std::move(*s.value);
+}
+
+/// Runs an Asio async operation (e.g. one made with asio::deferred) from
+/// synchronous task code: op(weft::use_fiber).
+template <class Op>
+  requires(boost::asio::is_async_operation<Op>::value && !weft::detail::awaitable<Op &&>)
+auto await_(Op&& op) {
+  detail::require_portal("greenback::await_");
+  return std::forward<Op>(op)(weft::use_fiber);
 }
 
 // --- with_portal_run -------------------------------------------------------------------
