@@ -110,7 +110,9 @@ class runtime {
   void wait_on_main();
 
   std::shared_ptr<weft::clock> clock_;
-  boost::asio::io_context io_{1};
+  // One thread runs the runtime and its I/O objects: no per-descriptor
+  // locking in the reactor. Posting (from any thread) stays locked.
+  boost::asio::io_context io_{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO};
   boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_;
   boost::asio::steady_timer wake_timer_;
   std::chrono::steady_clock::time_point wake_armed_for_{};
