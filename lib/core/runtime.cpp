@@ -197,17 +197,20 @@ void reactor_algorithm::notify() noexcept {
 //     the reactor (epoll) until I/O, the wake timer (armed for the earliest
 //     deadline) or a post from another thread arrives.
 void runtime::reactor_pass() noexcept {
+  const bool busy = poll_due_;  // tasks kept the loop away for poll_interval picks
   poll_due_ = false;
   ticks_ = 0;
   t_current_task = nullptr;
   if (io_.stopped()) io_.restart();
-  if (algo_->has_ready_tasks())
+  run_soon_calls();
+  if (busy)
     io_.poll();  // a pass that interrupts busy tasks: give all of I/O its turn
   else
     run_ready_handlers();
   fire_expired();
   for (;;) {
     if (algo_->has_ready_tasks()) return;
+    if (run_soon_calls()) continue;  // queued by a handler of this pass
     if (!idle_waiters_.empty()) {
       idle_waiters_.unpark_all();
       return;
@@ -224,6 +227,18 @@ void runtime::reactor_pass() noexcept {
   io_.run_one();
   run_ready_handlers();
   fire_expired();
+}
+
+bool runtime::run_soon_calls() noexcept {
+  if (soon_.empty()) return false;
+  // One batch: calls queued by these calls wait for the next pass.
+  intrusive_list<lowlevel::soon_call, lowlevel::soon_call_tag> batch;
+  while (!soon_.empty()) batch.push_back(soon_.pop_front());
+  while (!batch.empty()) {
+    lowlevel::soon_call& c = batch.pop_front();
+    c.fn(&c);
+  }
+  return true;
 }
 
 void runtime::run_ready_handlers() noexcept {
@@ -296,6 +311,7 @@ runtime::~runtime() {
   poll_due_ = true;
   boost::fibers::context::active()->yield();
   after_switch();
+  run_soon_calls();
   detaching_ = true;
   boost::fibers::use_scheduling_algorithm<boost::fibers::algo::round_robin>();
   wake_timer_.cancel();
@@ -654,6 +670,12 @@ bool cancellation_pending() noexcept {
 void raise_if_cancelled() {
   detail::task_base& t = detail::require_task("weft::lowlevel::raise_if_cancelled");
   if (t.status_->effectively_cancelled) detail::throw_cancelled(t);
+}
+
+void call_soon(soon_call& call) {
+  detail::runtime* rt = detail::runtime::current();
+  if (rt == nullptr) throw std::logic_error("weft::lowlevel::call_soon: no weft runtime runs on this thread");
+  rt->call_soon(call);
 }
 
 boost::asio::io_context& io_context() {

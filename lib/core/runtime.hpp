@@ -6,6 +6,7 @@
 #include "core/stack_pool.hpp"
 
 #include <weft/detail/core.hpp>
+#include <weft/lowlevel/park.hpp>
 #include <weft/run.hpp>
 
 #include <boost/asio/executor_work_guard.hpp>
@@ -89,6 +90,7 @@ class runtime {
 
   boost::asio::io_context& io() noexcept { return io_; }
   parking_lot& idle_waiters() noexcept { return idle_waiters_; }
+  void call_soon(lowlevel::soon_call& c) noexcept { soon_.push_back(c); }
 
   /// One turn of the loop; see runtime.cpp.
   void reactor_pass() noexcept;
@@ -107,6 +109,7 @@ class runtime {
   void finish_task(task_base& t, std::exception_ptr e) noexcept;
   void arm_wake_timer() noexcept;
   void run_ready_handlers() noexcept;
+  bool run_soon_calls() noexcept;
   void wait_on_main();
 
   std::shared_ptr<weft::clock> clock_;
@@ -128,6 +131,7 @@ class runtime {
   scope_node root_scope_;    // parent of the root task's scope
   scope_node system_scope_;  // parent of system tasks' scopes
   parking_lot idle_waiters_;
+  intrusive_list<lowlevel::soon_call, lowlevel::soon_call_tag> soon_;
   std::uint64_t last_task_id_ = 0;
   std::size_t live_tasks_ = 0;
   runtime* previous_ = nullptr;

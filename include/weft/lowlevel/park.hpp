@@ -65,6 +65,18 @@ bool cancellation_pending() noexcept;
 /// @throws weft::cancelled, std::logic_error outside a weft task.
 void raise_if_cancelled();
 
+/// A function to run soon on the runtime's thread, outside any task.
+struct soon_call : detail::list_hook<struct soon_call_tag> {
+  void (*fn)(soon_call* self) noexcept = nullptr;
+};
+
+/// Queues `call` to run (call.fn(&call)) at the next pass of this thread's
+/// runtime loop, outside any task — like an Asio handler, but without a trip
+/// through the io_context. For code on the runtime's own thread only (from
+/// other threads use asio::post). `call` must stay alive until it has run.
+/// @throws std::logic_error when no runtime runs on this thread.
+void call_soon(soon_call& call);
+
 /// The runtime's Asio reactor. Handlers posted to it run on the runtime's
 /// thread between task switches and must not block or park.
 /// @throws std::logic_error when no runtime runs on this thread.

@@ -221,8 +221,12 @@ struct fiber_outcome {
 /// runs functions on behalf of coroutines that have no fiber of their own.
 /// Idle workers are kept and reused (see greenback.cpp).
 struct portal_job {
+  // Jobs come and go at every call: recycle their memory like coroutine frames.
+  static void* operator new(std::size_t size) { return weft::detail::coro_frame_allocate(size); }
+  static void operator delete(void* p, std::size_t size) noexcept { weft::detail::coro_frame_deallocate(p, size); }
   virtual ~portal_job() = default;
-  /// Runs the function in `scope`, completes, and deletes the job.
+  /// Runs the function in `scope`, then arranges the completion (which
+  /// deletes the job).
   void (*run)(portal_job* self, weft::cancel_scope& scope) noexcept = nullptr;
 };
 
@@ -254,39 +258,50 @@ fiber_outcome<R> call_in_scope(F& fn, weft::cancel_scope& scope) {
 }
 
 // A job completing an Asio handler: cancellation through the handler's slot
-// cancels the job's scope; the completion is posted to the handler's executor.
+// cancels the job's scope. The completion runs at the next pass of the
+// runtime loop, outside the worker fiber (weft::lowlevel::call_soon).
 template <class R, class F, class Handler>
-struct asio_portal_job final : portal_job {
-  asio_portal_job(F& f, Handler&& h) : fn(f), handler(std::move(h)) { run = &run_impl; }
+struct asio_portal_job final : portal_job, weft::lowlevel::soon_call {
+  asio_portal_job(F& f, Handler&& h) : fn(f), handler(std::move(h)) {
+    run = &run_impl;
+    weft::lowlevel::soon_call::fn = &complete;
+  }
   static void run_impl(portal_job* base, weft::cancel_scope& scope) noexcept {
-    std::unique_ptr<asio_portal_job> self(static_cast<asio_portal_job*>(base));
+    auto* self = static_cast<asio_portal_job*>(base);
     auto slot = boost::asio::get_associated_cancellation_slot(self->handler);
     if (slot.is_connected()) slot.assign([&scope](boost::asio::cancellation_type) { scope.cancel(); });
-    fiber_outcome<R> out = call_in_scope<R>(self->fn, scope);
+    self->out = call_in_scope<R>(self->fn, scope);
     if (slot.is_connected()) slot.clear();
-    auto executor = boost::asio::get_associated_executor(self->handler, weft::lowlevel::io_context().get_executor());
-    boost::asio::post(executor, [handler = std::move(self->handler), out = std::move(out)]() mutable {
-      if constexpr (std::is_void_v<R>)
-        std::move(handler)(out.error);
-      else
-        std::move(handler)(out.error, out.value ? std::move(*out.value) : R{});
-    });
+    weft::lowlevel::call_soon(*self);
+  }
+  static void complete(weft::lowlevel::soon_call* call) noexcept {
+    std::unique_ptr<asio_portal_job> self(static_cast<asio_portal_job*>(call));
+    if constexpr (std::is_void_v<R>)
+      std::move(self->handler)(self->out.error);
+    else
+      std::move(self->handler)(self->out.error, self->out.value ? std::move(*self->out.value) : R{});
   }
   F& fn;
   Handler handler;
+  fiber_outcome<R> out;
 };
 
 // A job resuming a C++ coroutine (one running outside any fiber).
 template <class R, class F>
-struct coroutine_portal_job final : portal_job {
+struct coroutine_portal_job final : portal_job, weft::lowlevel::soon_call {
   coroutine_portal_job(F& f, std::optional<fiber_outcome<R>>& o, std::coroutine_handle<> h)
       : fn(f), outcome(o), caller(h) {
     run = &run_impl;
+    weft::lowlevel::soon_call::fn = &complete;
   }
   static void run_impl(portal_job* base, weft::cancel_scope& scope) noexcept {
-    std::unique_ptr<coroutine_portal_job> self(static_cast<coroutine_portal_job*>(base));
+    auto* self = static_cast<coroutine_portal_job*>(base);
     self->outcome = call_in_scope<R>(self->fn, scope);
-    boost::asio::post(weft::lowlevel::io_context(), [h = self->caller] { h.resume(); });
+    weft::lowlevel::call_soon(*self);
+  }
+  static void complete(weft::lowlevel::soon_call* call) noexcept {
+    std::unique_ptr<coroutine_portal_job> self(static_cast<coroutine_portal_job*>(call));
+    self->caller.resume();
   }
   F& fn;
   std::optional<fiber_outcome<R>>& outcome;
