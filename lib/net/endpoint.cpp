@@ -129,7 +129,19 @@ std::vector<address_info> getaddrinfo(std::string_view host, std::string_view po
   if (type == SOCK_DGRAM) return resolve<asio::ip::udp>(host, port, family, flags, SOCK_DGRAM);
   if (type != 0 && type != SOCK_STREAM)
     throw std::invalid_argument("weft::net::getaddrinfo: type must be 0, SOCK_STREAM or SOCK_DGRAM");
-  return resolve<asio::ip::tcp>(host, port, family, flags, SOCK_STREAM);
+  std::vector<address_info> out = resolve<asio::ip::tcp>(host, port, family, flags, SOCK_STREAM);
+  if (type == 0) {
+    // Both socket types, as getaddrinfo(3) gives them: each address once
+    // for streams and once for datagrams.
+    const std::size_t n = out.size();
+    for (std::size_t i = 0; i < n; ++i) {
+      address_info d = out[i];
+      d.socktype = SOCK_DGRAM;
+      d.protocol = IPPROTO_UDP;
+      out.push_back(std::move(d));
+    }
+  }
+  return out;
 } catch (const boost::system::system_error& e) {
   detail::rethrow_as_std(e, "weft::net::getaddrinfo");
 }

@@ -24,7 +24,10 @@ stream_transport::stream_transport(socket_type socket) : socket_(std::move(socke
 }
 
 stream_transport::stream_transport(stream_transport&& o) noexcept
-    : socket_(std::move(o.socket_)), closing_(std::exchange(o.closing_, true)), eof_(o.eof_) {}
+    : socket_(std::move(o.socket_)),
+      closing_(std::exchange(o.closing_, true)),
+      eof_(o.eof_),
+      read_error_(o.read_error_) {}
 
 stream_transport& stream_transport::operator=(stream_transport&& o) noexcept {
   if (this != &o) {
@@ -33,6 +36,7 @@ stream_transport& stream_transport::operator=(stream_transport&& o) noexcept {
     socket_ = std::move(o.socket_);
     closing_ = std::exchange(o.closing_, true);
     eof_ = o.eof_;
+    read_error_ = o.read_error_;
   }
   return *this;
 }
@@ -70,8 +74,10 @@ std::size_t stream_transport::recv_into(std::span<std::byte> buf) try {
   lowlevel::raise_if_cancelled();
   if (buf.empty()) return 0;
   detail::busy_guard busy(receiving_, "weft::net::stream_transport: another task is already receiving on this transport");
-  // After end of stream no readiness edge will come again: answer at once.
+  // After end of stream or a connection error no readiness edge will come
+  // again (the reactor is edge-triggered): answer at once, every time.
   if (eof_) return 0;
+  if (read_error_) detail::check(read_error_, closing_, what);
   boost::system::error_code ec;
   // Parked until readable: in request/response traffic the data is rarely
   // there yet, so a speculative read would mostly be a wasted syscall.
@@ -80,6 +86,7 @@ std::size_t stream_transport::recv_into(std::span<std::byte> buf) try {
     eof_ = true;
     return 0;
   }
+  if (ec && ec != asio::error::operation_aborted && ec != asio::error::bad_descriptor) read_error_ = ec;
   detail::check(ec, closing_, what);
   return n;
 } catch (const boost::system::system_error& e) {

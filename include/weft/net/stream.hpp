@@ -10,6 +10,7 @@
 #include <weft/net/endpoint.hpp>
 
 #include <boost/asio/generic/stream_protocol.hpp>
+#include <boost/system/error_code.hpp>
 
 #include <cstddef>
 #include <span>
@@ -85,6 +86,7 @@ class stream_transport {
   bool sending_ = false;
   bool closing_ = false;
   bool eof_ = false;
+  boost::system::error_code read_error_;  // a connection error seen by recv sticks
 };
 
 }  // namespace weft::net

@@ -1,0 +1,428 @@
+#include "net/net_support.hpp"
+
+#include <boost/asio/ip/address.hpp>
+
+#include <cmath>
+#include <linux/netlink.h>
+#include <memory>
+#include <string>
+
+using namespace weft_net_test;
+namespace ip = boost::asio::ip;
+
+namespace {
+
+using local_address = std::optional<std::pair<std::string, std::uint16_t>>;
+
+local_address local(const std::string& host, std::uint16_t port = 0) { return std::make_pair(host, port); }
+
+}  // namespace
+
+// --- create_tcp_connection ---------------------------------------------------------
+
+TEST_CASE("create_tcp_connection connects to a numeric IPv4 or IPv6 address and to localhost") {
+  leak_check lc;
+  for (const std::string host : {"127.0.0.1", "::1", "localhost"}) {
+    CAPTURE(host);
+    run_real([&] {
+      auto ls = net::create_tcp_listeners(host == "localhost" ? "127.0.0.1" : host, 0);
+      const auto server_ep = ls[0].local_address();
+      auto c = net::create_tcp_connection(host, server_ep.port());
+      CHECK(c.peer_address() == server_ep);
+      auto s = ls[0].accept();
+      CHECK(s.peer_address() == c.local_address());
+      c.send_all("hi");
+      CHECK(s.recv(10) == "hi");
+    });
+  }
+}
+
+TEST_CASE("a refused connection to a single address throws that error, not a group") {
+  leak_check lc;
+  for (const int family : {AF_INET, AF_INET6}) {
+    CAPTURE(family);
+    run_real([&] {
+      refusing_port refusing(family, 0);
+      const std::size_t fds = open_fd_count();
+      try {
+        (void)net::create_tcp_connection(family == AF_INET ? "127.0.0.1" : "::1", refusing.port());
+        FAIL("connected to a port nobody listens on");
+      } catch (const weft::exception_group& g) {
+        FAIL("a single failure came out as a group of " << g.size());
+      } catch (...) {
+        CHECK(error_of(std::current_exception()) == ECONNREFUSED);
+      }
+      CHECK(open_fd_count() == fds);
+    });
+  }
+}
+
+TEST_CASE("create_tcp_connection rejects a negative or NaN happy_eyeballs_delay") {
+  leak_check lc;
+  run_real([] {
+    auto ls = net::create_tcp_listeners("127.0.0.1", 0);
+    const std::uint16_t port = ls[0].local_address().port();
+    CHECK_THROWS_AS((void)net::create_tcp_connection("127.0.0.1", port, std::nullopt, -1ms), std::invalid_argument);
+    CHECK_THROWS_AS(
+        (void)net::create_tcp_connection("127.0.0.1", port, std::nullopt, weft::duration(std::nan(""))),
+        std::invalid_argument);
+    CHECK_NOTHROW((void)net::create_tcp_connection("127.0.0.1", port, std::nullopt, 0s));
+  });
+}
+
+TEST_CASE("local_address binds the connecting socket to that address") {
+  leak_check lc;
+  run_real([] {
+    auto ls = net::create_tcp_listeners("127.0.0.1", 0);
+    const std::uint16_t port = ls[0].local_address().port();
+    auto c = net::create_tcp_connection("127.0.0.1", port, local("127.0.0.2"));
+    CHECK(c.local_address().address() == ip::make_address("127.0.0.2"));
+    auto s = ls[0].accept();
+    CHECK(s.peer_address().address() == ip::make_address("127.0.0.2"));
+
+    // A given local port is used as is.
+    refusing_port probe(AF_INET, 0);
+    const std::uint16_t local_port = probe.port();
+    auto ls6 = net::create_tcp_listeners("::1", 0);
+    auto c6 = net::create_tcp_connection("::1", ls6[0].local_address().port(), local("::1", local_port));
+    CHECK(c6.local_address() == net::endpoint(ip::make_address("::1"), local_port));
+  });
+}
+
+TEST_CASE("a local_address with no address of the remote's family is an invalid_argument") {
+  leak_check lc;
+  run_real([] {
+    auto v4 = net::create_tcp_listeners("127.0.0.1", 0);
+    auto v6 = net::create_tcp_listeners("::1", 0);
+    const std::size_t fds = open_fd_count();
+    CHECK_THROWS_AS((void)net::create_tcp_connection("127.0.0.1", v4[0].local_address().port(), local("::1")),
+                    std::invalid_argument);
+    CHECK_THROWS_AS((void)net::create_tcp_connection("::1", v6[0].local_address().port(), local("127.0.0.1")),
+                    std::invalid_argument);
+    CHECK(open_fd_count() == fds);  // no socket was left open
+  });
+}
+
+// --- Happy Eyeballs, with a name that resolves to ::1 and 127.0.0.1 ----------------
+//
+// These run in a child process that sees its own /etc/hosts (a private mount
+// namespace), where the name below resolves to both loopback addresses.
+// Without the privilege for that they are skipped.
+
+namespace {
+
+constexpr const char* dual_name = "weft-he-test";
+
+void with_dual_stack_name(const std::function<void()>& body, unsigned limit_s = 30) {
+  temp_dir dir;
+  const int status = run_in_child(
+      [&] {
+        if (!private_hosts_file(dir.file("hosts"),
+                                "127.0.0.1 localhost\n::1 weft-he-test\n127.0.0.1 weft-he-test\n"
+                                "::1 weft-he-three\n127.0.0.1 weft-he-three\n127.0.0.2 weft-he-three\n"))
+          return child_skipped;
+        body();
+        return 0;
+      },
+      limit_s);
+  if (status == child_skipped) {
+    MESSAGE("skipped: cannot give a child process its own /etc/hosts (needs CAP_SYS_ADMIN)");
+    return;
+  }
+  CHECK(status == 0);
+}
+
+// The name resolves to exactly ::1 and 127.0.0.1.
+void check_resolution() {
+  const auto infos = net::getaddrinfo(dual_name, "80", AF_UNSPEC, SOCK_STREAM);
+  bool v4 = false, v6 = false;
+  for (const auto& i : infos) {
+    WEFT_CHILD_REQUIRE(i.address.address().is_loopback());
+    (i.family == AF_INET ? v4 : v6) = true;
+  }
+  WEFT_CHILD_REQUIRE(v4 && v6);
+}
+
+// A listener on 127.0.0.1 and `make(port)` on ::1 at the same port.
+template <class Make>
+auto v4_listener_and_v6(Make make) {
+  for (int attempt = 0;; ++attempt) {
+    auto ls = net::create_tcp_listeners("127.0.0.1", 0);
+    const std::uint16_t port = ls[0].local_address().port();
+    try {
+      auto v6 = make(port);
+      return std::make_tuple(std::move(ls[0]), std::move(v6), port);
+    } catch (const std::system_error&) {
+      if (attempt == 10) throw;  // that port was taken on ::1: try another
+    }
+  }
+}
+
+template <class F>
+void run_manual_frozen(F&& fn) {
+  weft::run_options options;
+  options.clock = std::make_shared<weft::testing::manual_clock>();  // never moves: no autojump
+  weft::run(options, std::forward<F>(fn));
+}
+
+}  // namespace
+
+TEST_CASE("Happy Eyeballs tries IPv6 first: with both families listening, ::1 wins") {
+  leak_check lc;
+  with_dual_stack_name([] {
+    run_manual_frozen([] {
+      check_resolution();
+      auto ls = net::create_tcp_listeners(std::vector<std::string>{"127.0.0.1", "::1"}, 0);
+      const std::uint16_t port = ls[0].local_address().port();
+      auto c = net::create_tcp_connection(dual_name, port, std::nullopt, 1h);
+      WEFT_CHILD_REQUIRE(c.peer_address() == net::endpoint(ip::make_address("::1"), port));
+      WEFT_CHILD_REQUIRE(now_s() == 0);
+    });
+  });
+}
+
+TEST_CASE("Happy Eyeballs: when ::1 refuses, the IPv4 attempt starts at once, without waiting for the delay") {
+  leak_check lc;
+  with_dual_stack_name(
+      [] {
+        // The clock never moves: only the failure of the first attempt can
+        // start the second (a missing fast path hangs until the child is killed).
+        run_manual_frozen([] {
+          check_resolution();
+          auto [v4, refusing, port] =
+              v4_listener_and_v6([](std::uint16_t p) { return std::make_unique<refusing_port>(AF_INET6, p); });
+          const std::size_t fds = open_fd_count();
+          auto c = net::create_tcp_connection(dual_name, port, std::nullopt, 1h);
+          WEFT_CHILD_REQUIRE(c.peer_address() == net::endpoint(ip::make_address("127.0.0.1"), port));
+          WEFT_CHILD_REQUIRE(now_s() == 0);
+          WEFT_CHILD_REQUIRE(open_fd_count() == fds + 1);
+          auto s = v4.accept();
+          c.send_all("v4");
+          WEFT_CHILD_REQUIRE(s.recv(10) == "v4");
+        });
+      },
+      10);
+}
+
+TEST_CASE("Happy Eyeballs: each failed attempt starts the next at once, down to the last address") {
+  leak_check lc;
+  with_dual_stack_name(
+      [] {
+        run_manual_frozen([] {
+          const auto infos = net::getaddrinfo("weft-he-three", "80", AF_UNSPEC, SOCK_STREAM);
+          WEFT_CHILD_REQUIRE(infos.size() == 3);
+          // ::1 and 127.0.0.1 refuse; only 127.0.0.2 listens.
+          for (int attempt = 0;; ++attempt) {
+            auto ls = net::create_tcp_listeners("127.0.0.2", 0);
+            const std::uint16_t port = ls[0].local_address().port();
+            std::unique_ptr<refusing_port> r4, r6;
+            try {
+              r4 = std::make_unique<refusing_port>(AF_INET, port);
+              r6 = std::make_unique<refusing_port>(AF_INET6, port);
+            } catch (const std::system_error&) {
+              WEFT_CHILD_REQUIRE(attempt < 10);
+              continue;
+            }
+            const std::size_t fds = open_fd_count();
+            auto c = net::create_tcp_connection("weft-he-three", port, std::nullopt, 1h);
+            WEFT_CHILD_REQUIRE(c.peer_address() == net::endpoint(ip::make_address("127.0.0.2"), port));
+            WEFT_CHILD_REQUIRE(now_s() == 0);
+            WEFT_CHILD_REQUIRE(open_fd_count() == fds + 1);
+
+            // With the last one refusing too: a group of all three errors.
+            ls[0].aclose();
+            try {
+              (void)net::create_tcp_connection("weft-he-three", port, std::nullopt, 1h);
+              throw child_failure("connected although every address refuses");
+            } catch (const weft::exception_group& g) {
+              WEFT_CHILD_REQUIRE(g.size() == 3);
+              for (const auto& e : g.exceptions()) WEFT_CHILD_REQUIRE(error_of(e) == ECONNREFUSED);
+            }
+            WEFT_CHILD_REQUIRE(now_s() == 0);
+            return;
+          }
+        });
+      },
+      10);
+}
+
+TEST_CASE("Happy Eyeballs: when ::1 never answers, IPv4 is tried after the delay and the hung attempt is closed") {
+  leak_check lc;
+  with_dual_stack_name([] {
+    weft::run([] {
+      check_resolution();
+      auto [v4, hung, port] =
+          v4_listener_and_v6([](std::uint16_t p) { return std::make_unique<hung_listener>(AF_INET6, p); });
+      const std::size_t fds = open_fd_count();
+      const weft::time_point start = weft::current_time();
+      auto c = net::create_tcp_connection(dual_name, port, std::nullopt, 100ms);
+      const weft::duration elapsed = weft::current_time() - start;
+      WEFT_CHILD_REQUIRE(c.peer_address() == net::endpoint(ip::make_address("127.0.0.1"), port));
+      WEFT_CHILD_REQUIRE(elapsed >= 100ms);                // the second attempt waited for the delay
+      WEFT_CHILD_REQUIRE(open_fd_count() == fds + 1);      // the ::1 attempt's socket is gone
+      auto s = v4.accept();
+      s.send_all("late but fine");
+      WEFT_CHILD_REQUIRE(c.recv(100) == "late but fine");
+    });
+  });
+}
+
+TEST_CASE("Happy Eyeballs: when every attempt fails, an exception_group holds every error") {
+  leak_check lc;
+  with_dual_stack_name([] {
+    weft::run([] {
+      check_resolution();
+      auto [v4, refusing, port] =
+          v4_listener_and_v6([](std::uint16_t p) { return std::make_unique<refusing_port>(AF_INET6, p); });
+      v4.aclose();  // now 127.0.0.1 refuses too
+      refusing_port v4_refusing(AF_INET, port);
+      const std::size_t fds = open_fd_count();
+      try {
+        (void)net::create_tcp_connection(dual_name, port, std::nullopt, 1s);
+        throw child_failure("connected to ports nobody listens on");
+      } catch (const weft::exception_group& g) {
+        WEFT_CHILD_REQUIRE(g.size() == 2);
+        for (const auto& e : g.exceptions()) WEFT_CHILD_REQUIRE(error_of(e) == ECONNREFUSED);
+        WEFT_CHILD_REQUIRE(g.message().find(dual_name) != std::string::npos);
+      }
+      WEFT_CHILD_REQUIRE(open_fd_count() == fds);
+    });
+  });
+}
+
+TEST_CASE("Happy Eyeballs with no delay: every attempt starts at once, one wins, the others are closed") {
+  leak_check lc;
+  with_dual_stack_name([] {
+    weft::run([] {
+      check_resolution();
+      auto ls = net::create_tcp_listeners(std::vector<std::string>{"127.0.0.1", "::1"}, 0);
+      const std::uint16_t port = ls[0].local_address().port();
+      for (int i = 0; i < 20; ++i) {
+        const std::size_t fds = open_fd_count();
+        auto c = net::create_tcp_connection(dual_name, port, std::nullopt, 0s);
+        WEFT_CHILD_REQUIRE(c.peer_address().port() == port);
+        WEFT_CHILD_REQUIRE(open_fd_count() == fds + 1);
+      }
+    });
+  });
+}
+
+TEST_CASE("Happy Eyeballs: local_address pairs only with remote addresses of its family") {
+  leak_check lc;
+  with_dual_stack_name([] {
+    run_manual_frozen([] {
+      check_resolution();
+      auto ls = net::create_tcp_listeners(std::vector<std::string>{"127.0.0.1", "::1"}, 0);
+      const std::uint16_t port = ls[0].local_address().port();
+      auto c4 = net::create_tcp_connection(dual_name, port, local("127.0.0.2"), 1h);
+      WEFT_CHILD_REQUIRE(c4.peer_address() == net::endpoint(ip::make_address("127.0.0.1"), port));
+      WEFT_CHILD_REQUIRE(c4.local_address().address() == ip::make_address("127.0.0.2"));
+      auto c6 = net::create_tcp_connection(dual_name, port, local("::1"), 1h);
+      WEFT_CHILD_REQUIRE(c6.peer_address() == net::endpoint(ip::make_address("::1"), port));
+      WEFT_CHILD_REQUIRE(now_s() == 0);
+    });
+  });
+}
+
+TEST_CASE("Happy Eyeballs: a deadline while every attempt hangs cancels them all and closes their sockets") {
+  leak_check lc;
+  with_dual_stack_name([] {
+    weft::run([] {
+      check_resolution();
+      auto v4 = std::make_unique<hung_listener>(AF_INET);
+      const std::uint16_t port = v4->port();
+      hung_listener v6(AF_INET6, port);
+      const std::size_t fds = open_fd_count();
+      auto scope = weft::move_on_after(300ms);
+      scope.run([&] { (void)net::create_tcp_connection(dual_name, port, std::nullopt, 50ms); });
+      WEFT_CHILD_REQUIRE(scope.cancelled_caught());
+      WEFT_CHILD_REQUIRE(open_fd_count() == fds);
+    });
+  });
+}
+
+// --- Unix stream connections -------------------------------------------------------
+
+TEST_CASE("create_unix_stream_connection fails with ENOENT without a socket file, ECONNREFUSED without a listener") {
+  leak_check lc;
+  temp_dir dir;
+  run_real([&] {
+    const std::size_t fds = open_fd_count();
+    CHECK(error_of([&] { (void)net::create_unix_stream_connection(dir.file("missing")); }) == ENOENT);
+    {
+      auto l = net::create_unix_stream_listener(dir.file("stale"));
+      l.aclose();  // the socket file stays, nobody listens
+    }
+    CHECK(error_of([&] { (void)net::create_unix_stream_connection(dir.file("stale")); }) == ECONNREFUSED);
+    CHECK(open_fd_count() == fds);
+  });
+}
+
+// --- wrapping sockets --------------------------------------------------------------
+
+TEST_CASE("wrap_stream_socket takes ownership of a connected stream socket") {
+  leak_check lc;
+  run_real([] {
+    int fds[2];
+    REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM, 0, fds) == 0);
+    auto a = net::wrap_stream_socket(fds[0]);
+    CHECK(a.socket().native_handle() == fds[0]);
+    CHECK(a.family() == AF_UNIX);
+    ::send(fds[1], "raw", 3, 0);
+    CHECK(a.recv(10) == "raw");
+    a.aclose();
+    CHECK_FALSE(fd_is_open(fds[0]));
+    ::close(fds[1]);
+
+    // A connected TCP socket made outside weft.
+    auto ls = net::create_tcp_listeners("127.0.0.1", 0);
+    const int raw = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    const auto addr = loopback_sockaddr(AF_INET, ls[0].local_address().port());
+    REQUIRE(::connect(raw, reinterpret_cast<const sockaddr*>(&addr), sizeof(sockaddr_in)) == 0);
+    auto t = net::wrap_stream_socket(raw);
+    CHECK(t.family() == AF_INET);
+    auto s = ls[0].accept();
+    t.send_all("tcp");
+    CHECK(s.recv(10) == "tcp");
+  });
+}
+
+TEST_CASE("wrapping rejects wrong socket types and families, unconnected sockets and non-sockets; they stay open") {
+  leak_check lc;
+  run_real([] {
+    int dgram[2];
+    REQUIRE(::socketpair(AF_UNIX, SOCK_DGRAM, 0, dgram) == 0);
+    CHECK_THROWS_AS((void)net::wrap_stream_socket(dgram[0]), std::invalid_argument);
+    CHECK(fd_is_open(dgram[0]));
+    ::close(dgram[0]);
+    ::close(dgram[1]);
+
+    const int unconnected = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    CHECK_THROWS_AS((void)net::wrap_stream_socket(unconnected), std::invalid_argument);
+    CHECK(fd_is_open(unconnected));
+    ::close(unconnected);
+
+    int seq[2];
+    REQUIRE(::socketpair(AF_UNIX, SOCK_SEQPACKET, 0, seq) == 0);
+    CHECK_THROWS_AS((void)net::wrap_stream_socket(seq[0]), std::invalid_argument);
+    CHECK_THROWS_AS((void)net::wrap_connected_datagram_socket(seq[0]), std::invalid_argument);
+    CHECK(fd_is_open(seq[0]));
+    ::close(seq[0]);
+    ::close(seq[1]);
+
+    // A datagram socket of another family.
+    if (const int netlink = ::socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, 0); netlink >= 0) {
+      CHECK_THROWS_AS((void)net::wrap_connected_datagram_socket(netlink), std::invalid_argument);
+      CHECK(fd_is_open(netlink));
+      ::close(netlink);
+    }
+
+    int pipe_fds[2];
+    REQUIRE(::pipe(pipe_fds) == 0);
+    CHECK_THROWS_AS((void)net::wrap_stream_socket(pipe_fds[0]), std::invalid_argument);
+    CHECK_THROWS_AS((void)net::wrap_connected_datagram_socket(pipe_fds[0]), std::invalid_argument);
+    CHECK(fd_is_open(pipe_fds[0]));
+    ::close(pipe_fds[0]);
+    ::close(pipe_fds[1]);
+  });
+}
