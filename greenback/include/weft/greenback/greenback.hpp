@@ -568,8 +568,7 @@ class async_iter {
     value_type& operator*() const { return *owner_->current_; }
     value_type* operator->() const { return &*owner_->current_; }
     iterator& operator++() {
-      owner_->current_ = owner_->next();
-      if (!owner_->current_) owner_ = nullptr;
+      if (!owner_->advance()) owner_ = nullptr;
       return *this;
     }
     void operator++(int) { ++*this; }
@@ -582,8 +581,19 @@ class async_iter {
   iterator end() { return iterator(); }
 
  private:
+  bool advance() {
+    auto v = next();
+    if (!v) return false;
+    // (A unique_ptr rather than an optional member: GCC 12 reports false
+    // "maybe-uninitialized" warnings for optional<std::string> members here.)
+    if (current_)
+      *current_ = std::move(*v);
+    else
+      current_ = std::make_unique<value_type>(std::move(*v));
+    return true;
+  }
   I* it_;
-  std::optional<value_type> current_;
+  std::unique_ptr<value_type> current_;
 };
 
 }  // namespace greenback
