@@ -119,7 +119,9 @@ boost::fibers::context* reactor_algorithm::pick_next() noexcept {
 void reactor_algorithm::suspend_until(std::chrono::steady_clock::time_point const&) noexcept {
   rt_.after_switch();
   rt_.reactor_pass();
-  if (ready_.empty()) return;
+  // Not while shutting down: the algorithm is destroyed while the dispatcher
+  // is suspended, which must then be in Boost.Fiber's loop, not in here.
+  if (ready_.empty() || rt_.shutting_down_) return;
   // Switch straight to the first ready task, as Boost.Fiber's dispatch loop
   // would after one more turn (which costs a clock read and a spinlock).
   boost::fibers::context* self = boost::fibers::context::active();
@@ -308,6 +310,7 @@ runtime::runtime(const run_options& options)
 runtime::~runtime() {
   // Let the dispatcher release the contexts of finished fibers, then give the
   // thread back its default scheduling algorithm.
+  shutting_down_ = true;
   poll_due_ = true;
   boost::fibers::context::active()->yield();
   after_switch();

@@ -100,6 +100,7 @@ class runtime {
   void before_switch(boost::fibers::context* to) noexcept;
   void after_switch() noexcept;
   bool detaching_ = false;
+  bool shutting_down_ = false;
   bool poll_due_ = false;
   unsigned ticks_ = 0;
 

@@ -235,8 +235,15 @@ struct portal_job {
 void submit_portal_job(portal_job* job);
 
 template <class R>
-using completion_signature_t = typename std::conditional_t<std::is_void_v<R>, std::type_identity<void(std::exception_ptr)>,
-                                                           std::type_identity<void(std::exception_ptr, R)>>::type;
+struct completion_signature {
+  using type = void(std::exception_ptr, R);
+};
+template <>
+struct completion_signature<void> {
+  using type = void(std::exception_ptr);
+};
+template <class R>
+using completion_signature_t = typename completion_signature<R>::type;
 
 template <class R, class F>
 fiber_outcome<R> call_in_scope(F& fn, weft::cancel_scope& scope) {
@@ -354,8 +361,9 @@ class portal_call : public boost::asio::awaitable<R> {
 
 template <class F, class... Args>
 auto bind_call(F&& fn, Args&&... args) {
+  // Called at most once: the arguments are moved into the call.
   return [fn = std::forward<F>(fn), ... args = std::forward<Args>(args)]() mutable -> decltype(auto) {
-    return std::invoke(fn, args...);
+    return std::invoke(std::move(fn), std::move(args)...);
   };
 }
 
