@@ -21,12 +21,13 @@ datagram_transport::datagram_transport(socket_type socket) : socket_(std::move(s
   if (ec) throw std::system_error(std::error_code(ec), "weft::net::datagram_transport");
 }
 datagram_transport::datagram_transport(datagram_transport&& o) noexcept
-    : socket_(std::move(o.socket_)), closing_(std::exchange(o.closing_, true)) {}
+    : socket_(std::move(o.socket_)), buffer_(std::move(o.buffer_)), closing_(std::exchange(o.closing_, true)) {}
 datagram_transport& datagram_transport::operator=(datagram_transport&& o) noexcept {
   if (this != &o) {
     boost::system::error_code ignored;
     socket_.close(ignored);
     socket_ = std::move(o.socket_);
+    buffer_ = std::move(o.buffer_);
     closing_ = std::exchange(o.closing_, true);
   }
   return *this;
@@ -47,12 +48,13 @@ std::string datagram_transport::recv() try {
   check_usable(what);
   lowlevel::raise_if_cancelled();
   detail::busy_guard busy(receiving_, "weft::net::datagram_transport: another task is already receiving on this transport");
-  std::string out(max_datagram_size, '\0');
+  // One receive buffer per transport, allocated once: the result holds
+  // only the datagram's bytes.
+  if (!buffer_) buffer_ = std::make_unique<char[]>(max_datagram_size);
   boost::system::error_code ec;
-  const std::size_t n = socket_.async_receive(asio::buffer(out), use_fiber[ec]);
+  const std::size_t n = socket_.async_receive(asio::buffer(buffer_.get(), max_datagram_size), use_fiber[ec]);
   detail::check(ec, closing_, what);
-  out.resize(n);
-  return out;
+  return std::string(buffer_.get(), n);
 } catch (const boost::system::system_error& e) {
   detail::rethrow_as_std(e, "weft::net::datagram_transport::recv");
 }
@@ -105,12 +107,13 @@ datagram_listener::datagram_listener(socket_type socket) : socket_(std::move(soc
   if (ec) throw std::system_error(std::error_code(ec), "weft::net::datagram_listener");
 }
 datagram_listener::datagram_listener(datagram_listener&& o) noexcept
-    : socket_(std::move(o.socket_)), closing_(std::exchange(o.closing_, true)) {}
+    : socket_(std::move(o.socket_)), buffer_(std::move(o.buffer_)), closing_(std::exchange(o.closing_, true)) {}
 datagram_listener& datagram_listener::operator=(datagram_listener&& o) noexcept {
   if (this != &o) {
     boost::system::error_code ignored;
     socket_.close(ignored);
     socket_ = std::move(o.socket_);
+    buffer_ = std::move(o.buffer_);
     closing_ = std::exchange(o.closing_, true);
   }
   return *this;
@@ -125,13 +128,13 @@ std::pair<std::string, endpoint> datagram_listener::recv_from() try {
   if (closing_ || !socket_.is_open()) detail::throw_closed(what);
   lowlevel::raise_if_cancelled();
   detail::busy_guard busy(receiving_, "weft::net::datagram_listener: another task is already receiving on this listener");
-  std::string out(max_datagram_size, '\0');
+  if (!buffer_) buffer_ = std::make_unique<char[]>(max_datagram_size);
   socket_type::endpoint_type from;
   boost::system::error_code ec;
-  const std::size_t n = socket_.async_receive_from(asio::buffer(out), from, use_fiber[ec]);
+  const std::size_t n =
+      socket_.async_receive_from(asio::buffer(buffer_.get(), max_datagram_size), from, use_fiber[ec]);
   detail::check(ec, closing_, what);
-  out.resize(n);
-  return {std::move(out), detail::to_endpoint(from)};
+  return {std::string(buffer_.get(), n), detail::to_endpoint(from)};
 } catch (const boost::system::system_error& e) {
   detail::rethrow_as_std(e, "weft::net::datagram_listener::recv_from");
 }
@@ -140,7 +143,7 @@ void datagram_listener::send_to(std::span<const std::byte> data, const endpoint&
   const char* what = "weft::net::datagram_listener::send_to";
   if (closing_ || !socket_.is_open()) detail::throw_closed(what);
   lowlevel::raise_if_cancelled();
-  const socket_type::endpoint_type dest(to.data(), to.size(), socket_.local_endpoint().protocol().protocol());
+  const socket_type::endpoint_type dest(to.data(), to.size(), to.is_unix() ? 0 : IPPROTO_UDP);
   for (;;) {
     boost::system::error_code ec;
     socket_.send_to(asio::buffer(data.data(), data.size()), dest, 0, ec);

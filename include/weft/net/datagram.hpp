@@ -7,6 +7,7 @@
 #include <boost/asio/generic/datagram_protocol.hpp>
 
 #include <cstddef>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
@@ -49,6 +50,7 @@ class datagram_transport {
  private:
   void check_usable(const char* what) const;
   socket_type socket_;
+  std::unique_ptr<char[]> buffer_;  // receive buffer, allocated on first use
   bool receiving_ = false;
   bool closing_ = false;
 };

@@ -13,6 +13,7 @@
 #include <boost/asio/socket_base.hpp>
 
 #include <functional>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
@@ -89,6 +90,7 @@ class datagram_listener {
 
  private:
   socket_type socket_;
+  std::unique_ptr<char[]> buffer_;  // receive buffer, allocated on first use
   bool receiving_ = false;
   bool closing_ = false;
 };
