@@ -50,6 +50,26 @@ struct fiber_completion_state {
   bool parked = false;
 };
 
+void* coro_frame_allocate(std::size_t size);
+void coro_frame_deallocate(void* frame, std::size_t size) noexcept;
+
+/// Recycles operation memory through a per-thread free list: tasks start
+/// Asio operations outside io_context::run, where Asio's own recycling
+/// allocator falls back to operator new.
+template <class T>
+struct recycling_allocator {
+  using value_type = T;
+  recycling_allocator() noexcept = default;
+  template <class U>
+  recycling_allocator(const recycling_allocator<U>&) noexcept {}
+  T* allocate(std::size_t n) { return static_cast<T*>(coro_frame_allocate(n * sizeof(T))); }
+  void deallocate(T* p, std::size_t n) noexcept { coro_frame_deallocate(p, n * sizeof(T)); }
+  template <class U>
+  friend bool operator==(const recycling_allocator&, const recycling_allocator<U>&) noexcept {
+    return true;
+  }
+};
+
 /// The handler given to the Asio operation: stores the result and wakes the task.
 template <class... Args>
 class fiber_handler {
@@ -57,6 +77,8 @@ class fiber_handler {
   explicit fiber_handler(fiber_completion_state<Args...>* s) noexcept : s_(s) {}
   using cancellation_slot_type = boost::asio::cancellation_slot;
   cancellation_slot_type get_cancellation_slot() const noexcept { return s_->signal.slot(); }
+  using allocator_type = recycling_allocator<void>;
+  allocator_type get_allocator() const noexcept { return {}; }
 
   template <class... A>
   void operator()(A&&... a) {
