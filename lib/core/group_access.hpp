@@ -7,7 +7,6 @@ namespace weft::detail {
 
 struct group_access {
   static void child_finished(task_group& g, task_base& t, std::exception_ptr escaped) noexcept;
-  static scope_node& node(cancel_scope& s) noexcept { return s.node_; }
   static void spawn(task_group& g, task_base* t, task_options&& options);
 };
 

@@ -80,10 +80,6 @@ class runtime {
     last_now_ = clock_->now();
     return last_now_;
   }
-  /// The latest clock reading, without reading the clock. Exact for a manual
-  /// clock (its time moves only through jumps, which the runtime observes);
-  /// for a real clock, a lower bound of the current time.
-  time_point known_now() const noexcept { return last_now_; }
   deadline_queue& deadlines() noexcept { return deadlines_; }
   void fire_expired() noexcept;
   void time_changed() noexcept { fire_expired(); }

@@ -48,7 +48,6 @@ class intrusive_list {
     return item;
   }
   static void erase(T& item) noexcept { static_cast<hook&>(item).unlink(); }
-  static bool is_linked(const T& item) noexcept { return static_cast<const hook&>(item).linked(); }
 
   /// Calls f(T&) for each element; f may unlink the element it is given.
   template <class F>
