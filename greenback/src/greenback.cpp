@@ -5,9 +5,16 @@
 #include <weft/lowlevel/park.hpp>
 #include <weft/task.hpp>
 
-#include <utility>
+#include <boost/asio/detail/call_stack.hpp>
+#include <boost/asio/detail/scheduler.hpp>
+#include <boost/asio/detail/scheduler_thread_info.hpp>
+#include <boost/asio/detail/thread_context.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/version.hpp>
 
+#include <exception>
 #include <string>
+#include <utility>
 
 namespace greenback {
 
@@ -26,6 +33,51 @@ void ensure_portal() {
 namespace detail {
 
 void throw_no_portal(const char* where) { throw no_portal_error(where); }
+
+// Relies on the io_context internals of Boost 1.81 (the version weft is
+// built against, see CMakeLists.txt): io_context::run pushes the scheduler
+// and a thread_info onto the thread's call stack before it runs a handler,
+// and moves the handler's privately queued operations to the scheduler's
+// queue after it. This does the same around `start`.
+void start_as_handler(boost::asio::io_context& io, weft::detail::function_ref<void()> start) {
+#if BOOST_VERSION / 100 != 1081
+  // Other Boost versions: not checked against their internals; co_spawn
+  // posts the first step (slower, same results). The current task is still
+  // hidden, so the coroutine has no portal wherever it runs.
+  (void)io;
+  struct restore {
+    weft::detail::task_base* task;
+    ~restore() { weft::detail::t_current_task = task; }
+  } on_exit{std::exchange(weft::detail::t_current_task, nullptr)};
+  start();
+#else
+  namespace ad = boost::asio::detail;
+  using call_stack = ad::call_stack<ad::thread_context, ad::thread_info_base>;
+  ad::scheduler& sched = boost::asio::use_service<ad::scheduler>(io);
+  if (call_stack::contains(&sched) != nullptr) {  // already in a handler of io
+    start();
+    return;
+  }
+  ad::scheduler_thread_info info;
+  info.private_outstanding_work = 0;
+  struct flush {
+    ad::scheduler& sched;
+    ad::scheduler_thread_info& info;
+    weft::detail::task_base* task;
+    ~flush() {
+      weft::detail::t_current_task = task;
+      for (; info.private_outstanding_work > 0; --info.private_outstanding_work) sched.work_started();
+      sched.post_deferred_completions(info.private_op_queue);
+    }
+  } on_exit{sched, info, std::exchange(weft::detail::t_current_task, nullptr)};
+  {
+    call_stack::context in_handler(&sched, info);
+    start();
+  }
+  // A handler run inline that threw: fatal, as from io_context::run.
+  [&info]() noexcept { info.rethrow_pending_exception(); }();
+#endif
+}
 
 namespace {
 

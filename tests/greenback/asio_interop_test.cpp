@@ -19,6 +19,8 @@
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/deferred.hpp>
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/local/connect_pair.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
@@ -217,6 +219,45 @@ TEST_CASE("await_ of an asio::awaitable waiting on a steady_timer returns its va
     greenback::await_(timer.async_wait(asio::deferred));
     CHECK(steady_clock::now() - start >= 2ms);
   });
+}
+
+namespace {
+asio::awaitable<int> ordered_steps(std::vector<std::string>& log) {
+  log.push_back(greenback::has_portal() ? "start with portal" : "start without portal");
+  asio::dispatch(io(), [&log] { log.push_back("dispatched"); });
+  asio::post(io(), [&log] { log.push_back("posted"); });
+  log.push_back("before suspending");
+  co_await asio::post(asio::use_awaitable);
+  log.push_back(greenback::has_portal() ? "resumed with portal" : "resumed without portal");
+  co_return 3;
+}
+
+asio::awaitable<int> never_suspends(int v) { co_return v * 2; }
+}  // namespace
+
+TEST_CASE("an awaited asio::awaitable starts at once, as an Asio handler without a portal") {
+  leak_check lc;
+  std::vector<std::string> log;
+  run([&] {
+    weft::open_task_group([&](weft::task_group& tg) {
+      tg.start_soon([&] { log.push_back("other task"); });  // ready, runs when this task parks
+      log.push_back("task before await_");
+      const int v = greenback::await_(ordered_steps(log));
+      log.push_back("await_ returned " + std::to_string(v));
+    });
+    CHECK(greenback::has_portal());
+    CHECK(greenback::await_(never_suspends(21)) == 42);
+    // The queued work of the inline start was handed to the io_context:
+    // a later post still runs.
+    bool ran = false;
+    asio::post(io(), [&ran] { ran = true; });
+    weft::sleep(1s);
+    CHECK(ran);
+  });
+  const std::vector<std::string> expected{"task before await_", "start without portal",   "dispatched",
+                                          "before suspending",  "other task",             "posted",
+                                          "resumed without portal", "await_ returned 3"};
+  CHECK(log == expected);
 }
 
 TEST_CASE("await_ of an asio::awaitable exchanging data over a connected socket pair returns what was read") {

@@ -21,6 +21,7 @@
 #include <weft/async_generator.hpp>
 #include <weft/coro.hpp>
 #include <weft/detail/core.hpp>
+#include <weft/detail/function_ref.hpp>
 #include <weft/lowlevel/park.hpp>
 #include <weft/task.hpp>
 #include <weft/task_group.hpp>
@@ -85,6 +86,15 @@ void bestow_portal(const weft::task<T>&) noexcept {}
 
 namespace detail {
 [[noreturn]] void throw_no_portal(const char* where);
+
+// Calls `start` (which co_spawns on `io`) as if from inside one of io's
+// completion handlers: dispatches to io run inline, posts are queued until
+// `start` returns, and no task is current (so the started coroutine has no
+// portal, as anywhere on the io_context). This lets co_spawn run the
+// coroutine's first segment at once instead of posting it. Exceptions from
+// `start` propagate; one escaping a handler run inline ends the program, as
+// it does for any handler on the runtime's io_context.
+void start_as_handler(boost::asio::io_context& io, weft::detail::function_ref<void()> start);
 inline weft::detail::task_base& require_portal(const char* where) {
   weft::detail::task_base* t = weft::detail::current_task();
   if (t == nullptr) throw_no_portal(where);
@@ -135,7 +145,10 @@ auto await_(A&& aw) {
 }
 
 // Asio: an asio::awaitable is co_spawned on the runtime's io_context and runs
-// there (in Asio handler context, where there is no portal). A cancellation
+// there (in Asio handler context, where there is no portal). It starts at
+// once: up to its first suspension it runs inside await_, as if await_ were
+// an Asio handler (dispatches to the io_context run inline, posts are
+// queued; no portal). A cancellation
 // of the waiting task is forwarded to it as Asio terminal cancellation
 // through the co_spawn cancellation slot, and await_ returns only once the
 // coroutine has finished: nothing is left running. If the coroutine then
@@ -167,20 +180,23 @@ T await_(boost::asio::awaitable<T, Executor> aw) {
   s.task = weft::lowlevel::current_task();
   boost::asio::cancellation_signal signal;
   auto& io = weft::lowlevel::io_context();
-  if constexpr (std::is_void_v<T>) {
-    boost::asio::co_spawn(io, std::move(aw), boost::asio::bind_cancellation_slot(signal.slot(), [&s](std::exception_ptr e) {
-                            s.error = e;
-                            s.value.emplace();
-                            s.finish();
-                          }));
-  } else {
-    boost::asio::co_spawn(io, std::move(aw),
-                          boost::asio::bind_cancellation_slot(signal.slot(), [&s](std::exception_ptr e, T v) {
-                            s.error = e;
-                            if (!e) s.value.emplace(std::move(v));
-                            s.finish();
-                          }));
-  }
+  detail::start_as_handler(io, [&] {
+    if constexpr (std::is_void_v<T>) {
+      boost::asio::co_spawn(io, std::move(aw),
+                            boost::asio::bind_cancellation_slot(signal.slot(), [&s](std::exception_ptr e) {
+                              s.error = e;
+                              s.value.emplace();
+                              s.finish();
+                            }));
+    } else {
+      boost::asio::co_spawn(io, std::move(aw),
+                            boost::asio::bind_cancellation_slot(signal.slot(), [&s](std::exception_ptr e, T v) {
+                              s.error = e;
+                              if (!e) s.value.emplace(std::move(v));
+                              s.finish();
+                            }));
+    }
+  });
   bool cancel_requested = false;
   while (!s.done) {
     s.parked = true;
