@@ -118,20 +118,28 @@ boost::fibers::context* reactor_algorithm::pick_next() noexcept {
 
 void reactor_algorithm::suspend_until(std::chrono::steady_clock::time_point const&) noexcept {
   rt_.after_switch();
-  rt_.reactor_pass();
-  // Not while shutting down: the algorithm is destroyed while the dispatcher
-  // is suspended, which must then be in Boost.Fiber's loop, not in here.
-  if (ready_.empty() || rt_.shutting_down_) return;
-  // Switch straight to the first ready task, as Boost.Fiber's dispatch loop
-  // would after one more turn (which costs a clock read and a spinlock).
-  boost::fibers::context* self = boost::fibers::context::active();
-  boost::fibers::context* next = &ready_.front();
-  ready_.pop_front();
-  ++rt_.ticks_;
-  t_current_task = task_of(next);
-  rt_.before_switch(next);
-  next->resume(self);  // self (the dispatcher) is made ready again
-  rt_.after_switch();
+  // Boost.Fiber's dispatch loop has just released finished fibers and taken
+  // in the ones made ready from other threads.
+  rt_.fiber_finished_ = false;
+  rt_.remote_ready_ = false;
+  for (;;) {
+    rt_.reactor_pass();
+    if (ready_.empty() || !rt_.dispatcher_may_stay()) return;
+    // Switch straight to the first ready task, and when the dispatcher is
+    // resumed again (no task ready, or a pass due), stay here for the next
+    // pass: a turn of Boost.Fiber's dispatch loop costs a clock read and
+    // two spinlocks, and is needed only to release finished fibers, to take
+    // in fibers made ready from other threads, and at shutdown.
+    boost::fibers::context* self = boost::fibers::context::active();
+    boost::fibers::context* next = &ready_.front();
+    ready_.pop_front();
+    ++rt_.ticks_;
+    t_current_task = task_of(next);
+    rt_.before_switch(next);
+    next->resume(self);  // self (the dispatcher) is made ready again
+    rt_.after_switch();
+    if (!rt_.dispatcher_may_stay()) return;
+  }
 }
 
 #if defined(WEFT_ASAN_FIBERS)
@@ -182,9 +190,11 @@ void runtime::after_switch() noexcept {}
 #endif
 
 void reactor_algorithm::notify() noexcept {
-  // Called from other threads (a fiber of this thread made ready remotely):
-  // wake the reactor. asio::post is thread-safe.
-  boost::asio::post(rt_.io(), [] {});
+  // Called from other threads, after a fiber of this thread was made ready
+  // remotely: wake the reactor (asio::post is thread-safe), and have the
+  // dispatcher hand over to Boost.Fiber's loop, which takes the fiber in.
+  runtime* rt = &rt_;
+  boost::asio::post(rt_.io(), [rt] { rt->remote_ready_ = true; });
 }
 
 // --- the loop -----------------------------------------------------------------
@@ -433,6 +443,7 @@ void runtime::finish_task(task_base& t, std::exception_ptr e) noexcept {
   t.joiners_.unpark_all();
   if (t.group_ != nullptr) group_access::child_finished(*t.group_, t, escaped ? e : nullptr);
   --live_tasks_;
+  fiber_finished_ = true;  // Boost.Fiber's dispatch loop releases the context
   // The fiber's context outlives the task object: unlink them.
   static_cast<task_link*>(t.ctx_->get_properties())->task = nullptr;
   if (main_waiting_ && (&t == root_ || (root_->done() && live_tasks_ == 0))) {

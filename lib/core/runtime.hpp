@@ -99,6 +99,12 @@ class runtime {
   bool shutting_down_ = false;
   bool poll_due_ = false;
   unsigned ticks_ = 0;
+  // The dispatcher must go back to Boost.Fiber's dispatch loop: a fiber
+  // finished (its context is released there), or one was made ready from
+  // another thread (it is taken in there).
+  bool fiber_finished_ = false;
+  bool remote_ready_ = false;
+  bool dispatcher_may_stay() const noexcept { return !shutting_down_ && !fiber_finished_ && !remote_ready_; }
 
  private:
   void recalculate(scope_node& s) noexcept;

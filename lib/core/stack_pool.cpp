@@ -3,6 +3,10 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#endif
+
 #include <algorithm>
 #include <atomic>
 #include <new>
@@ -98,6 +102,11 @@ boost::context::stack_context stack_pool::allocate(std::size_t size) {
 void stack_pool::deallocate(boost::context::stack_context& sctx) noexcept {
   const std::size_t len = mapping_size(sctx.size);
   void* bottom = static_cast<char*>(sctx.sp) - len;
+#if defined(__SANITIZE_ADDRESS__)
+  // A finished fiber leaves the redzones of its last frames poisoned: clear
+  // them, or they stay on whatever later reuses this memory.
+  ASAN_UNPOISON_MEMORY_REGION(static_cast<char*>(sctx.sp) - sctx.size, sctx.size);
+#endif
   g_stacks_in_use.fetch_sub(1, std::memory_order_relaxed);
   if (sctx.size == default_size_ && kind_ == stack_kind::pooled) {
     warm_.push_back(bottom);

@@ -1,5 +1,8 @@
 #include "support/support.hpp"
 
+#include <boost/fiber/future.hpp>
+
+#include <atomic>
 #include <stdexcept>
 #include <thread>
 
@@ -72,4 +75,40 @@ TEST_CASE("an idle runtime sleeps in the reactor and wakes for a real deadline")
   weft::run([] { weft::sleep(20ms); });
   const auto waited = std::chrono::steady_clock::now() - start;
   CHECK(waited >= 20ms);  // a lower bound only: a sleep never ends early
+}
+
+TEST_CASE("a fiber made ready from another thread runs while other tasks keep the loop busy") {
+  // A Boost.Fiber promise fulfilled on another thread makes the waiting
+  // fiber ready "remotely"; the runtime must take it in even though its
+  // ready queue never empties.
+  leak_check lc;
+  std::atomic<bool> set{false};
+  bool woke = false;
+  long yields_after_set = 0;
+  boost::fibers::promise<int> promise;
+  boost::fibers::future<int> future = promise.get_future();
+  std::thread other;
+  weft::run([&] {
+    weft::open_task_group([&](weft::task_group& tg) {
+      tg.start_soon([&] {
+        CHECK(future.get() == 7);
+        woke = true;
+      });
+      for (int i = 0; i < 2; ++i) {
+        tg.start_soon([&] {
+          while (!woke) {
+            if (set.load() && ++yields_after_set > 1'000'000) break;  // starved: give up
+            weft::coro_yield();
+          }
+        });
+      }
+      other = std::thread([&] {
+        promise.set_value(7);
+        set = true;
+      });
+    });
+  });
+  other.join();
+  CHECK(woke);
+  CHECK(yields_after_set < 1'000'000);
 }
