@@ -27,11 +27,11 @@
 //                 round trip.
 //   udp_pingpong  as tcp_pingpong over UDP (32-byte datagrams). weft: a
 //                 server task on a datagram_listener (create_udp_listeners,
-//                 recv_from + send_to) and a client task on a connected
-//                 datagram_transport (create_udp_endpoint, send + recv).
-//                 Peer: async_receive_from / async_send_to on the server
-//                 socket, async_send / async_receive on a connected client
-//                 socket; 64 KiB receive buffers like weft's.
+//                 recv_from_into + send_to) and a client task on a connected
+//                 datagram_transport (create_udp_endpoint, send +
+//                 recv_into). Peer: async_receive_from / async_send_to on
+//                 the server socket, async_send / async_receive on a
+//                 connected client socket. 64 KiB receive buffers on both.
 //   conn_memory   RSS per idle TCP connection, 10,000 connections (fewer if
 //                 RLIMIT_NOFILE is too low; the output says so), each side in
 //                 its own forked child. In both children the same client
@@ -538,19 +538,22 @@ timing weft_udp_pingpong() {
       stopwatch watch;
       weft::open_task_group([&](weft::task_group& tg) {
         tg.start_soon([&] {
+          std::vector<char> buf(datagram_buffer);  // as the peer's
           for (int i = 0; i < ping_warmup + rounds; ++i) {
-            auto [datagram, from] = server.recv_from();
-            server.send_to(datagram, from);
+            auto [n, from] = server.recv_from_into(std::span<char>(buf));
+            server.send_to(std::string_view(buf.data(), n), from);
           }
         });
         tg.start_soon([&] {
           weft::net::datagram_transport t =
               weft::net::create_udp_endpoint(std::make_pair(std::string("127.0.0.1"), port));
           ping_msg out = pattern<ping_size>(0);
+          std::vector<char> in(datagram_buffer);
           auto round = [&](int i) {
             stamp(out, i);
             t.send(view(out));
-            if (t.recv() != view(out)) fail("udp_pingpong (weft): bad reply");
+            const std::size_t n = t.recv_into(std::span<char>(in));
+            if (std::string_view(in.data(), n) != view(out)) fail("udp_pingpong (weft): bad reply");
           };
           for (int i = 0; i < ping_warmup; ++i) round(i);
           watch.start();

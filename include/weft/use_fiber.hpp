@@ -42,10 +42,19 @@ inline constexpr use_fiber_t use_fiber{};
 
 namespace detail {
 
+/// A cancellation signal for one operation, from a per-thread pool (the
+/// handler memory an operation installs in it is reused by the next one).
+boost::asio::cancellation_signal* acquire_op_signal();
+void release_op_signal(boost::asio::cancellation_signal* s) noexcept;
+
 template <class... Args>
 struct fiber_completion_state {
+  fiber_completion_state() : signal(acquire_op_signal()) {}
+  ~fiber_completion_state() { release_op_signal(signal); }
+  fiber_completion_state(const fiber_completion_state&) = delete;
+  fiber_completion_state& operator=(const fiber_completion_state&) = delete;
   std::optional<std::tuple<std::decay_t<Args>...>> result;
-  boost::asio::cancellation_signal signal;
+  boost::asio::cancellation_signal* signal;
   lowlevel::task_ref task;
   bool parked = false;
 };
@@ -76,7 +85,7 @@ class fiber_handler {
  public:
   explicit fiber_handler(fiber_completion_state<Args...>* s) noexcept : s_(s) {}
   using cancellation_slot_type = boost::asio::cancellation_slot;
-  cancellation_slot_type get_cancellation_slot() const noexcept { return s_->signal.slot(); }
+  cancellation_slot_type get_cancellation_slot() const noexcept { return s_->signal->slot(); }
   using allocator_type = recycling_allocator<void>;
   allocator_type get_allocator() const noexcept { return {}; }
 
@@ -102,7 +111,7 @@ bool wait_for_completion(fiber_completion_state<Args...>& s) {
     s.parked = true;
     auto abort = [&]() noexcept {
       cancel_requested = true;
-      s.signal.emit(boost::asio::cancellation_type::terminal);
+      s.signal->emit(boost::asio::cancellation_type::terminal);
       return abort_result::failed;  // the operation completes (aborted) and wakes us
     };
     lowlevel::park(abort);

@@ -44,19 +44,26 @@ void datagram_transport::check_usable(const char* what) const try {
 }
 
 std::string datagram_transport::recv() try {
+  // One receive buffer per transport, allocated once: the result holds
+  // only the datagram's bytes.
+  if (!buffer_) buffer_ = std::make_unique<char[]>(max_datagram_size);
+  const std::size_t n = recv_into(std::span<char>(buffer_.get(), max_datagram_size));
+  return std::string(buffer_.get(), n);
+} catch (const boost::system::system_error& e) {
+  detail::rethrow_as_std(e, "weft::net::datagram_transport::recv");
+}
+
+std::size_t datagram_transport::recv_into(std::span<std::byte> buf) try {
   const char* what = "weft::net::datagram_transport::recv";
   check_usable(what);
   lowlevel::raise_if_cancelled();
   detail::busy_guard busy(receiving_, "weft::net::datagram_transport: another task is already receiving on this transport");
-  // One receive buffer per transport, allocated once: the result holds
-  // only the datagram's bytes.
-  if (!buffer_) buffer_ = std::make_unique<char[]>(max_datagram_size);
   boost::system::error_code ec;
-  const std::size_t n = socket_.async_receive(asio::buffer(buffer_.get(), max_datagram_size), use_fiber[ec]);
+  const std::size_t n = socket_.async_receive(asio::buffer(buf.data(), buf.size()), use_fiber[ec]);
   detail::check(ec, closing_, what);
-  return std::string(buffer_.get(), n);
+  return n;
 } catch (const boost::system::system_error& e) {
-  detail::rethrow_as_std(e, "weft::net::datagram_transport::recv");
+  detail::rethrow_as_std(e, "weft::net::datagram_transport::recv_into");
 }
 
 void datagram_transport::send(std::span<const std::byte> data) try {
@@ -124,19 +131,25 @@ datagram_listener::~datagram_listener() {
 }
 
 std::pair<std::string, endpoint> datagram_listener::recv_from() try {
+  if (!buffer_) buffer_ = std::make_unique<char[]>(max_datagram_size);
+  auto [n, from] = recv_from_into(std::span<char>(buffer_.get(), max_datagram_size));
+  return {std::string(buffer_.get(), n), std::move(from)};
+} catch (const boost::system::system_error& e) {
+  detail::rethrow_as_std(e, "weft::net::datagram_listener::recv_from");
+}
+
+std::pair<std::size_t, endpoint> datagram_listener::recv_from_into(std::span<std::byte> buf) try {
   const char* what = "weft::net::datagram_listener::recv_from";
   if (closing_ || !socket_.is_open()) detail::throw_closed(what);
   lowlevel::raise_if_cancelled();
   detail::busy_guard busy(receiving_, "weft::net::datagram_listener: another task is already receiving on this listener");
-  if (!buffer_) buffer_ = std::make_unique<char[]>(max_datagram_size);
   socket_type::endpoint_type from;
   boost::system::error_code ec;
-  const std::size_t n =
-      socket_.async_receive_from(asio::buffer(buffer_.get(), max_datagram_size), from, use_fiber[ec]);
+  const std::size_t n = socket_.async_receive_from(asio::buffer(buf.data(), buf.size()), from, use_fiber[ec]);
   detail::check(ec, closing_, what);
-  return {std::string(buffer_.get(), n), detail::to_endpoint(from)};
+  return {n, detail::to_endpoint(from)};
 } catch (const boost::system::system_error& e) {
-  detail::rethrow_as_std(e, "weft::net::datagram_listener::recv_from");
+  detail::rethrow_as_std(e, "weft::net::datagram_listener::recv_from_into");
 }
 
 void datagram_listener::send_to(std::span<const std::byte> data, const endpoint& to) try {

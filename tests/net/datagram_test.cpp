@@ -3,6 +3,9 @@
 #include <boost/asio/ip/address.hpp>
 
 #include <algorithm>
+#include <array>
+#include <span>
+#include <string_view>
 #include <string>
 #include <vector>
 
@@ -85,6 +88,50 @@ TEST_CASE("recv returns at most max_datagram_size bytes; the rest of a longer da
     CHECK(got.back() == 'L');
     a.send("next");
     CHECK(b.recv() == "next");
+  });
+}
+
+TEST_CASE("recv_into and recv_from_into fill the caller's buffer, truncating a longer datagram") {
+  leak_check lc;
+  run_real([] {
+    auto s = udp_pair();
+    std::array<char, 8> small{};
+    s.client.send("hello");
+    auto [n, from] = s.server.recv_from_into(std::span<char>(small));
+    CHECK(n == 5);
+    CHECK(std::string_view(small.data(), n) == "hello");
+    CHECK(from == s.client.local_address());
+    s.client.send("a longer datagram");
+    auto [m, from2] = s.server.recv_from_into(std::span<char>(small));
+    CHECK(m == small.size());  // cut to the buffer; the rest is gone
+    CHECK(std::string_view(small.data(), m) == "a longer");
+    CHECK(from2 == from);
+
+    s.server.send_to("reply", from);
+    s.server.send_to("second reply", from);
+    s.server.send_to("third", from);
+    std::array<std::byte, 64> buf{};
+    const std::size_t r = s.client.recv_into(std::span<std::byte>(buf));
+    CHECK(std::string_view(reinterpret_cast<const char*>(buf.data()), r) == "reply");
+    // An empty buffer takes one datagram and keeps nothing of it.
+    CHECK(s.client.recv_into(std::span<char>()) == 0);
+    CHECK(s.client.recv() == "third");
+  });
+}
+
+TEST_CASE("recv_into on a closed datagram transport fails with EBADF; a second receiver is busy") {
+  leak_check lc;
+  run_real([] {
+    auto [a, b] = unix_datagram_pair();
+    std::array<char, 16> buf{};
+    weft::open_task_group([&](weft::task_group& tg) {
+      tg.start_soon([&] { CHECK(b.recv_into(std::span<char>(buf)) == 3); });
+      weft::testing::wait_all_tasks_blocked();
+      CHECK_THROWS_AS((void)b.recv_into(std::span<char>(buf)), weft::busy_resource_error);
+      a.send("abc");
+    });
+    b.aclose();
+    CHECK(error_of([&] { (void)b.recv_into(std::span<char>(buf)); }) == EBADF);
   });
 }
 

@@ -406,6 +406,9 @@ TEST_CASE("datagram recv cancelled by a deadline or a failing sibling; the trans
     cancelled_by_failing_sibling([&] { (void)client.recv(); });
     cancelled_by_deadline([&] { (void)server.recv_from(); });
     cancelled_by_failing_sibling([&] { (void)server.recv_from(); });
+    char buf[16];
+    cancelled_by_deadline([&] { (void)client.recv_into(std::span<char>(buf)); });
+    cancelled_by_failing_sibling([&] { (void)server.recv_from_into(std::span<char>(buf)); });
     client.send("up");
     auto [data, from] = server.recv_from();
     CHECK(data == "up");

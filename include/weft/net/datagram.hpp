@@ -31,6 +31,12 @@ class datagram_transport {
   /// @throws weft::cancelled; busy_resource_error if another task is
   /// receiving; std::system_error (EBADF once closed).
   std::string recv();
+  /// Receives one datagram into buf and returns its size; bytes of a
+  /// datagram longer than buf are discarded (as recv(2) does), and an empty
+  /// buf receives and discards one datagram. No allocation. Checkpoint.
+  /// @throws as recv.
+  std::size_t recv_into(std::span<std::byte> buf);
+  std::size_t recv_into(std::span<char> buf) { return recv_into(std::as_writable_bytes(buf)); }
   /// Sends one datagram. Checkpoint. @throws std::system_error (EMSGSIZE if
   /// too big for the socket); weft::cancelled.
   void send(std::span<const std::byte> data);

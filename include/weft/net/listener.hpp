@@ -71,6 +71,12 @@ class datagram_listener {
 
   /// Receives one datagram and its sender. Checkpoint.
   std::pair<std::string, endpoint> recv_from();
+  /// Receives one datagram into buf; returns its size (bytes beyond
+  /// buf.size() are discarded) and its sender. No allocation. Checkpoint.
+  std::pair<std::size_t, endpoint> recv_from_into(std::span<std::byte> buf);
+  std::pair<std::size_t, endpoint> recv_from_into(std::span<char> buf) {
+    return recv_from_into(std::as_writable_bytes(buf));
+  }
   /// Sends a datagram to `to`; safe to call from several tasks at once. Checkpoint.
   void send_to(std::span<const std::byte> data, const endpoint& to);
   void send_to(std::string_view data, const endpoint& to) {
