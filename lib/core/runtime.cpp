@@ -213,12 +213,15 @@ void runtime::reactor_pass() noexcept {
   poll_due_ = false;
   ticks_ = 0;
   t_current_task = nullptr;
-  if (io_.stopped()) io_.restart();
   run_soon_calls();
-  if (busy)
+  if (busy) {
+    // Someone may have stopped the io_context (io_context().stop()); checked
+    // here and before blocking, not on every pass (it takes a lock).
+    if (io_.stopped()) io_.restart();
     io_.poll();  // a pass that interrupts busy tasks: give all of I/O its turn
-  else
+  } else {
     run_ready_handlers();
+  }
   fire_expired();
   for (;;) {
     if (algo_->has_ready_tasks()) return;
@@ -236,6 +239,10 @@ void runtime::reactor_pass() noexcept {
     run_ready_handlers();
   }
   arm_wake_timer();
+  if (io_.stopped()) {
+    io_.restart();
+    return;  // the next pass runs what the stop held back
+  }
   io_.run_one();
   run_ready_handlers();
   fire_expired();

@@ -398,6 +398,28 @@ TEST_CASE("a weft deadline stops a real Asio timer inside an awaited asio::await
 
 // --- weft::use_fiber ---------------------------------------------------------------------------
 
+TEST_CASE("the runtime keeps running after someone stops its io_context") {
+  leak_check lc;
+  run([] {
+    io().stop();
+    weft::sleep(1s);  // the loop restarts the io_context before it waits
+    asio::post(io(), weft::use_fiber);  // parks until the posted handler ran
+    // Stopped while tasks stay busy: their handlers still run.
+    io().stop();
+    socket_pair sp;
+    weft::open_task_group([&](weft::task_group& tg) {
+      tg.start_soon([&] {
+        char c = 0;
+        CHECK(sp.b.async_read_some(asio::buffer(&c, 1), weft::use_fiber) == 1);
+      });
+      tg.start_soon([&] {
+        for (int i = 0; i < 1000; ++i) weft::coro_yield();
+      });
+      asio::write(sp.a, asio::buffer("x", 1));
+    });
+  });
+}
+
 TEST_CASE("use_fiber waits for an Asio timer, with the throwing and the error-code forms") {
   leak_check lc;
   run_real([] {
