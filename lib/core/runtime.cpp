@@ -123,7 +123,9 @@ void reactor_algorithm::suspend_until(std::chrono::steady_clock::time_point cons
   rt_.fiber_finished_ = false;
   rt_.remote_ready_ = false;
   for (;;) {
-    rt_.reactor_pass();
+    // Back here with a task ready and no pass due (a task yielded while no
+    // other was ready): pick it, as pick_next() would, without a pass.
+    if (ready_.empty() || rt_.poll_due_) rt_.reactor_pass();
     if (ready_.empty() || !rt_.dispatcher_may_stay()) return;
     // Switch straight to the first ready task, and when the dispatcher is
     // resumed again (no task ready, or a pass due), stay here for the next
