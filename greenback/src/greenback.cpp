@@ -34,6 +34,17 @@ namespace detail {
 
 void throw_no_portal(const char* where) { throw no_portal_error(where); }
 
+namespace {
+// No task is current while this lives: code run meanwhile has no portal.
+struct task_hidden {
+  weft::detail::task_base* task = std::exchange(weft::detail::t_current_task, nullptr);
+  task_hidden() = default;
+  task_hidden(const task_hidden&) = delete;
+  task_hidden& operator=(const task_hidden&) = delete;
+  ~task_hidden() { weft::detail::t_current_task = task; }
+};
+}  // namespace
+
 // Relies on the io_context internals of Boost 1.81 (the version weft is
 // built against, see CMakeLists.txt): io_context::run pushes the scheduler
 // and a thread_info onto the thread's call stack before it runs a handler,
@@ -42,19 +53,16 @@ void throw_no_portal(const char* where) { throw no_portal_error(where); }
 void start_as_handler(boost::asio::io_context& io, weft::detail::function_ref<void()> start) {
 #if BOOST_VERSION / 100 != 1081
   // Other Boost versions: not checked against their internals; co_spawn
-  // posts the first step (slower, same results). The current task is still
-  // hidden, so the coroutine has no portal wherever it runs.
+  // posts the first step (slower, same results).
   (void)io;
-  struct restore {
-    weft::detail::task_base* task;
-    ~restore() { weft::detail::t_current_task = task; }
-  } on_exit{std::exchange(weft::detail::t_current_task, nullptr)};
+  task_hidden hidden;
   start();
 #else
   namespace ad = boost::asio::detail;
   using call_stack = ad::call_stack<ad::thread_context, ad::thread_info_base>;
-  ad::scheduler& sched = boost::asio::use_service<ad::scheduler>(io);
+  ad::scheduler& sched = boost::asio::use_service<ad::scheduler>(io);  // io_context's own, no lookup
   if (call_stack::contains(&sched) != nullptr) {  // already in a handler of io
+    task_hidden hidden;
     start();
     return;
   }
@@ -63,14 +71,13 @@ void start_as_handler(boost::asio::io_context& io, weft::detail::function_ref<vo
   struct flush {
     ad::scheduler& sched;
     ad::scheduler_thread_info& info;
-    weft::detail::task_base* task;
     ~flush() {
-      weft::detail::t_current_task = task;
       for (; info.private_outstanding_work > 0; --info.private_outstanding_work) sched.work_started();
       sched.post_deferred_completions(info.private_op_queue);
     }
-  } on_exit{sched, info, std::exchange(weft::detail::t_current_task, nullptr)};
+  } on_exit{sched, info};
   {
+    task_hidden hidden;
     call_stack::context in_handler(&sched, info);
     start();
   }
