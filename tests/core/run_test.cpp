@@ -2,6 +2,7 @@
 
 #include <boost/fiber/future.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <stdexcept>
 #include <thread>
@@ -111,4 +112,27 @@ TEST_CASE("a fiber made ready from another thread runs while other tasks keep th
   other.join();
   CHECK(woke);
   CHECK(yields_after_set < 1'000'000);
+}
+
+TEST_CASE("finished tasks give their stacks back while other tasks keep the loop busy") {
+  leak_check lc;
+  const std::size_t before = weft::testing::live_stacks();
+  std::size_t most = 0;
+  weft::run([&] {
+    bool done = false;
+    weft::open_task_group([&](weft::task_group& tg) {
+      tg.start_soon([&] {
+        while (!done) weft::coro_yield();  // never lets the ready queue empty
+      });
+      for (int i = 0; i < 5000; ++i) {
+        tg.start_soon([] {});
+        weft::coro_yield();
+        most = std::max(most, weft::testing::live_stacks() - before);
+      }
+      done = true;
+    });
+  });
+  // The root, the spinner, and a bounded number of finished-but-not-yet-
+  // released children (released every reactor pass at the latest).
+  CHECK(most < 200);
 }
