@@ -46,6 +46,10 @@ namespace {
 
 // Picks of ready tasks between two reactor passes while tasks stay busy.
 constexpr unsigned poll_interval = 64;
+// Handlers run in one pass after the first that readied a task, at most;
+// and how often a pass tries that again after it found none.
+constexpr unsigned max_handler_batch = 64;
+constexpr unsigned batch_probe_interval = 64;
 
 // Links a fiber's context to its task. Boost.Fiber deletes a context's
 // properties when the context is destroyed; this object lives in a header
@@ -263,11 +267,21 @@ bool runtime::run_soon_calls() noexcept {
 }
 
 void runtime::run_ready_handlers() noexcept {
-  // Handlers one at a time, stopping as soon as a task is ready: the rest
-  // run at the next pass. io_context::poll() would end every call with one
-  // more (usually empty) epoll_wait.
-  while (!algo_->has_ready_tasks() && io_.poll_one() != 0) {
+  // Handlers one at a time until a task is ready. io_context::poll() would
+  // end every call with one more epoll_wait, which finds nothing when the
+  // handlers were all that was ready (request/response traffic).
+  while (!algo_->has_ready_tasks()) {
+    if (io_.poll_one() == 0) return;
   }
+  // Under load one epoll_wait reports many sockets: running their handlers
+  // now lets the tasks they wake run back to back, without a pass between
+  // each. Keep doing so while it finds more handlers; once it did not, try
+  // again only every `batch_probe_interval` passes.
+  if (!batching_ && ++batch_probe_ < batch_probe_interval) return;
+  batch_probe_ = 0;
+  unsigned more = 0;
+  while (more < max_handler_batch && io_.poll_one() != 0) ++more;
+  batching_ = more > 0;
 }
 
 void runtime::arm_wake_timer() noexcept {

@@ -103,6 +103,8 @@ class runtime {
   // finished (its context is released there), or one was made ready from
   // another thread (it is taken in there).
   bool fiber_finished_ = false;
+  bool batching_ = false;  // see run_ready_handlers
+  unsigned batch_probe_ = 0;
   bool remote_ready_ = false;
   bool dispatcher_may_stay() const noexcept { return !shutting_down_ && !fiber_finished_ && !remote_ready_; }
 
