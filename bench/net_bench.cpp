@@ -2,14 +2,14 @@
 // callbacks, measured side by side in one run. Loopback only; both sides
 // carry identical traffic and check every reply against what they sent.
 // Medians of BENCH_REPS measurements are reported; each measurement of the
-// time benchmarks is made of 4 runs of each side, alternating weft and the
+// time benchmarks is made of 10 runs of each side, alternating weft and the
 // peer (and which of them starts), each run on a fresh thread, runtime or
 // io_context and fresh connections, so that a change of load on the machine
 // weighs on both alike.
 //
 //   tcp_pingpong  one thread, client and server in one process: 32-byte
-//                 messages, 100,000 timed round trips per measurement (4
-//                 runs of 25,000, each after 1,000 untimed ones); TCP_NODELAY
+//                 messages, 100,000 timed round trips per measurement (10
+//                 runs of 10,000, each after 1,000 untimed ones); TCP_NODELAY
 //                 on both ends. weft: a server task (accept, recv_into until
 //                 32 bytes, send_all) and a client task (send_all, recv_into
 //                 until 32 bytes) in one weft::run. Peer: asio::async_read /
@@ -17,7 +17,7 @@
 //                 line also gives the CPU time per round trip of the one
 //                 thread (less disturbed by other load than wall time).
 //   tcp_echo_100  100 connections, 1 KiB messages, 1,000 round trips per
-//                 connection and measurement (4 runs of 250); the load comes
+//                 connection and measurement (10 runs of 100); the load comes
 //                 from one Asio-callback client on its own thread, the same
 //                 code for both servers. weft: create_tcp_listeners + serve
 //                 with one handler task per connection echoing what it
@@ -162,7 +162,8 @@ timing measured(const stopwatch& w, double ops) { return {w.wall(), w.cpu(), ops
 /// alternating weft and the peer (and which of them starts), so that a
 /// change of load on the machine weighs on both alike; a measurement sums
 /// its runs. Returns the medians per operation (weft, peer).
-constexpr int chunks = 4;
+constexpr int chunks = 10;  // short runs, finely interleaved: a burst of load
+                            // elsewhere on the machine hits both sides alike
 
 struct per_op_medians {
   double wall_us = 0;
