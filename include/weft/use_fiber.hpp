@@ -42,19 +42,28 @@ inline constexpr use_fiber_t use_fiber{};
 
 namespace detail {
 
-/// A cancellation signal for one operation, from a per-thread pool (the
-/// handler memory an operation installs in it is reused by the next one).
 boost::asio::cancellation_signal* acquire_op_signal();
 void release_op_signal(boost::asio::cancellation_signal* s) noexcept;
 
+/// A cancellation signal for one operation, lent from a per-thread pool:
+/// the handler memory an operation installs in it is reused by the next
+/// operation. Return it only once the operation has completed.
+class pooled_signal {
+ public:
+  pooled_signal() : s_(acquire_op_signal()) {}
+  ~pooled_signal() { release_op_signal(s_); }
+  pooled_signal(const pooled_signal&) = delete;
+  pooled_signal& operator=(const pooled_signal&) = delete;
+  boost::asio::cancellation_signal* operator->() const noexcept { return s_; }
+
+ private:
+  boost::asio::cancellation_signal* s_;
+};
+
 template <class... Args>
 struct fiber_completion_state {
-  fiber_completion_state() : signal(acquire_op_signal()) {}
-  ~fiber_completion_state() { release_op_signal(signal); }
-  fiber_completion_state(const fiber_completion_state&) = delete;
-  fiber_completion_state& operator=(const fiber_completion_state&) = delete;
   std::optional<std::tuple<std::decay_t<Args>...>> result;
-  boost::asio::cancellation_signal* signal;
+  pooled_signal signal;
   lowlevel::task_ref task;
   bool parked = false;
 };

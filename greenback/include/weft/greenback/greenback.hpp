@@ -178,19 +178,19 @@ T await_(boost::asio::awaitable<T, Executor> aw) {
     }
   } s;
   s.task = weft::lowlevel::current_task();
-  boost::asio::cancellation_signal signal;
+  weft::detail::pooled_signal signal;  // outlives the coroutine: await_ waits for it to finish
   auto& io = weft::lowlevel::io_context();
   detail::start_as_handler(io, [&] {
     if constexpr (std::is_void_v<T>) {
       boost::asio::co_spawn(io, std::move(aw),
-                            boost::asio::bind_cancellation_slot(signal.slot(), [&s](std::exception_ptr e) {
+                            boost::asio::bind_cancellation_slot(signal->slot(), [&s](std::exception_ptr e) {
                               s.error = e;
                               s.value.emplace();
                               s.finish();
                             }));
     } else {
       boost::asio::co_spawn(io, std::move(aw),
-                            boost::asio::bind_cancellation_slot(signal.slot(), [&s](std::exception_ptr e, T v) {
+                            boost::asio::bind_cancellation_slot(signal->slot(), [&s](std::exception_ptr e, T v) {
                               s.error = e;
                               if (!e) s.value.emplace(std::move(v));
                               s.finish();
@@ -202,7 +202,7 @@ T await_(boost::asio::awaitable<T, Executor> aw) {
     s.parked = true;
     auto abort = [&]() noexcept {
       cancel_requested = true;
-      signal.emit(boost::asio::cancellation_type::terminal);
+      signal->emit(boost::asio::cancellation_type::terminal);
       return weft::detail::abort_result::failed;  // wait for the coroutine to finish
     };
     weft::lowlevel::park(abort);
