@@ -51,18 +51,17 @@ struct task_hidden {
 // and moves the handler's privately queued operations to the scheduler's
 // queue after it. This does the same around `start`.
 void start_as_handler(boost::asio::io_context& io, weft::detail::function_ref<void()> start) {
+  task_hidden hidden;
 #if BOOST_VERSION / 100 != 1081
   // Other Boost versions: not checked against their internals; co_spawn
   // posts the first step (slower, same results).
   (void)io;
-  task_hidden hidden;
   start();
 #else
   namespace ad = boost::asio::detail;
   using call_stack = ad::call_stack<ad::thread_context, ad::thread_info_base>;
   ad::scheduler& sched = boost::asio::use_service<ad::scheduler>(io);  // io_context's own, no lookup
   if (call_stack::contains(&sched) != nullptr) {  // already in a handler of io
-    task_hidden hidden;
     start();
     return;
   }
@@ -77,7 +76,6 @@ void start_as_handler(boost::asio::io_context& io, weft::detail::function_ref<vo
     }
   } on_exit{sched, info};
   {
-    task_hidden hidden;
     call_stack::context in_handler(&sched, info);
     start();
   }
