@@ -15,15 +15,17 @@ namespace {
 // Asio keeps that memory until the signal is destroyed, and reuses it for
 // the next handler that fits. Reusing signals therefore saves an allocation
 // and a free per operation.
+constexpr std::size_t signals_kept = 64;
+
 struct signal_pool {
   std::vector<boost::asio::cancellation_signal*> free;
+  signal_pool() { free.reserve(signals_kept); }  // release never reallocates
   ~signal_pool() {
     for (auto* s : free) delete s;
   }
 };
 
-thread_local signal_pool t_signals;
-constexpr std::size_t signals_kept = 64;
+thread_local signal_pool t_signals;  // made on the thread's first acquire
 
 // Takes the place of a finished operation's handler, which may refer to
 // the operation's socket: emitting on a reused signal must not reach it.
@@ -45,12 +47,9 @@ void release_op_signal(boost::asio::cancellation_signal* s) noexcept {
     delete s;
     return;
   }
-  s->slot().emplace<no_cancellation>();  // reuses the memory: no allocation, cannot throw
-  try {
-    t_signals.free.push_back(s);
-  } catch (...) {
-    delete s;
-  }
+  // In the memory of the handler it replaces (never smaller): no allocation.
+  if (s->slot().has_handler()) s->slot().emplace<no_cancellation>();
+  t_signals.free.push_back(s);  // within the reserved capacity
 }
 
 }  // namespace weft::detail
