@@ -85,6 +85,9 @@ class on_fiber_awaiter {
     coro_drive* drive = current_drive();
     using R = decltype(w_.await_suspend(h));
     if (drive == nullptr) return w_.await_suspend(h);
+    // The driving task is about to wait: a checkpoint, even if the awaitable
+    // would complete at once (nothing has been started yet).
+    raise_if_cancelled_at_entry();
     std::coroutine_handle<> through = drive_intercept(*drive, h);
     if constexpr (std::is_void_v<R>) {
       w_.await_suspend(through);

@@ -103,7 +103,9 @@ class task {
   bool cancelled() const noexcept { return s().done() && s().ended_cancelled_; }
   /// Blocks until the task is done, without unwrapping its outcome.
   /// Returns at once, without yielding, if it is already done. Cancelling
-  /// the waiter does not cancel the task. Checkpoint unless already done.
+  /// the waiter does not cancel the task. Checkpoint: in a cancelled scope
+  /// it throws, even when the task is already done.
+  /// @throws weft::cancelled.
   void wait() const { detail::wait_done(s()); }
   /// Blocks until the task is done and returns its value (a copy) or
   /// rethrows its exception (the same object each time); repeatable.

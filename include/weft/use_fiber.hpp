@@ -5,7 +5,8 @@
 //
 // Any Asio-based asynchronous operation called with weft::use_fiber from a
 // weft task blocks that task (not the thread) until the operation completes,
-// then returns its result. A checkpoint: a cancellation of the task while it
+// then returns its result. A checkpoint: in a cancelled scope it throws
+// `weft::cancelled` before starting the operation; a cancellation of the task while it
 // waits is forwarded to the operation as Asio terminal cancellation through
 // the handler's cancellation slot; when the operation then ends with
 // operation_aborted, `weft::cancelled` is thrown (with the `[ec]` form too).
@@ -174,6 +175,7 @@ template <class... Args>
 auto run_with_fiber(auto&& initiation, use_fiber_t token, auto&&... init_args) {
   fiber_completion_state<Args...> s;
   s.task = lowlevel::current_task();
+  raise_if_cancelled_at_entry();  // a checkpoint before the operation starts
   std::move(initiation)(fiber_handler<Args...>(&s), std::forward<decltype(init_args)>(init_args)...);
   const bool cancel_requested = wait_for_completion(s);
   if constexpr (sizeof...(Args) == 0) {

@@ -28,6 +28,8 @@
 #define WEFT_ASAN_FIBERS 1
 #endif
 
+#include <cxxabi.h>
+
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -99,12 +101,15 @@ void reactor_algorithm::awakened(boost::fibers::context* ctx) noexcept {
 
 boost::fibers::context* reactor_algorithm::pick_next() noexcept {
   rt_.after_switch();
+  // Called by the context that suspends. A task that did not go through
+  // park() or yield() (it is still `running`) waits in Boost.Fiber itself.
+  if (task_base* from = t_current_task; from != nullptr && from->state_ == task_base::state::running)
+    rt_.fiber_wait_ = true;
   if (!ready_.empty() && !rt_.poll_due_) {
     if (++rt_.ticks_ >= poll_interval) rt_.poll_due_ = true;
     boost::fibers::context* ctx = &ready_.front();
     ready_.pop_front();
-    t_current_task = task_of(ctx);
-    rt_.before_switch(ctx);
+    rt_.prepare_switch(ctx, task_of(ctx));
     return ctx;
   }
   if (dispatcher_ != nullptr) {
@@ -112,20 +117,24 @@ boost::fibers::context* reactor_algorithm::pick_next() noexcept {
     // runs a reactor pass and then picks again.
     boost::fibers::context* d = dispatcher_;
     dispatcher_ = nullptr;
-    t_current_task = nullptr;
-    rt_.before_switch(d);
+    rt_.prepare_switch(d, nullptr);
     return d;
   }
   // Called from the dispatcher itself: nothing to pick before a reactor pass.
   return nullptr;
 }
 
-void reactor_algorithm::suspend_until(std::chrono::steady_clock::time_point const&) noexcept {
+void reactor_algorithm::suspend_until(std::chrono::steady_clock::time_point const& fiber_deadline) noexcept {
   rt_.after_switch();
-  // Boost.Fiber's dispatch loop has just released finished fibers and taken
-  // in the ones made ready from other threads.
+  // Boost.Fiber's dispatch loop has just released finished fibers, taken in
+  // the ones made ready from other threads, and woken the fibers whose
+  // Boost.Fiber timed waits expired; `fiber_deadline` is the earliest of the
+  // timed waits left (the reactor wakes up for it, and the dispatcher hands
+  // over to that loop again once it has passed).
   rt_.fiber_finished_ = false;
   rt_.remote_ready_ = false;
+  rt_.fiber_wait_ = false;
+  rt_.fiber_deadline_ = fiber_deadline;
   for (;;) {
     // Back here with a task ready and no pass due (a task yielded while no
     // other was ready): pick it, as pick_next() would, without a pass.
@@ -140,12 +149,24 @@ void reactor_algorithm::suspend_until(std::chrono::steady_clock::time_point cons
     boost::fibers::context* next = &ready_.front();
     ready_.pop_front();
     ++rt_.ticks_;
-    t_current_task = task_of(next);
-    rt_.before_switch(next);
+    rt_.prepare_switch(next, task_of(next));
     next->resume(self);  // self (the dispatcher) is made ready again
     rt_.after_switch();
     if (!rt_.dispatcher_may_stay()) return;
   }
+}
+
+void runtime::prepare_switch(boost::fibers::context* to, task_base* t) noexcept {
+  t_current_task = t;
+  if (detaching_) return;  // set_algo() picks without switching
+  eh_state* next = t != nullptr ? &t->eh_
+                   : to->is_context(boost::fibers::type::dispatcher_context) ? &dispatcher_eh_
+                   : to == main_ctx_ ? &main_eh_
+                                     : &foreign_eh_;
+  *eh_current_ = *eh_globals_;
+  *eh_globals_ = *next;
+  eh_current_ = next;
+  before_switch(to);
 }
 
 #if defined(WEFT_ASAN_FIBERS)
@@ -285,8 +306,10 @@ void runtime::run_ready_handlers() noexcept {
 }
 
 void runtime::arm_wake_timer() noexcept {
-  if (deadlines_.empty()) return;
-  const auto when = clock_->wake_time(deadlines_.next());
+  std::optional<std::chrono::steady_clock::time_point> when;
+  if (!deadlines_.empty()) when = clock_->wake_time(deadlines_.next());
+  if (fiber_deadline_ != std::chrono::steady_clock::time_point::max() && (!when || fiber_deadline_ < *when))
+    when = fiber_deadline_;
   if (!when) return;
   if (wake_pending_ && wake_armed_for_ <= *when) return;
   wake_armed_for_ = *when;
@@ -326,6 +349,10 @@ runtime::runtime(const run_options& options)
   previous_ = t_runtime;
   t_runtime = this;
   main_ctx_ = boost::fibers::context::active();
+  // Itanium C++ ABI: __cxa_get_globals() is the thread's __cxa_eh_globals,
+  // whose layout eh_state mirrors.
+  eh_globals_ = reinterpret_cast<eh_state*>(abi::__cxa_get_globals());
+  eh_current_ = &main_eh_;
 #if defined(WEFT_ASAN_FIBERS)
   pthread_attr_t attr;
   if (pthread_getattr_np(pthread_self(), &attr) == 0) {
@@ -469,6 +496,7 @@ void runtime::finish_task(task_base& t, std::exception_ptr e) noexcept {
   fiber_finished_ = true;  // Boost.Fiber's dispatch loop releases the context
   // The fiber's context outlives the task object: unlink them.
   static_cast<task_link*>(t.ctx_->get_properties())->task = nullptr;
+  forget_current_state();
   if (main_waiting_ && (&t == root_ || (root_->done() && live_tasks_ == 0))) {
     main_waiting_ = false;
     algo_->awakened(main_ctx_);
@@ -641,7 +669,10 @@ task_base& require_task(const char* what) {
 }
 
 void wait_done(task_base& t) {
-  if (t.done()) return;
+  if (t.done()) {
+    raise_if_cancelled_at_entry();
+    return;
+  }
   task_base& me = require_task("weft::task::wait");
   if (&me == &t) throw std::logic_error("weft::task::wait: a task cannot wait for itself (it would deadlock)");
   lot_entry entry;

@@ -91,6 +91,13 @@ class runtime {
   /// One turn of the loop; see runtime.cpp.
   void reactor_pass() noexcept;
 
+  /// Every switch from one context to another (task, dispatcher, main
+  /// context) goes through here, just before it happens: it sets the
+  /// current task and carries the per-thread state that must be per task.
+  void prepare_switch(boost::fibers::context* to, task_base* t) noexcept;
+  /// A finished task's state slot goes away with it (see finish_task).
+  void forget_current_state() noexcept { eh_current_ = &eh_scratch_; }
+
   // AddressSanitizer must be told about every stack switch, or exceptions
   // thrown on task stacks leave stale poison behind. No-ops otherwise.
   void before_switch(boost::fibers::context* to) noexcept;
@@ -106,7 +113,20 @@ class runtime {
   bool batching_ = false;  // see run_ready_handlers
   unsigned batch_probe_ = 0;
   bool remote_ready_ = false;
-  bool dispatcher_may_stay() const noexcept { return !shutting_down_ && !fiber_finished_ && !remote_ready_; }
+  // A task suspended through Boost.Fiber itself (sleep_for, a Boost.Fiber
+  // condition variable, future, mutex or channel), not through park(): its
+  // wait may have a deadline that only Boost.Fiber's dispatch loop knows.
+  bool fiber_wait_ = false;
+  // The earliest deadline of those waits, as Boost.Fiber last told
+  // suspend_until(); max() when there is none.
+  std::chrono::steady_clock::time_point fiber_deadline_ = std::chrono::steady_clock::time_point::max();
+  bool fiber_deadline_due() const noexcept {
+    return fiber_deadline_ != std::chrono::steady_clock::time_point::max() &&
+           std::chrono::steady_clock::now() >= fiber_deadline_;
+  }
+  bool dispatcher_may_stay() const noexcept {
+    return !shutting_down_ && !fiber_finished_ && !remote_ready_ && !fiber_wait_ && !fiber_deadline_due();
+  }
 
  private:
   void recalculate(scope_node& s) noexcept;
@@ -116,6 +136,15 @@ class runtime {
   void run_ready_handlers() noexcept;
   bool run_soon_calls() noexcept;
   void wait_on_main();
+
+  // Exception state (see eh_state): the thread's live copy, and the slot of
+  // the context now running, where it is saved when that context switches out.
+  eh_state* eh_globals_ = nullptr;
+  eh_state* eh_current_ = nullptr;
+  eh_state main_eh_;
+  eh_state dispatcher_eh_;
+  eh_state foreign_eh_;  // fibers that are not weft tasks (plain Boost.Fiber fibers)
+  eh_state eh_scratch_;  // a finished task's last words, never read
 
   std::shared_ptr<weft::clock> clock_;
   // One thread runs the runtime and its I/O objects: no per-descriptor

@@ -12,7 +12,10 @@ void event::set() noexcept {
 }
 
 void event::wait() {
-  if (set_) return;
+  if (set_) {
+    detail::raise_if_cancelled_at_entry();  // a checkpoint even when set
+    return;
+  }
   detail::lot_entry entry;
   waiters_.park(entry);
 }

@@ -12,6 +12,7 @@ semaphore::semaphore(std::size_t initial, std::size_t max) : value_(initial), ma
 }
 
 void semaphore::acquire() {
+  detail::raise_if_cancelled_at_entry();  // a checkpoint even when a unit is free
   if (value_ > 0 && waiters_.empty()) {
     --value_;
     return;

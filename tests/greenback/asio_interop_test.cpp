@@ -340,9 +340,13 @@ TEST_CASE("cancellation of await_ on an asio::awaitable is level-triggered") {
         }
       });
       CHECK(caught == 3);
-      for (const auto& o : obs) {
-        CHECK(o.aborted);
-        CHECK(o.finished);
+      // The first was started and aborted; the later ones, in a scope that
+      // was already cancelled, were checkpoints that never started.
+      CHECK(obs[0].aborted);
+      CHECK(obs[0].finished);
+      for (std::size_t i = 1; i < obs.size(); ++i) {
+        CHECK_FALSE(obs[i].aborted);
+        CHECK_FALSE(obs[i].finished);
       }
       CHECK(now_s() == 5);
     });
@@ -941,5 +945,39 @@ TEST_CASE("echo: a server on loopback TCP with synchronous handlers serves three
     });
     CHECK(replies == expected);
     CHECK(served == 3);
+  });
+}
+
+TEST_CASE("await_ of an asio::awaitable in a cancelled scope raises cancelled and never starts it") {
+  leak_check lc;
+  run([] {
+    bool started = false;
+    auto body = [&]() -> boost::asio::awaitable<int> {
+      started = true;
+      co_return 1;
+    };
+    weft::cancel_scope scope;
+    scope.cancel();
+    scope.run([&] { greenback::await_(body()); });
+    CHECK(scope.cancelled_caught());
+    CHECK_FALSE(started);
+  });
+}
+
+TEST_CASE("a use_fiber operation in a cancelled scope raises cancelled before it is started") {
+  leak_check lc;
+  run([] {
+    auto& io = weft::lowlevel::io_context();
+    bool ran = false;
+    weft::cancel_scope scope;
+    scope.cancel();
+    scope.run([&] {
+      boost::asio::post(io, [&] { ran = true; });
+      boost::asio::post(io, weft::use_fiber);  // would complete at the next pass
+    });
+    CHECK(scope.cancelled_caught());
+    CHECK_FALSE(ran);
+    boost::asio::post(io, weft::use_fiber);  // outside the scope it waits, behind the first handler
+    CHECK(ran);
   });
 }

@@ -1812,3 +1812,34 @@ TEST_CASE("a thousand tasks each using await_ leave no task objects or stacks be
     // once the runtime has ended.
   });
 }
+
+TEST_CASE("await_ of a suspending awaitable in a cancelled scope raises cancelled before it starts") {
+  leak_check lc;
+  run([] {
+    handoff<int> slot;
+    bool returned = false;
+    weft::cancel_scope scope;
+    scope.cancel();
+    scope.run([&] {
+      greenback::await_(slot.wait());
+      returned = true;
+    });
+    CHECK_FALSE(returned);
+    CHECK_FALSE(slot.waiting());  // await_suspend was never called
+    CHECK(scope.cancelled_caught());
+  });
+}
+
+TEST_CASE("await_ of an awaitable that is ready at once is no checkpoint, even in a cancelled scope") {
+  leak_check lc;
+  run([] {
+    handoff<int> slot;
+    slot.complete(5);
+    int got = 0;
+    weft::cancel_scope scope;
+    scope.cancel();
+    scope.run([&] { got = greenback::await_(slot.wait()); });
+    CHECK(got == 5);
+    CHECK_FALSE(scope.cancelled_caught());
+  });
+}

@@ -10,7 +10,12 @@
 #include <doctest/doctest.h>
 
 #include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
 #include <memory>
+#include <mutex>
+#include <thread>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -31,6 +36,37 @@ struct leak_check {
     CHECK_MESSAGE(weft::testing::live_task_objects() == tasks, "task objects leaked");
     CHECK_MESSAGE(weft::testing::live_stacks() == stacks, "task stacks leaked");
   }
+};
+
+/// A deadlock backstop for tests of waits that no weft cancel scope can
+/// interrupt (Boost.Fiber's own primitives, blocked threads): if the object
+/// is still alive after `limit` of real time, the test program aborts with
+/// a message instead of hanging until the ctest timeout.
+class hang_backstop {
+ public:
+  explicit hang_backstop(std::chrono::milliseconds limit, const char* what = "the test")
+      : thread_([this, limit, what] {
+          std::unique_lock lock(mutex_);
+          if (!cv_.wait_for(lock, limit, [this] { return done_; })) {
+            std::fprintf(stderr, "weft test: %s hung (still blocked after %lld ms)\n", what,
+                         static_cast<long long>(limit.count()));
+            std::abort();
+          }
+        }) {}
+  ~hang_backstop() {
+    {
+      std::lock_guard lock(mutex_);
+      done_ = true;
+    }
+    cv_.notify_one();
+    thread_.join();
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  bool done_ = false;
+  std::thread thread_;
 };
 
 /// Runs fn as the root task with a manual clock (autojump on unless asked

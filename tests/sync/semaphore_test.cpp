@@ -202,3 +202,21 @@ TEST_CASE("a waiter cancelled as a unit is released keeps the unit only if the r
     CHECK(sem.waiting() == 0);
   });
 }
+
+TEST_CASE("acquiring an available unit in a cancelled scope raises cancelled and takes no unit") {
+  leak_check lc;
+  run([] {
+    weft::semaphore sem(1);
+    bool got = false;
+    weft::cancel_scope scope;
+    scope.cancel();
+    scope.run([&] {
+      sem.acquire();
+      got = true;
+    });
+    CHECK_FALSE(got);
+    CHECK(scope.cancelled_caught());
+    CHECK(sem.value() == 1);
+    CHECK(sem.try_acquire());
+  });
+}

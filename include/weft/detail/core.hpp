@@ -91,6 +91,18 @@ enum class abort_result : unsigned char {
 
 using abort_fn = function_ref<abort_result()>;
 
+/// What the C++ runtime keeps per thread about exceptions being handled
+/// (the Itanium C++ ABI's __cxa_eh_globals: the stack of caught exceptions
+/// and the std::uncaught_exceptions() count). weft saves and restores it at
+/// every switch, so that each task (and the loop) has its own.
+struct eh_state {
+  void* caught = nullptr;
+  unsigned int uncaught = 0;
+#if defined(__ARM_EABI_UNWINDER__)
+  void* propagating = nullptr;
+#endif
+};
+
 /// A parked task waiting in a parking_lot. Lives on the waiter's stack.
 struct lot_entry : list_hook<lot_tag> {
   task_base* task = nullptr;
@@ -157,6 +169,7 @@ class task_base : public list_hook<scope_task_tag>, public list_hook<group_child
   void* stack_bottom_ = nullptr;
   coro_drive* drive_ = nullptr;  // innermost coroutine chain this task drives
   void* asan_fake_stack_ = nullptr;  // used by AddressSanitizer builds only
+  eh_state eh_;                      // this task's exception state while it is switched out
   state state_ = state::created;
   bool wake_cancelled_ = false;
   bool ended_cancelled_ = false;
@@ -168,6 +181,9 @@ class task_base : public list_hook<scope_task_tag>, public list_hook<group_child
   std::size_t refs_ = 1;
 };
 
+/// Throws the `cancelled` for the current task's outermost cancelled scope.
+[[noreturn]] void throw_cancelled(task_base& t);
+
 /// The runtime of the calling thread, or nullptr.
 runtime* current_runtime() noexcept;
 /// The running task of this thread (set by the scheduler at every switch).
@@ -176,6 +192,13 @@ extern constinit thread_local task_base* t_current_task;
 inline task_base* current_task() noexcept { return t_current_task; }
 /// The running task; throws std::logic_error naming `what` outside a task.
 task_base& require_task(const char* what);
+
+/// The entry of every blocking call (trio's checkpoint_if_cancelled): in a
+/// cancelled scope it throws `cancelled`, whether or not the call would have
+/// blocked. Outside a task it does nothing (the call itself reports that).
+inline void raise_if_cancelled_at_entry() {
+  if (task_base* t = t_current_task; t != nullptr && t->status_->effectively_cancelled) throw_cancelled(*t);
+}
 
 /// Hands `t` (one reference transferred) to the runtime: creates its fiber and
 /// schedules it as a child of `group`. Throws if the group does not accept tasks.
@@ -194,8 +217,6 @@ void wait_done_shielded(task_base& t);
 /// Cancels `t` via its own scope; true if it took effect.
 bool cancel_task(task_base& t) noexcept;
 
-/// Throws the `cancelled` for the current task's outermost cancelled scope.
-[[noreturn]] void throw_cancelled(task_base& t);
 
 /// Demangled name of a type, for default task names.
 std::string demangle(const std::type_info& type);

@@ -17,7 +17,8 @@ class event {
   void set() noexcept;
   bool is_set() const noexcept { return set_; }
   /// Blocks until the flag is set; returns at once, without yielding, if
-  /// it already is. Checkpoint while blocking.
+  /// it already is. Checkpoint: in a cancelled scope it throws even when
+  /// the flag is set.
   /// @throws weft::cancelled; std::logic_error outside a task.
   void wait();
 

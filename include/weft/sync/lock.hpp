@@ -18,9 +18,10 @@ class basic_lock {
   basic_lock& operator=(const basic_lock&) = delete;
   ~basic_lock();
 
-  /// Takes the lock, blocking while another task holds it. Taking a free
-  /// lock (with nobody waiting) neither yields nor checks cancellation;
-  /// blocking is a checkpoint. A cancelled waiter leaves the queue clean.
+  /// Takes the lock, blocking while another task holds it. Checkpoint: in a
+  /// cancelled scope it throws even when the lock is free; taking a free
+  /// lock (with nobody waiting) does not yield. A cancelled waiter leaves
+  /// the queue clean.
   /// @throws weft::cancelled; std::logic_error if the calling task already
   /// holds it (weft locks are not reentrant) or outside a task.
   void acquire();
@@ -66,7 +67,7 @@ class fair_lock final : public basic_lock {
 };
 
 /// Holds a weft lock for the lifetime of the guard. The constructor is a
-/// checkpoint when it blocks (see basic_lock::acquire).
+/// checkpoint (see basic_lock::acquire).
 class lock_guard {
  public:
   explicit lock_guard(basic_lock& l) : lock_(l) { lock_.acquire(); }

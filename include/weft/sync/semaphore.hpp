@@ -16,8 +16,9 @@ class semaphore {
   semaphore& operator=(const semaphore&) = delete;
 
   /// Takes one unit, blocking while none is available (FIFO). Taking an
-  /// available unit with nobody waiting does not yield. Checkpoint while
-  /// blocking. @throws weft::cancelled.
+  /// available unit with nobody waiting does not yield. Checkpoint: in a
+  /// cancelled scope it throws even when a unit is available (and takes
+  /// none). @throws weft::cancelled.
   void acquire();
   bool try_acquire() noexcept;
   /// Returns one unit (handed to the first waiter, if any).

@@ -135,7 +135,9 @@ T await_(weft::coro<T>& c) {
 }
 
 /// Awaits any C++20 awaitable from synchronous task code (`co_await aw`
-/// without being a coroutine). An awaitable that offers no way to cancel is
+/// without being a coroutine). A checkpoint when the awaitable suspends
+/// (await_ready() is false): in a cancelled scope weft::cancelled is thrown
+/// before await_suspend starts anything. An awaitable that offers no way to cancel is
 /// waited for to the end; a cancellation that arrives meanwhile is
 /// delivered at the next checkpoint. The value is returned by value.
 template <class A>
@@ -158,11 +160,13 @@ auto await_(A&& aw) {
 // weft::use_fiber, with the same cancellation rules.
 
 /// Runs an asio::awaitable to completion from synchronous task code; see
-/// the header comment. @throws the coroutine's exception; weft::cancelled;
+/// the header comment. Checkpoint: in a cancelled scope it throws before
+/// the coroutine starts. @throws the coroutine's exception; weft::cancelled;
 /// no_portal_error without a portal.
 template <class T, class Executor>
 T await_(boost::asio::awaitable<T, Executor> aw) {
   detail::require_portal("greenback::await_");
+  weft::detail::raise_if_cancelled_at_entry();  // a checkpoint before the coroutine starts
   struct state {
     std::exception_ptr error;
     std::optional<std::conditional_t<std::is_void_v<T>, std::monostate, T>> value;
