@@ -5,6 +5,7 @@
 #include <weft/task.hpp>
 #include <weft/time.hpp>
 
+#include <chrono>
 #include <concepts>
 #include <cstddef>
 #include <memory>
@@ -34,6 +35,14 @@ struct run_options {
   /// How many free stacks the pool keeps ready; memory of stacks freed
   /// beyond that is returned to the system (the address space is kept).
   std::size_t stack_pool_size = 1024;
+  /// The stall watchdog: when > 0, a monitor thread reports (on stderr,
+  /// once per stall) a task that has run this long without a checkpoint —
+  /// legacy code calling a blocking system call, a busy loop —
+  /// `weft: task <name> has run <N> ms without a checkpoint`. It samples a
+  /// counter of the runtime's switches and reads no clock on the switch
+  /// path; an idle runtime (waiting for I/O or timers) is never reported.
+  /// 0 (the default) starts no monitor.
+  std::chrono::milliseconds stall_warning{0};
 };
 
 namespace detail {

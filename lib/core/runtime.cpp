@@ -158,6 +158,7 @@ void reactor_algorithm::suspend_until(std::chrono::steady_clock::time_point cons
 
 void runtime::prepare_switch(boost::fibers::context* to, task_base* t) noexcept {
   t_current_task = t;
+  probe_.count_switch();
   if (detaching_) return;  // set_algo() picks without switching
   eh_state* next = t != nullptr ? &t->eh_
                    : to->is_context(boost::fibers::type::dispatcher_context) ? &dispatcher_eh_
@@ -270,7 +271,9 @@ void runtime::reactor_pass() noexcept {
     io_.restart();
     return;  // the next pass runs what the stop held back
   }
+  probe_.idle.store(true, std::memory_order_relaxed);
   io_.run_one();
+  probe_.idle.store(false, std::memory_order_relaxed);
   run_ready_handlers();
   fire_expired();
 }
@@ -365,6 +368,8 @@ runtime::runtime(const run_options& options)
   auto* algo = new reactor_algorithm(*this);
   algo_ = algo;
   boost::fibers::context::active()->get_scheduler()->set_algo(algo);
+  probe_.current = &t_current_task;
+  if (options.stall_warning.count() > 0) monitor_ = std::make_unique<stall_monitor>(probe_, options.stall_warning);
 }
 
 runtime::~runtime() {
@@ -428,6 +433,9 @@ void run_root(const run_options& options, task_base* root) {
   }
   std::unique_ptr<runtime> rt;
   try {
+    if (options.stall_warning.count() < 0)
+      throw std::invalid_argument("weft::run: run_options::stall_warning is negative (" +
+                                  std::to_string(options.stall_warning.count()) + " ms); use 0 to turn the watchdog off");
     rt = std::make_unique<runtime>(options);
   } catch (...) {
     root->release();
@@ -497,6 +505,10 @@ void runtime::finish_task(task_base& t, std::exception_ptr e) noexcept {
   // The fiber's context outlives the task object: unlink them.
   static_cast<task_link*>(t.ctx_->get_properties())->task = nullptr;
   forget_current_state();
+  // The task is about to be released while still running: it is current no
+  // more, and the stall monitor must not be reading its name.
+  t_current_task = nullptr;
+  if (monitor_) probe_.retire_current(&t);
   if (main_waiting_ && (&t == root_ || (root_->done() && live_tasks_ == 0))) {
     main_waiting_ = false;
     algo_->awakened(main_ctx_);

@@ -4,6 +4,7 @@
 
 #include "core/deadline_queue.hpp"
 #include "core/stack_pool.hpp"
+#include "core/stall_monitor.hpp"
 
 #include <weft/detail/core.hpp>
 #include <weft/lowlevel/park.hpp>
@@ -174,6 +175,8 @@ class runtime {
   void* dispatcher_fake_stack_ = nullptr;
   const void* main_stack_bottom_ = nullptr;
   std::size_t main_stack_size_ = 0;
+  stall_probe probe_;
+  std::unique_ptr<stall_monitor> monitor_;  // declared after probe_: stops first
 };
 
 }  // namespace weft::detail

@@ -136,3 +136,58 @@ TEST_CASE("finished tasks give their stacks back while other tasks keep the loop
   // released children (released every reactor pass at the latest).
   CHECK(most < 200);
 }
+
+// --- the stall watchdog -----------------------------------------------------------
+
+namespace {
+// Spins without a checkpoint until `done` says so; real time is the subject
+// here (the watchdog measures it), bounded by the backstop.
+template <class Done>
+void spin_until(Done&& done) {
+  while (!done()) {
+  }
+}
+}  // namespace
+
+TEST_CASE("the stall watchdog reports a task that runs without a checkpoint, once per stall") {
+  leak_check lc;
+  hang_backstop backstop(std::chrono::seconds(20), "waiting for the stall report");
+  stderr_capture err;
+  weft::run_options options;
+  options.stall_warning = std::chrono::milliseconds(30);
+  const std::string line = "weft: task busy worker has run ";
+  std::string after_first, after_second;
+  weft::run(options, [&] {
+    weft::open_task_group([&](weft::task_group& tg) {
+      tg.start_soon(
+          weft::task_options{"busy worker"}, [&] {
+            spin_until([&] { return count_of(err.text(), line) >= 1; });
+            // Keep stalling for several thresholds more: still one report.
+            const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(150);
+            spin_until([&] { return std::chrono::steady_clock::now() >= until; });
+            after_first = err.text();
+            weft::checkpoint();  // ends the stall
+            spin_until([&] { return count_of(err.text(), line) >= 2; });
+            after_second = err.text();
+          });
+    });
+  });
+  CHECK(count_of(after_first, line) == 1);
+  CHECK(count_of(after_second, line) == 2);
+  CHECK(count_of(after_second, " ms without a checkpoint (task id ") == 2);
+}
+
+TEST_CASE("the stall watchdog does not report an idle runtime") {
+  leak_check lc;
+  stderr_capture err;
+  weft::run_options options;
+  options.stall_warning = std::chrono::milliseconds(20);
+  weft::run(options, [&] { weft::sleep(weft::duration(0.15)); });  // real clock: the loop blocks in the reactor
+  CHECK(count_of(err.text(), "without a checkpoint") == 0);
+}
+
+TEST_CASE("a negative stall_warning is refused") {
+  weft::run_options options;
+  options.stall_warning = std::chrono::milliseconds(-1);
+  CHECK_THROWS_AS(weft::run(options, [] {}), std::invalid_argument);
+}

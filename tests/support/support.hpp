@@ -16,6 +16,8 @@
 #include <memory>
 #include <mutex>
 #include <thread>
+
+#include <unistd.h>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -68,6 +70,52 @@ class hang_backstop {
   bool done_ = false;
   std::thread thread_;
 };
+
+/// Redirects this process's stderr (fd 2) to a temporary file while alive.
+class stderr_capture {
+ public:
+  stderr_capture() {
+    std::fflush(stderr);
+    file_ = std::tmpfile();
+    REQUIRE(file_ != nullptr);
+    saved_ = ::dup(2);
+    REQUIRE(saved_ >= 0);
+    REQUIRE(::dup2(::fileno(file_), 2) == 2);
+  }
+  ~stderr_capture() {
+    std::fflush(stderr);
+    ::dup2(saved_, 2);
+    ::close(saved_);
+    std::fclose(file_);
+  }
+  stderr_capture(const stderr_capture&) = delete;
+  stderr_capture& operator=(const stderr_capture&) = delete;
+
+  /// Everything written so far.
+  std::string text() const {
+    std::fflush(stderr);
+    std::string out;
+    char buf[4096];
+    for (off_t at = 0;;) {
+      const ssize_t n = ::pread(::fileno(file_), buf, sizeof buf, at);
+      if (n <= 0) break;
+      out.append(buf, static_cast<std::size_t>(n));
+      at += n;
+    }
+    return out;
+  }
+
+ private:
+  std::FILE* file_ = nullptr;
+  int saved_ = -1;
+};
+
+/// How often `what` occurs in `text`.
+inline std::size_t count_of(const std::string& text, const std::string& what) {
+  std::size_t n = 0;
+  for (std::size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + what.size())) ++n;
+  return n;
+}
 
 /// Runs fn as the root task with a manual clock (autojump on unless asked
 /// otherwise). fn may take the clock: fn(weft::testing::manual_clock&).
