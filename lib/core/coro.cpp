@@ -138,6 +138,7 @@ class coro_drive {
         // A generic awaitable cannot be withdrawn: keep waiting, and let the
         // next checkpoint deliver a cancellation.
         auto abort = []() noexcept { return abort_result::failed; };
+        describe_wait(task_, "await_ (a coroutine awaits a foreign awaitable)");
         rt_.park(task_, abort);
       }
       next = std::exchange(pending_, {});

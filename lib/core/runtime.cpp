@@ -344,6 +344,7 @@ runtime::runtime(const run_options& options)
   clock_->runtime_ = this;
   root_scope_.rt = this;
   system_scope_.rt = this;
+  system_scope_.role = scope_node::kind::system;
   system_scope_.parent = &root_scope_;
   system_scope_.state = scope_node::phase::active;
   root_scope_.children.push_back(system_scope_);
@@ -536,6 +537,7 @@ void runtime::park(task_base& t, const abort_fn& abort) {
   t.ctx_->suspend();
   after_switch();
   t.state_ = task_base::state::running;
+  t.wait_what_ = nullptr;
   if (t.wake_cancelled_) {
     t.wake_cancelled_ = false;
     throw_cancelled(t);
@@ -560,6 +562,7 @@ void runtime::link_task_scope(task_base& t, scope_node& parent) noexcept {
   s.tasks.push_back(t);
   t.status_ = &s;
   s.state = scope_node::phase::active;
+  s.role = scope_node::kind::task;
   s.effectively_cancelled = s.cancel_called || s.parent_cancellation_visible();
 }
 
@@ -688,7 +691,7 @@ void wait_done(task_base& t) {
   task_base& me = require_task("weft::task::wait");
   if (&me == &t) throw std::logic_error("weft::task::wait: a task cannot wait for itself (it would deadlock)");
   lot_entry entry;
-  t.joiners_.park(entry);
+  t.joiners_.park(entry, "join of task", static_cast<long long>(t.id_));
 }
 
 void wait_done_shielded(task_base& t) {
@@ -703,8 +706,9 @@ bool cancel_task(task_base& t) noexcept {
 
 // --- parking lot ----------------------------------------------------------------
 
-void parking_lot::park(lot_entry& entry) {
+void parking_lot::park(lot_entry& entry, const char* what, long long arg) {
   task_base& me = require_task("weft: a blocking call");
+  describe_wait(me, what, arg);
   entry.task = &me;
   waiters_.push_back(entry);
   auto abort = [&]() noexcept {

@@ -18,6 +18,7 @@
 #include <boost/fiber/scheduler.hpp>
 
 #include <cstdint>
+#include <iosfwd>
 #include <memory>
 #include <optional>
 
@@ -88,6 +89,9 @@ class runtime {
   boost::asio::io_context& io() noexcept { return io_; }
   parking_lot& idle_waiters() noexcept { return idle_waiters_; }
   void call_soon(lowlevel::soon_call& c) noexcept { soon_.push_back(c); }
+
+  /// Writes the task tree (lowlevel::dump_tasks).
+  void dump(std::ostream& out);
 
   /// One turn of the loop; see runtime.cpp.
   void reactor_pass() noexcept;

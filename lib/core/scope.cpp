@@ -136,13 +136,17 @@ void sleep_until(time_point when) {
     rt.deadlines().remove(entry);
     return detail::abort_result::succeeded;
   };
+  detail::describe_wait(t, "sleep until", -1, when);
   rt.park(t, abort);
 }
 
 void sleep_forever() {
   detail::task_base& t = detail::require_task("weft::sleep_forever");
   auto abort = []() noexcept { return detail::abort_result::succeeded; };
-  for (;;) t.rt_->park(t, abort);
+  for (;;) {
+    detail::describe_wait(t, "sleep forever");
+    t.rt_->park(t, abort);
+  }
 }
 
 }  // namespace weft

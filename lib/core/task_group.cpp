@@ -25,6 +25,7 @@ void task_group::cancel() noexcept { scope_.cancel(); }
 void task_group::enter() {
   task_base& me = detail::require_task("weft::task_group::enter");
   if (phase_ != phase::idle) throw std::logic_error("weft::task_group: a task group can be entered only once");
+  scope_.node_.role = detail::scope_node::kind::task_group;
   scope_.enter();
   owner_ = &me;
   phase_ = phase::open;
@@ -58,6 +59,7 @@ std::exception_ptr task_group::exit(std::exception_ptr in_flight) {
       cancelled_while_waiting = true;
       return detail::abort_result::failed;
     };
+    detail::describe_wait(me, "task group exit, waiting for children:", static_cast<long long>(live_));
     rt.park(me, abort);
   }
   if (cancelled_while_waiting && !first_cancel_) {
@@ -138,6 +140,7 @@ void start(task_group& g, task_base* t, task_options&& options) {
     cancel_task(*t);
     return abort_result::failed;
   };
+  describe_wait(me, "start of task", static_cast<long long>(t->id_));
   me.rt_->park(me, abort);  // the child reschedules us when it starts running
   if (aborted) {
     wait_done_shielded(*t);

@@ -15,7 +15,7 @@ void condition_variable::wait() {
   lock_->release();
   std::exception_ptr interrupted;
   try {
-    waiters_.park(entry);
+    waiters_.park(entry, "condition variable");
   } catch (...) {
     interrupted = std::current_exception();  // rethrown below, once the lock is held again
   }

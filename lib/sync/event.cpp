@@ -17,7 +17,7 @@ void event::wait() {
     return;
   }
   detail::lot_entry entry;
-  waiters_.park(entry);
+  waiters_.park(entry, "event");
 }
 
 async_backend& event::backend() const noexcept { return builtin_backend(); }

@@ -21,13 +21,13 @@ void basic_lock::acquire() {
   }
   if (fair_) {
     detail::lot_entry entry;
-    waiters_.park(entry);  // on wake-up the releaser has made us the owner
+    waiters_.park(entry, "lock");  // on wake-up the releaser has made us the owner
     WEFT_INVARIANT(owner_ == &me);
     return;
   }
   for (;;) {
     detail::lot_entry entry;
-    waiters_.park(entry);
+    waiters_.park(entry, "lock");
     if (owner_ == nullptr) {
       owner_ = &me;
       return;

@@ -18,7 +18,7 @@ void semaphore::acquire() {
     return;
   }
   detail::lot_entry entry;
-  waiters_.park(entry);  // on wake-up the releaser has handed us its unit
+  waiters_.park(entry, "semaphore");  // on wake-up the releaser has handed us its unit
 }
 
 bool semaphore::try_acquire() noexcept {

@@ -28,7 +28,7 @@ void manual_clock::jump(duration d) {
 void wait_all_tasks_blocked() {
   detail::task_base& me = detail::require_task("weft::testing::wait_all_tasks_blocked");
   detail::lot_entry entry;
-  me.rt_->idle_waiters().park(entry);
+  me.rt_->idle_waiters().park(entry, "wait_all_tasks_blocked");
 }
 
 std::size_t live_stacks() noexcept { return detail::stack_pool::stacks_in_use(); }

@@ -12,7 +12,7 @@ void sequencer::wait_turn(std::size_t position) {
   while (!broken_ && next_ != position) {
     detail::lot_entry entry;
     try {
-      waiters_.park(entry);
+      waiters_.park(entry, "sequencer");
     } catch (const cancelled&) {
       broken_ = true;
       waiters_.unpark_all();

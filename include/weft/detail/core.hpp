@@ -63,6 +63,8 @@ struct lot_tag;
 /// is kept up to date on every change, so a checkpoint reads one flag.
 struct scope_node : list_hook<scope_child_tag> {
   enum class phase : unsigned char { idle, active, done };
+  /// What the node stands for (for lowlevel::dump_tasks).
+  enum class kind : unsigned char { cancel_scope, task_group, task, system };
 
   runtime* rt = nullptr;
   scope_node* parent = nullptr;
@@ -72,6 +74,7 @@ struct scope_node : list_hook<scope_child_tag> {
   deadline_entry deadline;
   cancel_reason reason = cancel_reason::explicit_request;
   phase state = phase::idle;
+  kind role = kind::cancel_scope;
   bool shield = false;
   bool cancel_called = false;
   bool cancelled_caught = false;
@@ -115,7 +118,8 @@ class parking_lot {
  public:
   /// Parks the current task in this lot until unparked. A checkpoint: if the
   /// task is cancelled while parked it leaves the lot and `cancelled` is thrown.
-  void park(lot_entry& entry);
+  /// `what` (and `arg`, if not -1) describe the wait in task dumps.
+  void park(lot_entry& entry, const char* what = "a wait queue", long long arg = -1);
   /// Wakes the first waiter; returns it or nullptr. The waker may hand it a
   /// value through entry->data before calling.
   lot_entry* unpark_one() noexcept;
@@ -168,6 +172,10 @@ class task_base : public list_hook<scope_task_tag>, public list_hook<group_child
   std::size_t stack_size_ = 0;
   void* stack_bottom_ = nullptr;
   coro_drive* drive_ = nullptr;  // innermost coroutine chain this task drives
+  // What the task is parked on, for task dumps (see describe_wait).
+  const char* wait_what_ = nullptr;
+  long long wait_arg_ = -1;
+  time_point wait_until_ = inf_time;
   void* asan_fake_stack_ = nullptr;  // used by AddressSanitizer builds only
   eh_state eh_;                      // this task's exception state while it is switched out
   state state_ = state::created;
@@ -192,6 +200,15 @@ extern constinit thread_local task_base* t_current_task;
 inline task_base* current_task() noexcept { return t_current_task; }
 /// The running task; throws std::logic_error naming `what` outside a task.
 task_base& require_task(const char* what);
+
+/// Describes the wait `t` is about to park in, for task dumps: `what` (a
+/// static string), an optional number (a file descriptor, a task id; -1:
+/// none) and an optional time. Cleared when the task wakes.
+inline void describe_wait(task_base& t, const char* what, long long arg = -1, time_point until = inf_time) noexcept {
+  t.wait_what_ = what;
+  t.wait_arg_ = arg;
+  t.wait_until_ = until;
+}
 
 /// The entry of every blocking call (trio's checkpoint_if_cancelled): in a
 /// cancelled scope it throws `cancelled`, whether or not the call would have

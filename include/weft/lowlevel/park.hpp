@@ -53,6 +53,15 @@ task_ref current_task();
 /// @throws std::logic_error outside a weft task.
 void park(detail::function_ref<abort_result()> abort);
 
+/// Describes the wait the current task is about to park in, for
+/// dump_tasks: `what` must be a string that outlives the wait (a literal);
+/// `arg`, when not -1, is shown after it (a file descriptor, a task id).
+/// The description is cleared when the task wakes. Not a checkpoint; does
+/// nothing outside a task.
+inline void describe_wait(const char* what, long long arg = -1) noexcept {
+  if (detail::task_base* t = detail::current_task()) detail::describe_wait(*t, what, arg);
+}
+
 /// Makes a parked task runnable again. Must be called exactly once per park,
 /// on the runtime's thread (use asio::post from other threads).
 void reschedule(task_ref t) noexcept;

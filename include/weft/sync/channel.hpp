@@ -40,7 +40,7 @@ class channel {
     send_slot slot{&value};
     detail::lot_entry entry;
     entry.data = &slot;
-    senders_.park(entry);
+    senders_.park(entry, "channel send");
     if (slot.closed) throw channel_closed();
   }
 
@@ -58,7 +58,7 @@ class channel {
     recv_slot slot;
     detail::lot_entry entry;
     entry.data = &slot;
-    receivers_.park(entry);
+    receivers_.park(entry, "channel receive");
     if (!slot.value) throw channel_closed();
     return std::move(*slot.value);
   }

@@ -209,6 +209,7 @@ T await_(boost::asio::awaitable<T, Executor> aw) {
       signal->emit(boost::asio::cancellation_type::terminal);
       return weft::detail::abort_result::failed;  // wait for the coroutine to finish
     };
+    weft::lowlevel::describe_wait("await_ of an asio::awaitable");
     weft::lowlevel::park(abort);
   }
   if (s.error) {
