@@ -13,6 +13,13 @@ class deadline_queue {
   std::size_t size() const noexcept { return heap_.size(); }
   time_point next() const noexcept { return heap_.empty() ? inf_time : heap_.front()->when; }
 
+  /// Makes room for one more entry, so that the next push cannot fail.
+  /// @throws std::bad_alloc.
+  void reserve_one() {
+    if (heap_.size() == heap_.capacity()) heap_.reserve(heap_.capacity() < 16 ? 16 : 2 * heap_.capacity());
+  }
+
+  /// Adds an entry; never fails after reserve_one(). @throws std::bad_alloc otherwise.
   void push(deadline_entry& e) {
     heap_.push_back(&e);
     e.heap_index = heap_.size() - 1;

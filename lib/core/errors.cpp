@@ -6,7 +6,8 @@
 #include <weft/task.hpp>
 #include <weft/time.hpp>
 
-#include <cxxabi.h>
+#include <boost/core/demangle.hpp>
+
 #include <dlfcn.h>
 #include <elf.h>
 #include <fcntl.h>
@@ -20,6 +21,9 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <mutex>
+#include <typeindex>
+#include <unordered_map>
 
 namespace weft {
 
@@ -106,28 +110,45 @@ std::string task_base::name() const {
   return fn_type_ ? demangle(*fn_type_) : std::string("task-") + std::to_string(id_);
 }
 
-std::string demangle(const std::type_info& type) {
-  int status = 0;
-  std::unique_ptr<char, void (*)(void*)> out(abi::__cxa_demangle(type.name(), nullptr, nullptr, &status), std::free);
-  return status == 0 && out ? std::string(out.get()) : std::string(type.name());
-}
-
-namespace {
-std::string demangle_symbol(const char* name);
-}
-
 namespace {
 
-std::string demangle_symbol(const char* name) {
-  int status = 0;
-  std::unique_ptr<char, void (*)(void*)> out(abi::__cxa_demangle(name, nullptr, nullptr, &status), std::free);
-  return status == 0 && out ? std::string(out.get()) : std::string(name);
+std::atomic<std::size_t> g_symbol_table_reads{0};
+
+// Default names are computed once per function and per type, process-wide
+// (the stall monitor asks from its own thread; several runtimes may run).
+template <class Key>
+class name_cache {
+ public:
+  template <class Compute>
+  std::string get(Key key, Compute&& compute) {
+    {
+      std::lock_guard lock(mutex_);
+      if (auto it = names_.find(key); it != names_.end()) return it->second;
+    }
+    std::string name = compute();  // outside the lock: it may read files
+    std::lock_guard lock(mutex_);
+    return names_.emplace(key, std::move(name)).first->second;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::unordered_map<Key, std::string> names_;
+};
+
+name_cache<const void*>& function_names() {
+  static name_cache<const void*> cache;
+  return cache;
+}
+name_cache<std::type_index>& type_names() {
+  static name_cache<std::type_index> cache;
+  return cache;
 }
 
 // Looks `addr` up in the static symbol table (.symtab) of the ELF file that
 // contains it: functions with internal linkage, or in an executable linked
 // without -rdynamic, are not in the dynamic table that dladdr searches.
 std::string symtab_lookup(const char* file, std::uintptr_t base, std::uintptr_t addr) {
+  g_symbol_table_reads.fetch_add(1, std::memory_order_relaxed);
   const int fd = ::open(file, O_RDONLY | O_CLOEXEC);
   if (fd < 0) return {};
   struct stat st {};
@@ -152,7 +173,7 @@ std::string symtab_lookup(const char* file, std::uintptr_t base, std::uintptr_t 
           const Elf64_Sym& sym = syms[k];
           if (ELF64_ST_TYPE(sym.st_info) != STT_FUNC || sym.st_name >= strsh->sh_size) continue;
           if (target >= sym.st_value && target < sym.st_value + std::max<Elf64_Xword>(sym.st_size, 1)) {
-            result = demangle_symbol(reinterpret_cast<const char*>(bytes + strsh->sh_offset + sym.st_name));
+            result = boost::core::demangle(reinterpret_cast<const char*>(bytes + strsh->sh_offset + sym.st_name));
             break;
           }
         }
@@ -164,12 +185,10 @@ std::string symtab_lookup(const char* file, std::uintptr_t base, std::uintptr_t 
   return result;
 }
 
-}  // namespace
-
-std::string function_name(void* fn) {
+std::string lookup_function_name(void* fn) {
   Dl_info info{};
   if (::dladdr(fn, &info) == 0) return {};
-  if (info.dli_sname != nullptr) return demangle_symbol(info.dli_sname);
+  if (info.dli_sname != nullptr) return boost::core::demangle(info.dli_sname);
   const auto base = reinterpret_cast<std::uintptr_t>(info.dli_fbase);
   const auto addr = reinterpret_cast<std::uintptr_t>(fn);
   std::string name;
@@ -177,6 +196,18 @@ std::string function_name(void* fn) {
   if (name.empty()) name = symtab_lookup("/proc/self/exe", base, addr);
   return name;
 }
+
+}  // namespace
+
+std::string demangle(const std::type_info& type) {
+  return type_names().get(std::type_index(type), [&] { return boost::core::demangle(type.name()); });
+}
+
+std::string function_name(void* fn) {
+  return function_names().get(fn, [&] { return lookup_function_name(fn); });
+}
+
+std::size_t symbol_table_reads() noexcept { return g_symbol_table_reads.load(std::memory_order_relaxed); }
 
 }  // namespace detail
 

@@ -569,6 +569,7 @@ void runtime::link_task_scope(task_base& t, scope_node& parent) noexcept {
 void runtime::enter_scope(scope_node& s, task_base& t) {
   if (s.state != scope_node::phase::idle)
     throw std::logic_error("weft::cancel_scope: a cancel scope can be entered only once");
+  if (s.deadline.when != inf_time) deadlines_.reserve_one();  // arm_deadline cannot fail
   s.rt = this;
   s.owner = &t;
   s.parent = t.status_;
@@ -614,6 +615,7 @@ void runtime::cancel(scope_node& s, cancel_reason reason) noexcept {
 }
 
 void runtime::set_deadline(scope_node& s, time_point t) {
+  if (t != inf_time) deadlines_.reserve_one();  // arm_deadline cannot fail
   if (s.deadline.queued()) deadlines_.remove(s.deadline);
   s.deadline.when = t;
   if (s.state != scope_node::phase::active || s.cancel_called || t == inf_time) return;
@@ -621,6 +623,7 @@ void runtime::set_deadline(scope_node& s, time_point t) {
 }
 
 void runtime::arm_deadline(scope_node& s) noexcept {
+  // The caller made room in the queue (deadline_queue::reserve_one).
   // Entering a scope does not read the clock (that costs as much as a task
   // switch): a deadline known to have passed cancels at once; any other
   // goes to the queue, which fires it at the next pass of the loop if it has

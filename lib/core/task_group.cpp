@@ -5,6 +5,7 @@
 
 #include <weft/task_group.hpp>
 
+#include <algorithm>
 #include <stdexcept>
 
 namespace weft {
@@ -87,7 +88,7 @@ void group_access::child_finished(task_group& g, task_base&, std::exception_ptr 
     if (is_cancelled(escaped)) {
       if (!g.first_cancel_) g.first_cancel_ = escaped;
     } else {
-      g.failures_.push_back(escaped);
+      g.failures_.push_back(escaped);  // within the capacity reserved by spawn
     }
     // Any exception escaping a child cancels the body and the siblings.
     g.scope_.node_.rt->cancel(g.scope_.node_, cancel_reason::task_group_failure);
@@ -111,6 +112,17 @@ void group_access::spawn(task_group& g, task_base* t, task_options&& options) {
   if (rt == nullptr || rt != g.scope_.node_.rt) {
     t->release();
     throw std::logic_error("weft::task_group: tasks can only be started from the thread that runs the group's runtime");
+  }
+  // child_finished (noexcept) records a failure of each live child, and
+  // exit adds the body's: make room for all of them now.
+  const std::size_t room = g.failures_.size() + g.live_ + 2;
+  if (g.failures_.capacity() < room) {
+    try {
+      g.failures_.reserve(std::max(room, 2 * g.failures_.capacity()));
+    } catch (...) {
+      t->release();
+      throw;
+    }
   }
   t->rt_ = rt;
   t->id_ = rt->next_task_id();

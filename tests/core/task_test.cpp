@@ -559,3 +559,28 @@ TEST_CASE("a finished task releases its function and captured state while handle
     });
   });
 }
+
+namespace weft_task_test {
+namespace {
+weft::task_info internal_linkage_worker() { return weft::get_current_task(); }
+}  // namespace
+}  // namespace weft_task_test
+
+TEST_CASE("default names are computed once per function, not at every get_current_task") {
+  leak_check lc;
+  run([] {
+    weft::open_task_group([&](weft::task_group& tg) {
+      auto first = tg.start(weft_task_test::internal_linkage_worker);
+      const std::string name = first.join().name;
+      CHECK(name.find("internal_linkage_worker") != std::string::npos);
+      const std::size_t reads = weft::detail::symbol_table_reads();
+      CHECK(reads > 0);  // the name came from the ELF symbol table (internal linkage)
+      for (int i = 0; i < 20; ++i) {
+        auto again = tg.start(weft_task_test::internal_linkage_worker);
+        CHECK(again.join().name == name);
+        CHECK(again.info().name == name);
+      }
+      CHECK(weft::detail::symbol_table_reads() == reads);
+    });
+  });
+}

@@ -235,9 +235,13 @@ void wait_done_shielded(task_base& t);
 bool cancel_task(task_base& t) noexcept;
 
 
-/// Demangled name of a type, for default task names.
+/// Demangled name of a type, for default task names. Computed once per
+/// type. Thread-safe.
 std::string demangle(const std::type_info& type);
-/// Symbol name of a function address, if the dynamic linker knows it.
+/// Symbol name of a function address (the dynamic symbol table, else the
+/// ELF file's static one), or empty. Computed once per address. Thread-safe.
 std::string function_name(void* fn);
+/// How many times an ELF symbol table was read (for tests of the cache).
+std::size_t symbol_table_reads() noexcept;
 
 }  // namespace weft::detail
