@@ -1,0 +1,77 @@
+// Running out of memory: weft's noexcept paths (arming a deadline, recording
+// a child's failure) must not allocate, and allocation failures elsewhere
+// come out as std::bad_alloc with the runtime still consistent.
+//
+// This file replaces the global operator new of the core test program with
+// one that can be told to fail (off unless a test arms it).
+
+#include "support/support.hpp"
+
+#include <cstdlib>
+#include <new>
+#include <stdexcept>
+
+namespace {
+thread_local bool t_fail_allocations = false;
+
+void* allocate(std::size_t n) {
+  if (t_fail_allocations) throw std::bad_alloc();
+  if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
+  throw std::bad_alloc();
+}
+}  // namespace
+
+void* operator new(std::size_t n) { return allocate(n); }
+void* operator new[](std::size_t n) { return allocate(n); }
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete[](void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
+
+using namespace weft_test;
+
+TEST_CASE("entering a scope with a deadline when memory runs out throws bad_alloc and leaves the runtime consistent") {
+  leak_check lc;
+  run([] {
+    weft::cancel_scope scope = weft::move_on_after(5s);
+    bool ran = false;
+    t_fail_allocations = true;
+    try {
+      scope.run([&] { ran = true; });
+    } catch (const std::bad_alloc&) {
+    }
+    t_fail_allocations = false;
+    CHECK_FALSE(ran);
+    // The runtime and its deadline queue still work.
+    weft::cancel_scope later = weft::move_on_after(2s);
+    later.run([] { weft::sleep(10s); });
+    CHECK(later.cancelled_caught());
+    CHECK(now_s() == 2);
+  });
+}
+
+TEST_CASE("a child failing while memory is exhausted is still recorded by its task group") {
+  leak_check lc;
+  run([] {
+    bool saw_failure = false;
+    try {
+      weft::open_task_group([&](weft::task_group& tg) {
+        tg.start_soon([] {
+          std::runtime_error e("child failed");  // its message is allocated now, not after arming
+          t_fail_allocations = true;
+          throw e;
+        });
+        try {
+          weft::sleep(1s);  // cancelled by the child's failure
+        } catch (const weft::cancelled&) {
+          t_fail_allocations = false;
+          throw;
+        }
+      });
+    } catch (const weft::exception_group& g) {
+      saw_failure = g.exceptions().size() == 1 && message_of(g.exceptions()[0]) == "child failed";
+    }
+    t_fail_allocations = false;
+    CHECK(saw_failure);
+  });
+}
