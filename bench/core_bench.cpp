@@ -6,6 +6,8 @@
 //   switch_vs_context  the same weft hand-off vs a raw boost::context::fiber resume
 //   spawn_join    100,000 tasks through a task group vs boost::fibers::fiber
 //                 create + join, same stack size, per task
+//   guarded_spawn_join  the same weft workload with the default (guarded)
+//                 stacks vs stack_guard::none, per task
 //   skynet        1,000,000 tasks (tree of 10) vs the same on raw Boost.Fiber,
 //                 same stack size; each run in its own process, peak RSS printed
 //   idle_memory   RSS per parked task, 100,000 parked tasks vs parked fibers
@@ -36,9 +38,10 @@ namespace {
 
 constexpr std::size_t small_stack = 16 * 1024;
 
-weft::run_options options_with_stack(std::size_t stack) {
+weft::run_options options_with_stack(std::size_t stack, weft::stack_guard guard = weft::stack_guard::automatic) {
   weft::run_options o;
   o.stack_size = stack;
+  o.stack_guard = guard;
   return o;
 }
 
@@ -103,9 +106,9 @@ void bench_switch() {
 
 // --- spawn_join ---------------------------------------------------------------
 
-double weft_spawn_join_ns(int n) {
-  return bench::on_thread([n] {
-    return weft::run(options_with_stack(small_stack), [n] {
+double weft_spawn_join_ns(int n, weft::stack_guard guard = weft::stack_guard::automatic) {
+  return bench::on_thread([n, guard] {
+    return weft::run(options_with_stack(small_stack, guard), [n] {
       const double start = bench::now_seconds();
       weft::open_task_group([n](weft::task_group& tg) {
         for (int i = 0; i < n; ++i) tg.start_soon([] {});
@@ -135,6 +138,18 @@ void bench_spawn_join() {
     f.push_back(fiber_spawn_join_ns(n));
   }
   bench::report("spawn_join", bench::median(w), "boost_fiber", bench::median(f), "ns");
+}
+
+// Every stack of the 100,000 comes from a fresh slab (a fresh runtime each
+// time), so each pays for installing its guard.
+void bench_guarded_spawn_join() {
+  const int n = 100'000;
+  std::vector<double> g, u;
+  for (int r = 0; r < bench::reps(); ++r) {
+    g.push_back(weft_spawn_join_ns(n));
+    u.push_back(weft_spawn_join_ns(n, weft::stack_guard::none));
+  }
+  bench::report("guarded_spawn_join", bench::median(g), "unguarded", bench::median(u), "ns");
 }
 
 // --- skynet ---------------------------------------------------------------------
@@ -305,8 +320,13 @@ struct entry {
   void (*fn)();
 };
 constexpr entry benches[] = {
-    {"switch", bench_switch},           {"spawn_join", bench_spawn_join}, {"skynet", bench_skynet},
-    {"idle_memory", bench_idle_memory}, {"idle_cpu", bench_idle_cpu},     {"cancel_scope", bench_cancel_scope},
+    {"switch", bench_switch},
+    {"spawn_join", bench_spawn_join},
+    {"guarded_spawn_join", bench_guarded_spawn_join},
+    {"skynet", bench_skynet},
+    {"idle_memory", bench_idle_memory},
+    {"idle_cpu", bench_idle_cpu},
+    {"cancel_scope", bench_cancel_scope},
 };
 
 }  // namespace

@@ -16,12 +16,64 @@ namespace weft {
 
 /// How task stacks are allocated.
 enum class stack_kind {
-  /// Fixed-size stacks from a per-runtime pool (mmap'ed, reused). The default.
+  /// Fixed-size stacks from a per-runtime pool (mmap'ed in slabs of 64,
+  /// reused), each with a guard below it as `run_options::stack_guard`
+  /// says. The default.
   pooled,
-  /// Each stack is its own mapping with a guard page below it, so an
-  /// overflow faults at once. For debugging: each costs two memory mappings,
-  /// and Linux allows ~65k mappings per process.
+  /// Each stack is its own mapping, unmapped as soon as its task ends, with
+  /// a real guard below it whatever `run_options::stack_guard` says
+  /// (MADV_GUARD_INSTALL, else mprotect: then each stack costs two of the
+  /// ~65k memory mappings Linux allows a process, and the runtime cannot
+  /// create more such stacks once they are used up). For debugging.
   guarded,
+};
+
+/// How an overflow of a task's stack is caught. With a guard (one page, 4
+/// KiB, of inaccessible address space below every stack), the first access
+/// past the stack's end faults; weft's SIGSEGV handler (installed when the
+/// first runtime of the process starts, and passing every other fault on to
+/// the handler that was there before) prints
+/// `weft: stack overflow in task <name> (stack <N> KiB)` to stderr and
+/// aborts. The handler runs on an alternate signal stack, which the runtime
+/// sets up for its thread if the thread has none. <name> is the task's
+/// name if it was given one (task_options::name), else the mangled name of
+/// its function's type, or a plain function's address (the handler cannot
+/// demangle: that allocates).
+///
+/// A frame bigger than the guard (a local array or alloca of over 4 KiB)
+/// can jump over it into the neighbouring stack, unless the code is
+/// compiled with `-fstack-clash-protection` (GCC >= 8, Clang >= 11), which
+/// touches every page of a large frame in order, so that the guard catches
+/// it: recommended for code that runs on tasks.
+///
+/// The handler is installed once and never removed; a program (or a test
+/// framework: doctest and Catch2 do so around every test case) that later
+/// restores an earlier SIGSEGV handler removes it, and overflows then die
+/// of a plain SIGSEGV.
+enum class stack_guard {
+  /// The best the kernel offers: `madvise` where available (Linux >= 6.13),
+  /// else what `mprotect` says. The default.
+  automatic,
+  /// Guard markers installed with madvise(MADV_GUARD_INSTALL), all of a
+  /// slab's at once when it is mapped: no memory, no extra mapping, kept
+  /// while stacks are reused and their memory given back.
+  /// @throws std::system_error from run() if the kernel lacks it.
+  madvise,
+  /// What a kernel without MADV_GUARD_INSTALL gets: guard pages made with
+  /// mprotect(PROT_NONE), each costing two memory mappings, while the
+  /// process's guards use less than half of vm.max_map_count (read once);
+  /// beyond that, stacks get a canary instead.
+  mprotect,
+  /// No guard: a canary word at the lowest address of each stack, checked
+  /// whenever its task parks, yields or ends. An overflow is then reported
+  /// (`... (stack <N> KiB, canary overwritten)`) after the fact, and only if
+  /// it reached the canary without crashing first; a page of unused address
+  /// space below each stack keeps small overflows off the neighbouring
+  /// stack. Touches one page of every stack (4 KiB of memory each).
+  canary,
+  /// Nothing: stacks are adjacent, an overflow silently corrupts the
+  /// neighbouring stack. For measurements.
+  none,
 };
 
 /// Options of one runtime.
@@ -29,9 +81,12 @@ struct run_options {
   /// The runtime's clock; nullptr means a weft::real_clock.
   std::shared_ptr<weft::clock> clock;
   /// Stack size of every task that does not ask for its own, in bytes
-  /// (rounded up to whole pages; at least 16 KiB).
+  /// (rounded up to whole pages; at least 16 KiB). The guard comes on top.
   std::size_t stack_size = 128 * 1024;
   stack_kind stacks = stack_kind::pooled;
+  /// How a stack overflow is caught, for pooled stacks and for tasks that
+  /// ask for their own stack size (see stack_guard).
+  weft::stack_guard stack_guard = weft::stack_guard::automatic;
   /// How many free stacks the pool keeps ready; memory of stacks freed
   /// beyond that is returned to the system (the address space is kept).
   std::size_t stack_pool_size = 1024;

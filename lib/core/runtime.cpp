@@ -336,7 +336,7 @@ runtime::runtime(const run_options& options)
     : clock_(options.clock ? options.clock : std::make_shared<real_clock>()),
       work_(io_.get_executor()),
       wake_timer_(io_),
-      stacks_(new stack_pool(options.stack_size, options.stacks, options.stack_pool_size)) {
+      stacks_(new stack_pool(options)) {
   if (clock_->runtime_ != nullptr) {
     stacks_->release();
     throw std::logic_error("weft::run: this clock is already in use by another running runtime");
@@ -448,7 +448,7 @@ void run_root(const run_options& options, task_base* root) {
 // --- tasks --------------------------------------------------------------------
 
 void runtime::create_fiber(task_base* t, std::size_t stack_size) {
-  boost::context::stack_context sctx = stacks_->allocate(stack_size);
+  boost::context::stack_context sctx = stacks_->allocate(stack_size, &t->stack_canary_);
   t->stack_size_ = sctx.size;
   t->stack_bottom_ = static_cast<char*>(sctx.sp) - sctx.size;
   char* top = static_cast<char*>(sctx.sp);
@@ -480,6 +480,7 @@ void runtime::task_main(task_base* t) noexcept {
 }
 
 void runtime::finish_task(task_base& t, std::exception_ptr e) noexcept {
+  check_stack_on_leave(t);  // stack guard hook
   scope_node& s = t.task_scope_;
   WEFT_INVARIANT(t.status_ == &s);
   bool escaped = static_cast<bool>(e);
@@ -526,6 +527,7 @@ void runtime::make_ready(task_base& t) noexcept {
 
 void runtime::park(task_base& t, const abort_fn& abort) {
   WEFT_INVARIANT(t_current_task == &t);
+  check_stack_on_leave(t);  // stack guard hook
   if (t.status_->effectively_cancelled) {
     if (abort() == abort_result::succeeded) throw_cancelled(t);
     // The wait cannot be withdrawn: wait for its completion uninterrupted;
@@ -545,6 +547,7 @@ void runtime::park(task_base& t, const abort_fn& abort) {
 }
 
 void runtime::yield(task_base& t) noexcept {
+  check_stack_on_leave(t);  // stack guard hook
   t.state_ = task_base::state::scheduled;
   t.ctx_->yield();
   after_switch();

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "core/deadline_queue.hpp"
+#include "core/stack_guard.hpp"
 #include "core/stack_pool.hpp"
 #include "core/stall_monitor.hpp"
 
@@ -162,6 +163,7 @@ class runtime {
   bool wake_pending_ = false;
   deadline_queue deadlines_;
   time_point last_now_{};
+  stack_guard_thread stack_guard_thread_;  // overflow reports on this thread
   stack_pool* stacks_;
   reactor_algorithm* algo_ = nullptr;
   boost::fibers::context* main_ctx_ = nullptr;

@@ -1,5 +1,7 @@
 #include "core/stack_pool.hpp"
 
+#include "core/stack_guard.hpp"
+
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -27,6 +29,13 @@ constexpr std::size_t min_stack_size = 16 * 1024;
 constexpr std::size_t slab_stacks = 64;
 constexpr std::size_t trim_batch = 256;
 
+// Room for `n` more elements, growing geometrically (a reserve() of the
+// exact size would copy the whole vector every time).
+template <class V>
+void reserve_more(V& v, std::size_t n) {
+  if (v.capacity() - v.size() < n) v.reserve(std::max(v.size() + n, 2 * v.capacity()));
+}
+
 void* map_stack_memory(std::size_t len) {
   // MAP_NORESERVE: only touched pages count; a parked task touches a few.
   void* p = ::mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1,
@@ -42,19 +51,23 @@ std::size_t normalize_stack_size(std::size_t requested) noexcept {
   return (requested + page - 1) / page * page;
 }
 
-stack_pool::stack_pool(std::size_t default_size, stack_kind kind, std::size_t keep)
-    : default_size_(normalize_stack_size(default_size)), kind_(kind), keep_(keep) {}
+stack_pool::stack_pool(const run_options& options)
+    : default_size_(normalize_stack_size(options.stack_size)),
+      kind_(options.stacks),
+      guard_(resolve_stack_guard(options.stack_guard)),
+      gap_(guard_ == stack_guard::none && kind_ == stack_kind::pooled ? 0 : stack_guard_size()),
+      stride_(default_size_ + gap_),
+      keep_(options.stack_pool_size) {}
 
 stack_pool::~stack_pool() {
-  for (auto [base, len] : slabs_) ::munmap(base, len);
+  for (const slab& s : slabs_) {
+    ::munmap(s.base, stride_ * slab_stacks);
+    if (s.guard == stack_guard::mprotect) release_mprotect_guards(slab_stacks);
+  }
 }
 
 void stack_pool::release() noexcept {
   if (--refs_ == 0) delete this;
-}
-
-std::size_t stack_pool::mapping_size(std::size_t size) const noexcept {
-  return kind_ == stack_kind::guarded ? size + page_size() : size;
 }
 
 std::size_t stack_pool::stacks_in_use() noexcept { return g_stacks_in_use.load(std::memory_order_relaxed); }
@@ -66,53 +79,105 @@ void* stack_pool::take_pooled() {
     return bottom;
   }
   if (cold_.empty()) {
-    const std::size_t len = default_size_ * slab_stacks;
+    // A slab: [gap][stack][gap][stack]...; the guards go in the gaps, all
+    // at once (the address space is all that guards cost).
+    // Room first, so that nothing throws once the slab is mapped.
+    reserve_more(slabs_, 1);
+    reserve_more(canary_slabs_, 1);
+    reserve_more(cold_, slab_stacks);
+    const std::size_t len = stride_ * slab_stacks;
     char* base = static_cast<char*>(map_stack_memory(len));
-    slabs_.emplace_back(base, len);
+    const stack_guard got = guard_ == stack_guard::madvise || guard_ == stack_guard::mprotect
+                                ? install_stack_guards(base, stride_, slab_stacks, guard_)
+                                : guard_;
+    slabs_.push_back({base, got});
+    if (got == stack_guard::canary)
+      canary_slabs_.insert(std::upper_bound(canary_slabs_.begin(), canary_slabs_.end(), base), base);
     // Hand out the slab from its start; the rest becomes cold (untouched).
-    for (std::size_t i = slab_stacks; i-- > 1;) cold_.push_back(base + i * default_size_);
-    return base;
+    for (std::size_t i = slab_stacks; i-- > 1;) cold_.push_back(base + i * stride_ + gap_);
+    return base + gap_;
   }
   void* bottom = cold_.back();
   cold_.pop_back();
   return bottom;
 }
 
-boost::context::stack_context stack_pool::allocate(std::size_t size) {
+bool stack_pool::pooled_has_canary(const void* bottom) const noexcept {
+  // Mixed pools (the mprotect budget ran out while this pool grew) are rare:
+  // the common cases answer without a search.
+  if (canary_slabs_.empty()) return false;
+  if (canary_slabs_.size() == slabs_.size()) return true;
+  auto it = std::upper_bound(canary_slabs_.begin(), canary_slabs_.end(), static_cast<const char*>(bottom),
+                             [](const char* b, const char* s) { return b < s; });
+  return it != canary_slabs_.begin() && static_cast<const char*>(bottom) < *(it - 1) + stride_ * slab_stacks;
+}
+
+void* stack_pool::map_own(std::size_t size, bool* canary) {
+  // [gap][stack] in a mapping of its own. stack_kind::guarded always gets a
+  // real guard, even beyond the mprotect budget.
+  const bool debug = kind_ == stack_kind::guarded;
+  const std::size_t len = gap_ + size;
+  char* base = static_cast<char*>(map_stack_memory(len));
+  stack_guard want = guard_;
+  if (debug && (want == stack_guard::canary || want == stack_guard::none))
+    want = resolve_stack_guard(stack_guard::automatic);
+  const stack_guard got = want == stack_guard::madvise || want == stack_guard::mprotect
+                              ? install_stack_guards(base, len, 1, want, /*forced=*/debug)
+                              : want;
+  if (got == stack_guard::none && debug) {
+    ::munmap(base, len);
+    throw std::bad_alloc();
+  }
+  if (got == stack_guard::mprotect) {
+    try {
+      own_mprotected_.insert(base + gap_);
+    } catch (...) {
+      ::munmap(base, len);
+      release_mprotect_guards(1);
+      throw;
+    }
+  }
+  *canary = got == stack_guard::canary;
+  return base + gap_;
+}
+
+void stack_pool::unmap_own(void* bottom, std::size_t size) noexcept {
+  ::munmap(static_cast<char*>(bottom) - gap_, gap_ + size);
+  if (!own_mprotected_.empty() && own_mprotected_.erase(bottom) != 0) release_mprotect_guards(1);
+}
+
+boost::context::stack_context stack_pool::allocate(std::size_t size, bool* canary) {
   size = size == 0 ? default_size_ : normalize_stack_size(size);
   void* bottom = nullptr;
   if (size == default_size_ && kind_ == stack_kind::pooled) {
     bottom = take_pooled();
+    *canary = pooled_has_canary(bottom);
   } else {
-    const std::size_t len = mapping_size(size);
-    bottom = map_stack_memory(len);
-    if (kind_ == stack_kind::guarded && ::mprotect(bottom, page_size(), PROT_NONE) != 0) {
-      ::munmap(bottom, len);
-      throw std::bad_alloc();
-    }
+    bottom = map_own(size, canary);
   }
+  // Written at every use: trimming zeroes it, and so may the last task.
+  if (*canary) write_stack_canary(bottom);
   add_ref();
   g_stacks_in_use.fetch_add(1, std::memory_order_relaxed);
   boost::context::stack_context sctx;
   sctx.size = size;
-  sctx.sp = static_cast<char*>(bottom) + mapping_size(size);
+  sctx.sp = static_cast<char*>(bottom) + size;
   return sctx;
 }
 
 void stack_pool::deallocate(boost::context::stack_context& sctx) noexcept {
-  const std::size_t len = mapping_size(sctx.size);
-  void* bottom = static_cast<char*>(sctx.sp) - len;
+  void* bottom = static_cast<char*>(sctx.sp) - sctx.size;
 #if defined(__SANITIZE_ADDRESS__)
   // A finished fiber leaves the redzones of its last frames poisoned: clear
   // them, or they stay on whatever later reuses this memory.
-  ASAN_UNPOISON_MEMORY_REGION(static_cast<char*>(sctx.sp) - sctx.size, sctx.size);
+  ASAN_UNPOISON_MEMORY_REGION(bottom, sctx.size);
 #endif
   g_stacks_in_use.fetch_sub(1, std::memory_order_relaxed);
   if (sctx.size == default_size_ && kind_ == stack_kind::pooled) {
     warm_.push_back(bottom);
     if (warm_.size() > keep_ + trim_batch) trim();
   } else {
-    ::munmap(bottom, len);
+    unmap_own(bottom, sctx.size);
   }
   release();
 }
@@ -120,6 +185,8 @@ void stack_pool::deallocate(boost::context::stack_context& sctx) noexcept {
 void stack_pool::trim() noexcept {
   // Give back the memory of the oldest warm stacks, coalescing neighbours
   // (stacks of one slab usually finish together) into few madvise calls.
+  // A range spans the gaps between its stacks: MADV_DONTNEED keeps guard
+  // markers and mprotect'ed pages as they are.
   const std::size_t n = warm_.size() - keep_;
   std::vector<void*> old(warm_.begin(), warm_.begin() + static_cast<std::ptrdiff_t>(n));
   warm_.erase(warm_.begin(), warm_.begin() + static_cast<std::ptrdiff_t>(n));
@@ -127,8 +194,8 @@ void stack_pool::trim() noexcept {
   for (std::size_t i = 0; i < old.size();) {
     char* start = static_cast<char*>(old[i]);
     std::size_t j = i + 1;
-    while (j < old.size() && static_cast<char*>(old[j]) == start + (j - i) * default_size_) ++j;
-    ::madvise(start, (j - i) * default_size_, MADV_DONTNEED);
+    while (j < old.size() && static_cast<char*>(old[j]) == start + (j - i) * stride_) ++j;
+    ::madvise(start, (j - i - 1) * stride_ + default_size_, MADV_DONTNEED);
     i = j;
   }
   cold_.insert(cold_.end(), old.begin(), old.end());

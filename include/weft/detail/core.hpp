@@ -181,6 +181,7 @@ class task_base : public list_hook<scope_task_tag>, public list_hook<group_child
   state state_ = state::created;
   bool wake_cancelled_ = false;
   bool ended_cancelled_ = false;
+  bool stack_canary_ = false;  // its stack has a canary instead of a guard (lib/core/stack_guard.hpp)
 
  protected:
   virtual ~task_base();
