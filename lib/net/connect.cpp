@@ -3,6 +3,7 @@
 #include "net/io.hpp"
 
 #include <weft/cancel_scope.hpp>
+#include <weft/checkpoint.hpp>
 #include <weft/net/connect.hpp>
 #include <weft/sync/event.hpp>
 #include <weft/task_group.hpp>
@@ -14,6 +15,8 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <memory>
 #include <optional>
 
@@ -130,10 +133,47 @@ stream_transport create_tcp_connection(std::string_view host, std::uint16_t port
 }
 
 stream_transport create_unix_stream_connection(std::string_view path, std::optional<std::string> local_path) try {
+  const char* what = "weft::net::create_unix_stream_connection";
+  lowlevel::raise_if_cancelled();
+  const endpoint remote = endpoint::unix_path(path);
   stream_socket s(lowlevel::io_context());
   s.open(stream_proto(AF_UNIX));
-  if (local_path) s.bind(stream_ep(endpoint::unix_path(*local_path)));
-  s.async_connect(stream_ep(endpoint::unix_path(path)), use_fiber);
+  s.non_blocking(true);
+  if (local_path) {
+    boost::system::error_code ec;
+    s.bind(stream_ep(endpoint::unix_path(*local_path)), ec);
+    if (ec)
+      throw std::system_error(std::error_code(ec), std::string(what) + ": binding the local path " + *local_path);
+  }
+  // A listener whose accept queue is full makes a non-blocking connect(2)
+  // fail with EAGAIN (a blocking one would wait for room). Nothing becomes
+  // readable or writable when room appears, so retry after a pause that
+  // doubles up to 50 ms; weft::sleep keeps the wait on the runtime clock and
+  // cancellable.
+  duration pause = std::chrono::milliseconds(1);
+  for (;;) {
+    int error = 0;
+    if (::connect(s.native_handle(), remote.data(), static_cast<socklen_t>(remote.size())) != 0) error = errno;
+    if (error == 0 || error == EISCONN) break;
+    if (error == EINTR) continue;
+    if (error == EAGAIN) {
+      weft::sleep(pause);
+      pause = std::min<duration>(pause * 2, std::chrono::milliseconds(50));
+      continue;
+    }
+    if (error == EINPROGRESS) {  // not on Linux, but allowed by POSIX
+      boost::system::error_code ec;
+      s.async_wait(asio::socket_base::wait_write, use_fiber[ec]);
+      int so_error = 0;
+      socklen_t len = sizeof so_error;
+      if (!ec && ::getsockopt(s.native_handle(), SOL_SOCKET, SO_ERROR, &so_error, &len) != 0) so_error = errno;
+      if (ec) throw std::system_error(std::error_code(ec), std::string(what) + ": connecting to " + std::string(path));
+      if (so_error == 0) break;
+      error = so_error;
+    }
+    throw std::system_error(std::error_code(error, std::system_category()),
+                            std::string(what) + ": connecting to " + std::string(path));
+  }
   return stream_transport(std::move(s));
 } catch (const boost::system::system_error& e) {
   detail::rethrow_as_std(e, "weft::net::create_unix_stream_connection");

@@ -358,6 +358,120 @@ TEST_CASE("create_unix_stream_connection fails with ENOENT without a socket file
   });
 }
 
+TEST_CASE("a failed Unix stream connect is a std::system_error naming the function and the path") {
+  leak_check lc;
+  temp_dir dir;
+  run_manual(
+      [&] {
+        const std::string missing = dir.file("missing");
+        try {
+          (void)net::create_unix_stream_connection(missing);
+          FAIL("connected to a path where nothing listens");
+        } catch (const std::system_error& e) {
+          CHECK(e.code() == std::error_code(ENOENT, std::system_category()));
+          const std::string what = e.what();
+          CHECK(what.find("weft::net::create_unix_stream_connection") != std::string::npos);
+          CHECK(what.find(missing) != std::string::npos);
+        }
+      },
+      true);
+}
+
+namespace {
+
+// Fills the accept queue of the Unix listener at path with raw connections
+// (non-blocking connects until one is refused with EAGAIN); returns them.
+std::vector<int> fill_unix_backlog(const std::string& path) {
+  const auto ep = net::endpoint::unix_path(path);
+  std::vector<int> fds;
+  for (int i = 0; i < 64; ++i) {
+    const int c = ::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    REQUIRE(c >= 0);
+    if (::connect(c, ep.data(), static_cast<socklen_t>(ep.size())) != 0) {
+      const int e = errno;
+      ::close(c);
+      REQUIRE(e == EAGAIN);
+      return fds;
+    }
+    fds.push_back(c);
+  }
+  FAIL("the accept queue of a listener with backlog 1 never filled up");
+  return fds;
+}
+
+}  // namespace
+
+TEST_CASE("Unix stream connects to a listener whose backlog is full wait, and all connect once the server accepts") {
+  leak_check lc;
+  temp_dir dir;
+  run_manual(
+      [&] {
+        const std::string path = dir.file("full");
+        auto l = net::create_unix_stream_listener(path, 1);
+        constexpr int clients = 6;
+        int connected = 0, answered = 0;
+        weft::open_task_group([&](weft::task_group& tg) {
+          for (int i = 0; i < clients; ++i)
+            tg.start_soon([&, i] {
+              auto c = net::create_unix_stream_connection(path);
+              // Connected for real: it has a peer, and bytes go both ways.
+              CHECK(c.peer_address().path() == path);
+              ++connected;
+              c.send_all("client " + std::to_string(i));
+              CHECK(c.recv(100) == "hello client " + std::to_string(i));
+              ++answered;
+              c.aclose();
+            });
+          // The server does not accept for a while: the backlog (1) fills
+          // up, and the other clients wait for room.
+          weft::sleep(1s);
+          CHECK(connected < clients);
+          CHECK(answered == 0);
+          for (int i = 0; i < clients; ++i) {
+            auto s = l.accept();
+            tg.start_soon([&, s = std::move(s)]() mutable {
+              s.send_all("hello " + s.recv(100));
+              CHECK(s.recv(100).empty());
+              s.aclose();
+            });
+          }
+        });
+        CHECK(connected == clients);
+        CHECK(answered == clients);
+      },
+      true);
+}
+
+TEST_CASE("a Unix stream connect waiting on a full backlog is ended by a deadline and leaves no descriptor behind") {
+  leak_check lc;
+  temp_dir dir;
+  run_manual(
+      [&] {
+        const std::string path = dir.file("full");
+        auto l = net::create_unix_stream_listener(path, 1);
+        const std::vector<int> queued = fill_unix_backlog(path);
+        const std::size_t fds = open_fd_count();
+        bool returned = false;
+        auto scope = weft::move_on_after(2s);
+        scope.run([&] {
+          (void)net::create_unix_stream_connection(path);
+          returned = true;
+        });
+        CHECK(scope.cancelled_caught());
+        CHECK_FALSE(returned);
+        CHECK(now_s() == doctest::Approx(2.0));
+        CHECK(open_fd_count() == fds);
+        // Once there is room again, a connect goes through at once.
+        for (int fd : queued) ::close(fd);
+        for (std::size_t i = 0; i < queued.size(); ++i) (void)l.accept();
+        auto c = net::create_unix_stream_connection(path);
+        auto s = l.accept();
+        c.send_all("room");
+        CHECK(s.recv(10) == "room");
+      },
+      true);
+}
+
 // --- wrapping sockets --------------------------------------------------------------
 
 TEST_CASE("wrap_stream_socket takes ownership of a connected stream socket") {

@@ -27,7 +27,14 @@ stream_transport create_tcp_connection(std::string_view host, std::uint16_t port
                                        std::optional<std::pair<std::string, std::uint16_t>> local_address = {},
                                        duration happy_eyeballs_delay = std::chrono::milliseconds(250));
 
-/// Connects to a Unix stream socket at path (optionally binding local_path). Checkpoint.
+/// Connects to the Unix stream socket at path (after binding local_path if
+/// given). Like a blocking connect(2), it waits while the listener's accept
+/// queue is full, retrying after a pause that doubles from 1 ms to 50 ms of
+/// runtime-clock time, until there is room: bound the wait with a cancel
+/// scope. Checkpoint, also when the connection is made at once.
+/// @throws weft::cancelled (the socket is closed); std::system_error naming
+/// the path when the connect fails (ENOENT: no socket file; ECONNREFUSED:
+/// nobody listens) or local_path cannot be bound.
 stream_transport create_unix_stream_connection(std::string_view path, std::optional<std::string> local_path = {});
 
 /// Wraps an already connected stream socket (a file descriptor whose
