@@ -71,9 +71,11 @@ void remove_duplicates(std::vector<endpoint>& eps) {
 
 }  // namespace
 
-stream_transport create_tcp_connection(std::string_view host, std::uint16_t port,
-                                       std::optional<std::pair<std::string, std::uint16_t>> local_address,
+stream_transport create_tcp_connection(std::string_view host, int port,
+                                       std::optional<std::pair<std::string, int>> local_address,
                                        duration happy_eyeballs_delay) try {
+  detail::check_port(port, "weft::net::create_tcp_connection");
+  if (local_address) detail::check_port(local_address->second, "weft::net::create_tcp_connection");
   if (std::isnan(happy_eyeballs_delay.count()) || happy_eyeballs_delay.count() < 0)
     throw std::invalid_argument("weft::net::create_tcp_connection: happy_eyeballs_delay must be >= 0");
   std::vector<endpoint> remotes = interleave(getaddrinfo(host, std::to_string(port), AF_UNSPEC, SOCK_STREAM));
@@ -218,10 +220,12 @@ datagram_transport wrap_connected_datagram_socket(int fd) try {
   detail::rethrow_as_std(e, "weft::net::wrap_connected_datagram_socket");
 }
 
-datagram_transport create_udp_endpoint(std::optional<std::pair<std::string, std::uint16_t>> remote,
-                                       std::optional<std::pair<std::string, std::uint16_t>> local, int family) try {
+datagram_transport create_udp_endpoint(std::optional<std::pair<std::string, int>> remote,
+                                       std::optional<std::pair<std::string, int>> local, int family) try {
   if (!remote && !local)
     throw std::invalid_argument("weft::net::create_udp_endpoint: give a remote address, a local address, or both");
+  if (remote) detail::check_port(remote->second, "weft::net::create_udp_endpoint");
+  if (local) detail::check_port(local->second, "weft::net::create_udp_endpoint");
   std::vector<address_info> remotes, locals;
   if (local)
     locals = getaddrinfo(local->first, std::to_string(local->second), family, SOCK_DGRAM, AI_PASSIVE);
@@ -277,11 +281,11 @@ datagram_transport create_unix_datagram_endpoint(std::optional<std::string> remo
 namespace {
 
 template <class Make>
-auto bind_all(const std::vector<address_info>& infos, std::uint16_t port, Make make) {
+auto bind_all(const std::vector<address_info>& infos, int port, Make make) {
   using item = decltype(make(infos.front().address));
   std::vector<item> out;
   std::vector<std::exception_ptr> errors;
-  std::uint16_t chosen = port;
+  int chosen = port;
   for (const auto& info : infos) {
     endpoint ep = info.address;
     if (port == 0 && chosen != 0 && ep.is_ip()) ep = endpoint(ep.address(), chosen);  // one free port for all
@@ -301,7 +305,7 @@ auto bind_all(const std::vector<address_info>& infos, std::uint16_t port, Make m
   return out;
 }
 
-std::vector<address_info> passive_addresses(std::string_view host, std::uint16_t port, int type) {
+std::vector<address_info> passive_addresses(std::string_view host, int port, int type) {
   if (host.empty()) {
     std::vector<address_info> all = getaddrinfo("::", std::to_string(port), AF_INET6, type);
     auto v4 = getaddrinfo("0.0.0.0", std::to_string(port), AF_INET, type);
@@ -318,8 +322,9 @@ std::vector<address_info> passive_addresses(std::string_view host, std::uint16_t
 
 }  // namespace
 
-std::vector<stream_listener> create_tcp_listeners(const std::vector<std::string>& hosts, std::uint16_t port,
+std::vector<stream_listener> create_tcp_listeners(const std::vector<std::string>& hosts, int port,
                                                   int backlog, bool reuse_port_option) try {
+  detail::check_port(port, "weft::net::create_tcp_listeners");
   if (backlog < 1) throw std::invalid_argument("weft::net::create_tcp_listeners: backlog must be >= 1");
   std::vector<address_info> infos;
   if (hosts.empty()) {
@@ -344,7 +349,7 @@ std::vector<stream_listener> create_tcp_listeners(const std::vector<std::string>
   detail::rethrow_as_std(e, "weft::net::create_tcp_listeners");
 }
 
-std::vector<stream_listener> create_tcp_listeners(std::string_view host, std::uint16_t port, int backlog,
+std::vector<stream_listener> create_tcp_listeners(std::string_view host, int port, int backlog,
                                                   bool reuse_port_option) {
   if (host.empty()) return create_tcp_listeners(std::vector<std::string>{}, port, backlog, reuse_port_option);
   return create_tcp_listeners(std::vector<std::string>{std::string(host)}, port, backlog, reuse_port_option);
@@ -363,7 +368,8 @@ stream_listener create_unix_stream_listener(std::string_view path, int backlog, 
   detail::rethrow_as_std(e, "weft::net::create_unix_stream_listener");
 }
 
-std::vector<datagram_listener> create_udp_listeners(std::string_view host, std::uint16_t port, bool reuse_port_option) try {
+std::vector<datagram_listener> create_udp_listeners(std::string_view host, int port, bool reuse_port_option) try {
+  detail::check_port(port, "weft::net::create_udp_listeners");
   return bind_all(passive_addresses(host, port, SOCK_DGRAM), port, [&](const endpoint& ep) {
     dgram_socket s(lowlevel::io_context());
     s.open(dgram_proto(ep.family()));

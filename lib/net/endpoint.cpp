@@ -11,15 +11,19 @@
 #include <netdb.h>
 #include <sys/un.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cstring>
+#include <optional>
 #include <stdexcept>
 
 namespace weft::net {
 
 namespace asio = boost::asio;
 
-endpoint::endpoint(const asio::ip::address& address, std::uint16_t port) {
-  const asio::ip::tcp::endpoint ep(address, port);
+endpoint::endpoint(const asio::ip::address& address, int port) {
+  detail::check_port(port, "weft::net::endpoint");
+  const asio::ip::tcp::endpoint ep(address, static_cast<std::uint16_t>(port));
   std::memcpy(&storage_, ep.data(), ep.size());
   len_ = ep.size();
 }
@@ -81,6 +85,27 @@ bool operator==(const endpoint& a, const endpoint& b) noexcept {
 
 namespace {
 
+// A port given as a number (what getaddrinfo(3) would read as one: leading
+// blanks, a sign, digits; "" means 0); nullopt for a service name.
+// @throws std::invalid_argument if the number is not a port.
+std::optional<std::uint16_t> numeric_port(std::string_view service) {
+  if (service.empty()) return 0;
+  std::size_t i = 0;
+  while (i < service.size() && std::isspace(static_cast<unsigned char>(service[i]))) ++i;
+  bool negative = false;
+  if (i < service.size() && (service[i] == '+' || service[i] == '-')) negative = service[i++] == '-';
+  if (i == service.size()) return std::nullopt;
+  unsigned long value = 0;
+  for (; i < service.size(); ++i) {
+    if (service[i] < '0' || service[i] > '9') return std::nullopt;
+    value = std::min<unsigned long>(value * 10 + static_cast<unsigned long>(service[i] - '0'), 1ul << 20);
+  }
+  if (value > static_cast<unsigned long>(detail::max_port) || (negative && value != 0))
+    throw std::invalid_argument("weft::net::getaddrinfo: port " + std::string(service) +
+                                " is out of range (0 to 65535)");
+  return static_cast<std::uint16_t>(value);
+}
+
 template <class Protocol>
 std::vector<address_info> resolve(std::string_view host, std::string_view port, int family, int flags, int socktype) {
   using resolver = typename Protocol::resolver;
@@ -94,29 +119,37 @@ std::vector<address_info> resolve(std::string_view host, std::string_view port, 
     info.address = endpoint(ep.address(), ep.port());
     out.push_back(std::move(info));
   };
+  const std::optional<std::uint16_t> port_n = numeric_port(port);
   // Numeric hosts and ports need no lookup (and no resolver thread).
   boost::system::error_code ec;
   const auto addr = asio::ip::make_address(std::string(host), ec);
-  char* end = nullptr;
-  const std::string port_s(port);
-  const unsigned long port_n = std::strtoul(port_s.c_str(), &end, 10);
-  if (!ec && !port_s.empty() && end != nullptr && *end == '\0' && port_n <= 65535) {
-    if (family == AF_UNSPEC || (family == AF_INET6) == addr.is_v6()) add({addr, static_cast<std::uint16_t>(port_n)}, "");
+  if (!ec && port_n) {
+    if (family == AF_UNSPEC || (family == AF_INET6) == addr.is_v6()) add({addr, *port_n}, "");
   } else {
+    // A numeric port goes to the resolver as plain digits, which it cannot
+    // read differently.
+    const std::string service = port_n ? std::to_string(*port_n) : std::string(port);
     resolver r(lowlevel::io_context());
     auto rflags = static_cast<typename resolver::flags>(flags);
     typename resolver::results_type results;
-    if (family == AF_UNSPEC) {
-      results = r.async_resolve(std::string(host), port_s, rflags, use_fiber);
-    } else {
-      results = r.async_resolve(family == AF_INET6 ? Protocol::v6() : Protocol::v4(), std::string(host), port_s, rflags,
-                                use_fiber);
+    try {
+      if (family == AF_UNSPEC) {
+        results = r.async_resolve(std::string(host), service, rflags, use_fiber);
+      } else {
+        results = r.async_resolve(family == AF_INET6 ? Protocol::v6() : Protocol::v4(), std::string(host), service,
+                                  rflags, use_fiber);
+      }
+    } catch (const boost::system::system_error& e) {
+      throw std::system_error(std::error_code(e.code()), "weft::net::getaddrinfo: looking up host \"" +
+                                                             std::string(host) + "\" and service \"" +
+                                                             std::string(port) + "\"");
     }
     for (const auto& entry : results) add(entry.endpoint(), entry.host_name());
   }
   if (out.empty())
     throw std::system_error(std::error_code(boost::system::error_code(asio::error::host_not_found)),
-                            "weft::net::getaddrinfo: no address for " + std::string(host));
+                            "weft::net::getaddrinfo: no address for host \"" + std::string(host) +
+                                "\" and service \"" + std::string(port) + "\"");
   return out;
 }
 

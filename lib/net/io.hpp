@@ -9,6 +9,8 @@
 #include <boost/system/system_error.hpp>
 
 #include <cerrno>
+#include <stdexcept>
+#include <string>
 #include <system_error>
 
 namespace weft::net::detail {
@@ -47,6 +49,16 @@ inline void check(const boost::system::error_code& ec, bool closing, const char*
   if (closing && (ec == boost::asio::error::operation_aborted || ec == boost::asio::error::bad_descriptor))
     throw_closed(what);
   throw std::system_error(std::error_code(ec), what);
+}
+
+/// The largest port number.
+inline constexpr int max_port = 65535;
+
+/// Throws std::invalid_argument naming `what` unless 0 <= port <= 65535.
+inline void check_port(int port, const char* what) {
+  if (port < 0 || port > max_port)
+    throw std::invalid_argument(std::string(what) + ": port " + std::to_string(port) +
+                                " is out of range (0 to 65535)");
 }
 
 inline bool would_block(const boost::system::error_code& ec) {

@@ -70,6 +70,24 @@ TEST_CASE("create_tcp_connection rejects a negative or NaN happy_eyeballs_delay"
   });
 }
 
+TEST_CASE("create_tcp_connection rejects a port out of range, for the remote and the local address") {
+  leak_check lc;
+  run_manual(
+      [] {
+        const std::size_t fds = open_fd_count();
+        for (const int port : {65536, 70000, -1}) {
+          CAPTURE(port);
+          check_invalid_argument([&] { (void)net::create_tcp_connection("127.0.0.1", port); },
+                                 {"weft::net::create_tcp_connection", std::to_string(port)});
+          check_invalid_argument(
+              [&] { (void)net::create_tcp_connection("127.0.0.1", 80, std::make_pair(std::string("127.0.0.1"), port)); },
+              {"weft::net::create_tcp_connection", std::to_string(port)});
+        }
+        CHECK(open_fd_count() == fds);
+      },
+      true);
+}
+
 TEST_CASE("local_address binds the connecting socket to that address") {
   leak_check lc;
   run_real([] {

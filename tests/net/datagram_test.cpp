@@ -262,6 +262,24 @@ TEST_CASE("create_udp_endpoint and create_unix_datagram_endpoint need an address
   });
 }
 
+TEST_CASE("create_udp_endpoint rejects a port out of range, for the remote and the local address") {
+  leak_check lc;
+  run_manual(
+      [] {
+        const std::size_t fds = open_fd_count();
+        for (const int port : {65536, 70000, -1}) {
+          CAPTURE(port);
+          check_invalid_argument([&] { (void)net::create_udp_endpoint(std::make_pair(std::string("127.0.0.1"), port)); },
+                                 {"weft::net::create_udp_endpoint", std::to_string(port)});
+          check_invalid_argument(
+              [&] { (void)net::create_udp_endpoint(std::nullopt, std::make_pair(std::string("127.0.0.1"), port)); },
+              {"weft::net::create_udp_endpoint", std::to_string(port)});
+        }
+        CHECK(open_fd_count() == fds);
+      },
+      true);
+}
+
 TEST_CASE("wrap_connected_datagram_socket takes a datagram socket and rejects a stream socket") {
   leak_check lc;
   run_real([] {

@@ -211,6 +211,61 @@ TEST_CASE("getaddrinfo with no result is an error") {
   });
 }
 
+TEST_CASE("getaddrinfo rejects a numeric port above 65535 or below 0, naming the port") {
+  leak_check lc;
+  run_manual(
+      [] {
+        for (const char* port : {"70000", "65536", "-1", "-80", "99999999999999999999999"}) {
+          CAPTURE(std::string(port));
+          for (const char* host : {"127.0.0.1", "::1", "localhost"}) {
+            CAPTURE(std::string(host));
+            check_invalid_argument([&] { (void)net::getaddrinfo(host, port); }, {"weft::net::getaddrinfo", port});
+            check_invalid_argument([&] { (void)net::getaddrinfo(host, port, AF_UNSPEC, SOCK_DGRAM); },
+                                   {"weft::net::getaddrinfo", port});
+          }
+        }
+        // The ends of the range are fine.
+        CHECK(net::getaddrinfo("127.0.0.1", "65535", AF_INET, SOCK_STREAM).at(0).address.port() == 65535);
+        CHECK(net::getaddrinfo("127.0.0.1", "0", AF_INET, SOCK_STREAM).at(0).address.port() == 0);
+        CHECK(net::getaddrinfo("::1", "00080", AF_INET6, SOCK_STREAM).at(0).address.port() == 80);
+      },
+      true);
+}
+
+TEST_CASE("getaddrinfo with a service name that does not resolve throws a system error naming the service") {
+  leak_check lc;
+  run_manual(
+      [] {
+        for (const char* host : {"127.0.0.1", "localhost"}) {
+          CAPTURE(std::string(host));
+          try {
+            (void)net::getaddrinfo(host, "weft-no-such-service", AF_UNSPEC, SOCK_STREAM);
+            FAIL("an unknown service name resolved");
+          } catch (const std::invalid_argument& e) {
+            FAIL("an unknown service name is not an argument error: " << std::string(e.what()));
+          } catch (const std::system_error& e) {
+            const std::string what = e.what();
+            CAPTURE(what);
+            CHECK(e.code());
+            CHECK(what.find("weft::net::getaddrinfo") != std::string::npos);
+            CHECK(what.find("weft-no-such-service") != std::string::npos);
+          }
+        }
+      },
+      true);
+}
+
+TEST_CASE("an endpoint rejects a port out of range, naming it") {
+  leak_check lc;
+  const auto loopback = ip::make_address("127.0.0.1");
+  for (const int port : {65536, 70000, -1}) {
+    CAPTURE(port);
+    check_invalid_argument([&] { (void)net::endpoint(loopback, port); },
+                           {"weft::net::endpoint", std::to_string(port)});
+  }
+  CHECK(net::endpoint(loopback, 65535).port() == 65535);
+}
+
 TEST_CASE("getaddrinfo rejects an invalid family or socket type") {
   leak_check lc;
   run_real([] {

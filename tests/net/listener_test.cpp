@@ -200,6 +200,28 @@ TEST_CASE("a backlog below 1 is rejected") {
   });
 }
 
+TEST_CASE("TCP and UDP listeners reject a port out of range, naming it") {
+  leak_check lc;
+  run_manual(
+      [] {
+        const std::size_t fds = open_fd_count();
+        for (const int port : {65536, 70000, -1}) {
+          CAPTURE(port);
+          check_invalid_argument([&] { (void)net::create_tcp_listeners("127.0.0.1", port); },
+                                 {"weft::net::create_tcp_listeners", std::to_string(port)});
+          check_invalid_argument(
+              [&] { (void)net::create_tcp_listeners(std::vector<std::string>{"127.0.0.1", "::1"}, port); },
+              {"weft::net::create_tcp_listeners", std::to_string(port)});
+          check_invalid_argument([&] { (void)net::create_tcp_listeners("", port); },
+                                 {"weft::net::create_tcp_listeners", std::to_string(port)});
+          check_invalid_argument([&] { (void)net::create_udp_listeners("127.0.0.1", port); },
+                                 {"weft::net::create_udp_listeners", std::to_string(port)});
+        }
+        CHECK(open_fd_count() == fds);
+      },
+      true);
+}
+
 // --- Unix stream listeners ---------------------------------------------------------
 
 TEST_CASE("a Unix stream listener gets the file mode asked for") {

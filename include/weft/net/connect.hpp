@@ -6,7 +6,6 @@
 #include <weft/net/listener.hpp>
 #include <weft/net/stream.hpp>
 
-#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -14,17 +13,22 @@
 
 namespace weft::net {
 
+// Ports are ints so that a value out of range (70000, -1) is reported with
+// std::invalid_argument instead of being wrapped around on the way in; every
+// factory taking a port accepts 0 to 65535.
+
 /// Connects to host:port over TCP with Happy Eyeballs (RFC 8305): resolves
 /// both families, tries IPv6 first and then alternates families, starting
 /// one attempt per address `happy_eyeballs_delay` apart (sooner when the
 /// previous attempt failed); the first connection wins and the others are
 /// closed. local_address (host, port) binds the socket first and is only
 /// paired with addresses of its own family. Checkpoint.
-/// @throws weft::cancelled; std::invalid_argument (no address of the
-/// local address's family); weft::exception_group of every attempt's error
+/// @throws weft::cancelled; std::invalid_argument (a port out of range, a
+/// negative happy_eyeballs_delay, no address of the local address's
+/// family); weft::exception_group of every attempt's error
 /// when all fail; std::system_error when the name does not resolve.
-stream_transport create_tcp_connection(std::string_view host, std::uint16_t port,
-                                       std::optional<std::pair<std::string, std::uint16_t>> local_address = {},
+stream_transport create_tcp_connection(std::string_view host, int port,
+                                       std::optional<std::pair<std::string, int>> local_address = {},
                                        duration happy_eyeballs_delay = std::chrono::milliseconds(250));
 
 /// Connects to the Unix stream socket at path (after binding local_path if
@@ -44,8 +48,9 @@ stream_transport wrap_stream_socket(int fd);
 
 /// A UDP socket connected to remote_host:remote_port (and/or bound to
 /// local_address; family restricts the lookups). Checkpoint.
-datagram_transport create_udp_endpoint(std::optional<std::pair<std::string, std::uint16_t>> remote = {},
-                                       std::optional<std::pair<std::string, std::uint16_t>> local = {},
+/// @throws std::invalid_argument if a port is out of range.
+datagram_transport create_udp_endpoint(std::optional<std::pair<std::string, int>> remote = {},
+                                       std::optional<std::pair<std::string, int>> local = {},
                                        int family = AF_UNSPEC);
 
 /// A Unix datagram socket connected to remote_path and/or bound to local_path.
@@ -61,10 +66,10 @@ datagram_transport wrap_connected_datagram_socket(int fd);
 /// listener where possible). SO_REUSEADDR is set, SO_REUSEPORT if asked;
 /// IPv6 sockets are IPV6_V6ONLY. If any bind fails, every socket is closed
 /// and a weft::exception_group (or the single std::system_error) is thrown.
-/// @throws std::invalid_argument if backlog < 1.
-std::vector<stream_listener> create_tcp_listeners(const std::vector<std::string>& hosts, std::uint16_t port,
+/// @throws std::invalid_argument if backlog < 1 or the port is out of range.
+std::vector<stream_listener> create_tcp_listeners(const std::vector<std::string>& hosts, int port,
                                                   int backlog = 128, bool reuse_port = false);
-std::vector<stream_listener> create_tcp_listeners(std::string_view host, std::uint16_t port, int backlog = 128,
+std::vector<stream_listener> create_tcp_listeners(std::string_view host, int port, int backlog = 128,
                                                   bool reuse_port = false);
 
 /// A Unix stream listener at path (an existing socket file at path is an
@@ -73,7 +78,8 @@ stream_listener create_unix_stream_listener(std::string_view path, int backlog =
                                             std::optional<unsigned> mode = {});
 
 /// UDP listeners on every address of host (see create_tcp_listeners).
-std::vector<datagram_listener> create_udp_listeners(std::string_view host, std::uint16_t port,
+/// @throws std::invalid_argument if the port is out of range.
+std::vector<datagram_listener> create_udp_listeners(std::string_view host, int port,
                                                     bool reuse_port = false);
 
 /// A Unix datagram listener at path, with file mode `mode` if given.

@@ -17,8 +17,10 @@ namespace weft::net {
 class endpoint {
  public:
   endpoint() noexcept = default;
-  /// An IP endpoint.
-  endpoint(const boost::asio::ip::address& address, std::uint16_t port);
+  /// An IP endpoint. The port is an int so that a value out of range is
+  /// caught rather than wrapped around.
+  /// @throws std::invalid_argument unless 0 <= port <= 65535.
+  endpoint(const boost::asio::ip::address& address, int port);
   /// A Unix socket path endpoint. @throws std::invalid_argument if too long.
   static endpoint unix_path(std::string_view path);
   /// From raw sockaddr bytes. @throws std::invalid_argument if len is too big.
@@ -60,10 +62,14 @@ struct address_info {
 
 /// Resolves host and port (numbers or names) without blocking the runtime:
 /// numeric hosts are converted directly, names are looked up on a resolver
-/// thread. family: AF_UNSPEC, AF_INET or AF_INET6; type: SOCK_STREAM,
-/// SOCK_DGRAM or 0 (both). Checkpoint.
-/// @throws weft::cancelled; std::system_error when the lookup fails or finds
-/// nothing (an empty result is an error).
+/// thread. A port given as a number must be 0 to 65535 (getaddrinfo(3)
+/// would silently wrap 70000 around to 4464); any other port string is a
+/// service name ("http"). family: AF_UNSPEC, AF_INET or AF_INET6; type:
+/// SOCK_STREAM, SOCK_DGRAM or 0 (both). Checkpoint.
+/// @throws weft::cancelled; std::invalid_argument for a numeric port out of
+/// range (naming it), a bad family or type; std::system_error naming the host
+/// and the service when the lookup fails (an unknown host or service name)
+/// or finds nothing (an empty result is an error).
 std::vector<address_info> getaddrinfo(std::string_view host, std::string_view port, int family = AF_UNSPEC,
                                       int type = 0, int flags = 0);
 
