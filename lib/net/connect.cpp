@@ -14,6 +14,7 @@
 
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -71,6 +72,60 @@ void remove_duplicates(std::vector<endpoint>& eps) {
 
 }  // namespace
 
+// --- errors ------------------------------------------------------------------------
+
+struct address_error::data {
+  std::string what;
+  std::vector<address_attempt> attempts;
+};
+
+namespace {
+std::error_code last_error(const std::vector<address_attempt>& attempts) {
+  return attempts.empty() ? std::error_code() : attempts.back().error;
+}
+}  // namespace
+
+address_error::address_error(std::string context, std::vector<address_attempt> attempts)
+    : std::system_error(last_error(attempts), context) {
+  auto d = std::make_shared<data>();
+  d->what = std::move(context);
+  const char* separator = ": ";
+  for (const auto& a : attempts) {
+    d->what += separator;
+    d->what += a.address.to_string();
+    d->what += ": ";
+    d->what += a.error.message();
+    separator = "; ";
+  }
+  d->attempts = std::move(attempts);
+  data_ = std::move(d);
+}
+
+const char* address_error::what() const noexcept { return data_->what.c_str(); }
+const std::vector<address_attempt>& address_error::attempts() const noexcept { return data_->attempts; }
+
+namespace {
+
+// One failed attempt: `step` says what failed ("connecting to [::1]:80").
+address_attempt attempt_failed(const endpoint& address, const boost::system::error_code& ec, const char* function,
+                               const std::string& step) {
+  const std::error_code error(ec);
+  return {address, error, std::make_exception_ptr(std::system_error(error, std::string(function) + ": " + step))};
+}
+address_attempt attempt_failed(const endpoint& address, const std::system_error& e) {
+  return {address, e.code(), std::make_exception_ptr(e)};
+}
+
+// "host:port", with an IPv6 literal in brackets.
+std::string host_port(std::string_view host, int port) {
+  const std::string h(host);
+  return (h.find(':') != std::string::npos ? "[" + h + "]" : h) + ":" + std::to_string(port);
+}
+
+}  // namespace
+
+// --- connections -------------------------------------------------------------------
+
 stream_transport create_tcp_connection(std::string_view host, int port,
                                        std::optional<std::pair<std::string, int>> local_address,
                                        duration happy_eyeballs_delay) try {
@@ -93,26 +148,32 @@ stream_transport create_tcp_connection(std::string_view host, int port,
                                   " has the address family of the local address " + local_address->first);
   }
 
+  const char* what = "weft::net::create_tcp_connection";
   std::optional<stream_socket> winner;
-  std::vector<std::exception_ptr> errors;
+  // One slot per address, so that the attempts are reported in the order
+  // they were started whatever order they failed in.
+  std::vector<std::optional<address_attempt>> failures(remotes.size());
   auto& io = lowlevel::io_context();
   open_task_group([&](task_group& tg) {
-    for (const endpoint& remote : remotes) {
+    for (std::size_t i = 0; i < remotes.size(); ++i) {
+      const endpoint& remote = remotes[i];
       auto failed = std::make_shared<event>();
-      tg.start_soon([&, remote, failed] {
+      tg.start_soon([&, i, failed] {
         stream_socket s(io);
+        std::string step = "opening a socket for " + remote.to_string();
         try {
           s.open(stream_proto(remote.family()));
           for (const auto& l : locals)
             if (l.family() == remote.family()) {
+              step = "binding " + l.to_string() + " to connect to " + remote.to_string();
               s.set_option(asio::socket_base::reuse_address(true));
               s.bind(stream_ep(l));
               break;
             }
+          step = "connecting to " + remote.to_string();
           s.async_connect(stream_ep(remote), use_fiber);
         } catch (const boost::system::system_error& e) {
-          errors.push_back(std::make_exception_ptr(std::system_error(
-              std::error_code(e.code()), "weft::net::create_tcp_connection: connecting to " + remote.to_string())));
+          failures[i] = attempt_failed(remote, e.code(), what, step);
           failed->set();
           return;
         }
@@ -126,10 +187,12 @@ stream_transport create_tcp_connection(std::string_view host, int port,
     }
   });
   if (winner) return stream_transport(std::move(*winner));
-  if (errors.size() == 1) std::rethrow_exception(errors.front());
-  throw exception_group("weft::net::create_tcp_connection: every connection attempt to " + std::string(host) + ":" +
-                            std::to_string(port) + " failed",
-                        std::move(errors));
+  // No winner and no cancellation (that would have left the group as
+  // weft::cancelled): every attempt ran and failed.
+  std::vector<address_attempt> attempts;
+  for (auto& f : failures)
+    if (f) attempts.push_back(std::move(*f));
+  throw connect_error(std::string(what) + ": could not connect to " + host_port(host, port), std::move(attempts));
 } catch (const boost::system::system_error& e) {
   detail::rethrow_as_std(e, "weft::net::create_tcp_connection");
 }
@@ -169,12 +232,13 @@ stream_transport create_unix_stream_connection(std::string_view path, std::optio
       int so_error = 0;
       socklen_t len = sizeof so_error;
       if (!ec && ::getsockopt(s.native_handle(), SOL_SOCKET, SO_ERROR, &so_error, &len) != 0) so_error = errno;
-      if (ec) throw std::system_error(std::error_code(ec), std::string(what) + ": connecting to " + std::string(path));
-      if (so_error == 0) break;
-      error = so_error;
+      if (ec) error = ec.value();
+      else if (so_error == 0) break;
+      else error = so_error;
     }
-    throw std::system_error(std::error_code(error, std::system_category()),
-                            std::string(what) + ": connecting to " + std::string(path));
+    throw connect_error(std::string(what) + ": could not connect",
+                        {attempt_failed(remote, boost::system::error_code(error, boost::system::system_category()),
+                                        what, "connecting to " + std::string(path))});
   }
   return stream_transport(std::move(s));
 } catch (const boost::system::system_error& e) {
@@ -230,18 +294,26 @@ datagram_transport create_udp_endpoint(std::optional<std::pair<std::string, int>
   if (local)
     locals = getaddrinfo(local->first, std::to_string(local->second), family, SOCK_DGRAM, AI_PASSIVE);
   if (remote) remotes = getaddrinfo(remote->first, std::to_string(remote->second), family, SOCK_DGRAM);
-  std::vector<std::exception_ptr> errors;
+  const char* what = "weft::net::create_udp_endpoint";
+  std::vector<address_attempt> attempts;
   // Try each (local, remote) pair of one family until one binds and connects.
   auto try_pair = [&](const address_info* l, const address_info* r) -> std::optional<datagram_transport> {
-    const int fam = r ? r->family : l->family;
+    const endpoint& tried = r ? r->address : l->address;
+    std::string step = "opening a socket for " + tried.to_string();
     try {
       dgram_socket s(lowlevel::io_context());
-      s.open(dgram_proto(fam));
-      if (l) s.bind(dgram_ep(l->address));
-      if (r) s.connect(dgram_ep(r->address));
+      s.open(dgram_proto(tried.family()));
+      if (l) {
+        step = "binding " + l->address.to_string();
+        s.bind(dgram_ep(l->address));
+      }
+      if (r) {
+        step = "connecting to " + r->address.to_string();
+        s.connect(dgram_ep(r->address));
+      }
       return datagram_transport(std::move(s));
     } catch (const boost::system::system_error& e) {
-      errors.push_back(std::make_exception_ptr(std::system_error(std::error_code(e.code()), "weft::net::create_udp_endpoint")));
+      attempts.push_back(attempt_failed(tried, e.code(), what, step));
       return std::nullopt;
     }
   };
@@ -259,32 +331,51 @@ datagram_transport create_udp_endpoint(std::optional<std::pair<std::string, int>
     for (const auto& l : locals)
       if (auto t = try_pair(&l, nullptr)) return std::move(*t);
   }
-  if (errors.empty())
-    throw std::invalid_argument("weft::net::create_udp_endpoint: the local and remote addresses share no family");
-  if (errors.size() == 1) std::rethrow_exception(errors.front());
-  throw exception_group("weft::net::create_udp_endpoint: every address failed", std::move(errors));
+  if (attempts.empty())
+    throw std::invalid_argument(std::string(what) + ": the local address " + host_port(local->first, local->second) +
+                                " and the remote address " + host_port(remote->first, remote->second) +
+                                " share no address family");
+  throw connect_error(std::string(what) + ": could not " + (remote ? "connect to " + host_port(remote->first, remote->second)
+                                                                   : "bind " + host_port(local->first, local->second)),
+                      std::move(attempts));
 } catch (const boost::system::system_error& e) {
   detail::rethrow_as_std(e, "weft::net::create_udp_endpoint");
 }
 
 datagram_transport create_unix_datagram_endpoint(std::optional<std::string> remote_path,
-                                                 std::optional<std::string> local_path) {
+                                                 std::optional<std::string> local_path) try {
+  const char* what = "weft::net::create_unix_datagram_endpoint";
   if (!remote_path && !local_path)
     throw std::invalid_argument("weft::net::create_unix_datagram_endpoint: give a remote path, a local path, or both");
   dgram_socket s(lowlevel::io_context());
   s.open(dgram_proto(AF_UNIX));
-  if (local_path) s.bind(dgram_ep(endpoint::unix_path(*local_path)));
-  if (remote_path) s.connect(dgram_ep(endpoint::unix_path(*remote_path)));
+  boost::system::error_code ec;
+  if (local_path) {
+    s.bind(dgram_ep(endpoint::unix_path(*local_path)), ec);
+    if (ec)
+      throw std::system_error(std::error_code(ec), std::string(what) + ": binding the local path " + *local_path);
+  }
+  if (remote_path) {
+    const endpoint remote = endpoint::unix_path(*remote_path);
+    s.connect(dgram_ep(remote), ec);
+    if (ec)
+      throw connect_error(std::string(what) + ": could not connect",
+                          {attempt_failed(remote, ec, what, "connecting to " + *remote_path)});
+  }
   return datagram_transport(std::move(s));
+} catch (const boost::system::system_error& e) {
+  detail::rethrow_as_std(e, "weft::net::create_unix_datagram_endpoint");
 }
 
 namespace {
 
+// Makes one listener per address with make(endpoint); if any fails, closes
+// every one made so far and throws a bind_error listing each failure.
 template <class Make>
-auto bind_all(const std::vector<address_info>& infos, int port, Make make) {
+auto bind_all(const char* what, const std::vector<address_info>& infos, int port, Make make) {
   using item = decltype(make(infos.front().address));
   std::vector<item> out;
-  std::vector<std::exception_ptr> errors;
+  std::vector<address_attempt> failures;
   int chosen = port;
   for (const auto& info : infos) {
     endpoint ep = info.address;
@@ -293,14 +384,16 @@ auto bind_all(const std::vector<address_info>& infos, int port, Make make) {
       out.push_back(make(ep));
       if (chosen == 0 && ep.is_ip()) chosen = out.back().local_address().port();
     } catch (const boost::system::system_error& e) {
-      errors.push_back(std::make_exception_ptr(
-          std::system_error(std::error_code(e.code()), "weft::net: binding a listener to " + ep.to_string())));
+      failures.push_back(attempt_failed(ep, e.code(), what, "binding a listener to " + ep.to_string()));
+    } catch (const std::system_error& e) {
+      failures.push_back(attempt_failed(ep, e));
     }
   }
-  if (!errors.empty()) {
+  if (!failures.empty()) {
     out.clear();  // closes every socket bound so far
-    if (errors.size() == 1) std::rethrow_exception(errors.front());
-    throw exception_group("weft::net: binding the listeners failed", std::move(errors));
+    std::string context = std::string(what) + ": could not bind ";
+    context += failures.size() == 1 ? "a listener" : std::to_string(failures.size()) + " of the listeners";
+    throw bind_error(std::move(context), std::move(failures));
   }
   return out;
 }
@@ -335,7 +428,7 @@ std::vector<stream_listener> create_tcp_listeners(const std::vector<std::string>
       infos.insert(infos.end(), more.begin(), more.end());
     }
   }
-  return bind_all(infos, port, [&](const endpoint& ep) {
+  return bind_all("weft::net::create_tcp_listeners", infos, port, [&](const endpoint& ep) {
     acceptor a(lowlevel::io_context());
     a.open(stream_proto(ep.family()));
     a.set_option(asio::socket_base::reuse_address(true));
@@ -355,22 +448,57 @@ std::vector<stream_listener> create_tcp_listeners(std::string_view host, int por
   return create_tcp_listeners(std::vector<std::string>{std::string(host)}, port, backlog, reuse_port_option);
 }
 
+namespace {
+
+// chmod of a listener's socket file.
+void set_mode(std::string_view path, std::optional<unsigned> mode, const char* what) {
+  if (mode && ::chmod(std::string(path).c_str(), *mode) != 0)
+    throw std::system_error(std::error_code(errno, std::system_category()),
+                            std::string(what) + ": setting the mode of " + std::string(path));
+}
+
+// Removes the socket file a listener bound if the listener is not finished
+// after all: a failed factory leaves nothing behind.
+class socket_file_guard {
+ public:
+  explicit socket_file_guard(std::string_view path) : path_(path) {}
+  ~socket_file_guard() {
+    if (!path_.empty()) ::unlink(path_.c_str());
+  }
+  socket_file_guard(const socket_file_guard&) = delete;
+  socket_file_guard& operator=(const socket_file_guard&) = delete;
+  void release() noexcept { path_.clear(); }
+
+ private:
+  std::string path_;
+};
+
+}  // namespace
+
 stream_listener create_unix_stream_listener(std::string_view path, int backlog, std::optional<unsigned> mode) try {
+  const char* what = "weft::net::create_unix_stream_listener";
   if (backlog < 1) throw std::invalid_argument("weft::net::create_unix_stream_listener: backlog must be >= 1");
+  const endpoint ep = endpoint::unix_path(path);
   acceptor a(lowlevel::io_context());
   a.open(stream_proto(AF_UNIX));
-  a.bind(stream_ep(endpoint::unix_path(path)));
-  if (mode && ::chmod(std::string(path).c_str(), *mode) != 0)
-    throw std::system_error(std::error_code(errno, std::system_category()), "weft::net::create_unix_stream_listener: chmod");
-  a.listen(backlog);
-  return stream_listener(std::move(a));
+  boost::system::error_code ec;
+  a.bind(stream_ep(ep), ec);
+  if (ec) throw bind_error(std::string(what) + ": could not bind", {attempt_failed(ep, ec, what, "binding " + ep.to_string())});
+  socket_file_guard file(path);
+  set_mode(path, mode, what);
+  a.listen(backlog, ec);
+  if (ec) throw bind_error(std::string(what) + ": could not listen", {attempt_failed(ep, ec, what, "listening on " + ep.to_string())});
+  stream_listener listener(std::move(a));
+  file.release();
+  return listener;
 } catch (const boost::system::system_error& e) {
   detail::rethrow_as_std(e, "weft::net::create_unix_stream_listener");
 }
 
 std::vector<datagram_listener> create_udp_listeners(std::string_view host, int port, bool reuse_port_option) try {
   detail::check_port(port, "weft::net::create_udp_listeners");
-  return bind_all(passive_addresses(host, port, SOCK_DGRAM), port, [&](const endpoint& ep) {
+  return bind_all("weft::net::create_udp_listeners", passive_addresses(host, port, SOCK_DGRAM), port,
+                  [&](const endpoint& ep) {
     dgram_socket s(lowlevel::io_context());
     s.open(dgram_proto(ep.family()));
     s.set_option(asio::socket_base::reuse_address(true));
@@ -384,12 +512,18 @@ std::vector<datagram_listener> create_udp_listeners(std::string_view host, int p
 }
 
 datagram_listener create_unix_datagram_listener(std::string_view path, std::optional<unsigned> mode) try {
+  const char* what = "weft::net::create_unix_datagram_listener";
+  const endpoint ep = endpoint::unix_path(path);
   dgram_socket s(lowlevel::io_context());
   s.open(dgram_proto(AF_UNIX));
-  s.bind(dgram_ep(endpoint::unix_path(path)));
-  if (mode && ::chmod(std::string(path).c_str(), *mode) != 0)
-    throw std::system_error(std::error_code(errno, std::system_category()), "weft::net::create_unix_datagram_listener: chmod");
-  return datagram_listener(std::move(s));
+  boost::system::error_code ec;
+  s.bind(dgram_ep(ep), ec);
+  if (ec) throw bind_error(std::string(what) + ": could not bind", {attempt_failed(ep, ec, what, "binding " + ep.to_string())});
+  socket_file_guard file(path);
+  set_mode(path, mode, what);
+  datagram_listener listener(std::move(s));
+  file.release();
+  return listener;
 } catch (const boost::system::system_error& e) {
   detail::rethrow_as_std(e, "weft::net::create_unix_datagram_listener");
 }

@@ -6,6 +6,7 @@
 #include <linux/netlink.h>
 #include <memory>
 #include <string>
+#include <tuple>
 
 using namespace weft_net_test;
 namespace ip = boost::asio::ip;
@@ -37,24 +38,50 @@ TEST_CASE("create_tcp_connection connects to a numeric IPv4 or IPv6 address and 
   }
 }
 
-TEST_CASE("a refused connection to a single address throws that error, not a group") {
+TEST_CASE("a refused connection to a single address throws a connect_error with that one attempt") {
   leak_check lc;
   for (const int family : {AF_INET, AF_INET6}) {
     CAPTURE(family);
     run_real([&] {
       refusing_port refusing(family, 0);
+      const std::string host = family == AF_INET ? "127.0.0.1" : "::1";
+      const net::endpoint target(ip::make_address(host), refusing.port());
       const std::size_t fds = open_fd_count();
       try {
-        (void)net::create_tcp_connection(family == AF_INET ? "127.0.0.1" : "::1", refusing.port());
+        (void)net::create_tcp_connection(host, refusing.port());
         FAIL("connected to a port nobody listens on");
-      } catch (const weft::exception_group& g) {
-        FAIL("a single failure came out as a group of " << g.size());
-      } catch (...) {
-        CHECK(error_of(std::current_exception()) == ECONNREFUSED);
+      } catch (const net::connect_error& e) {
+        CHECK(e.code() == std::error_code(ECONNREFUSED, std::system_category()));
+        REQUIRE(e.attempts().size() == 1);
+        CHECK(e.attempts()[0].address == target);
+        CHECK(e.attempts()[0].error == std::error_code(ECONNREFUSED, std::system_category()));
+        CHECK(error_of(e.attempts()[0].exception) == ECONNREFUSED);
+        const std::string what = e.what();
+        CAPTURE(what);
+        CHECK(what.find("weft::net::create_tcp_connection") != std::string::npos);
+        CHECK(what.find(target.to_string()) != std::string::npos);
       }
       CHECK(open_fd_count() == fds);
     });
   }
+}
+
+TEST_CASE("every failure of create_tcp_connection can be caught as std::system_error") {
+  leak_check lc;
+  run_real([] {
+    refusing_port refusing(AF_INET, 0);
+    CHECK_THROWS_AS((void)net::create_tcp_connection("127.0.0.1", refusing.port()), std::system_error);
+    CHECK_THROWS_AS((void)net::create_tcp_connection("127.0.0.1", refusing.port()), net::connect_error);
+    // A name that does not resolve is getaddrinfo's error, not a connect_error.
+    try {
+      (void)net::create_tcp_connection("weft-no-such-host.invalid", 80);
+      FAIL("a name under .invalid resolved");
+    } catch (const net::connect_error&) {
+      FAIL("a failed lookup came out as a connect_error");
+    } catch (const std::system_error& e) {
+      CHECK(std::string(e.what()).find("weft-no-such-host.invalid") != std::string::npos);
+    }
+  });
 }
 
 TEST_CASE("create_tcp_connection rejects a negative or NaN happy_eyeballs_delay") {
@@ -137,7 +164,8 @@ void with_dual_stack_name(const std::function<void()>& body, unsigned limit_s = 
       [&] {
         if (!private_hosts_file(dir.file("hosts"),
                                 "127.0.0.1 localhost\n::1 weft-he-test\n127.0.0.1 weft-he-test\n"
-                                "::1 weft-he-three\n127.0.0.1 weft-he-three\n127.0.0.2 weft-he-three\n"))
+                                "::1 weft-he-three\n127.0.0.1 weft-he-three\n127.0.0.2 weft-he-three\n"
+                                "2001:db8::1 weft-he-bad\n192.0.2.1 weft-he-bad\n"))
           return child_skipped;
         body();
         return 0;
@@ -247,14 +275,18 @@ TEST_CASE("Happy Eyeballs: each failed attempt starts the next at once, down to 
             WEFT_CHILD_REQUIRE(now_s() == 0);
             WEFT_CHILD_REQUIRE(open_fd_count() == fds + 1);
 
-            // With the last one refusing too: a group of all three errors.
+            // With the last one refusing too: a connect_error listing all
+            // three, in the order they were tried.
             ls[0].aclose();
             try {
               (void)net::create_tcp_connection("weft-he-three", port, std::nullopt, 1h);
               throw child_failure("connected although every address refuses");
-            } catch (const weft::exception_group& g) {
-              WEFT_CHILD_REQUIRE(g.size() == 3);
-              for (const auto& e : g.exceptions()) WEFT_CHILD_REQUIRE(error_of(e) == ECONNREFUSED);
+            } catch (const net::connect_error& e) {
+              WEFT_CHILD_REQUIRE(e.attempts().size() == 3);
+              WEFT_CHILD_REQUIRE(e.attempts()[0].address == net::endpoint(ip::make_address("::1"), port));
+              WEFT_CHILD_REQUIRE(e.attempts()[1].address == net::endpoint(ip::make_address("127.0.0.1"), port));
+              WEFT_CHILD_REQUIRE(e.attempts()[2].address == net::endpoint(ip::make_address("127.0.0.2"), port));
+              for (const auto& a : e.attempts()) WEFT_CHILD_REQUIRE(error_of(a.exception) == ECONNREFUSED);
             }
             WEFT_CHILD_REQUIRE(now_s() == 0);
             return;
@@ -285,7 +317,7 @@ TEST_CASE("Happy Eyeballs: when ::1 never answers, IPv4 is tried after the delay
   });
 }
 
-TEST_CASE("Happy Eyeballs: when every attempt fails, an exception_group holds every error") {
+TEST_CASE("Happy Eyeballs: when every attempt fails, a connect_error lists every attempt, IPv6 first") {
   leak_check lc;
   with_dual_stack_name([] {
     weft::run([] {
@@ -295,16 +327,97 @@ TEST_CASE("Happy Eyeballs: when every attempt fails, an exception_group holds ev
       v4.aclose();  // now 127.0.0.1 refuses too
       refusing_port v4_refusing(AF_INET, port);
       const std::size_t fds = open_fd_count();
+      const net::endpoint v6_ep(ip::make_address("::1"), port), v4_ep(ip::make_address("127.0.0.1"), port);
       try {
         (void)net::create_tcp_connection(dual_name, port, std::nullopt, 1s);
         throw child_failure("connected to ports nobody listens on");
-      } catch (const weft::exception_group& g) {
-        WEFT_CHILD_REQUIRE(g.size() == 2);
-        for (const auto& e : g.exceptions()) WEFT_CHILD_REQUIRE(error_of(e) == ECONNREFUSED);
-        WEFT_CHILD_REQUIRE(g.message().find(dual_name) != std::string::npos);
+      } catch (const std::system_error& e) {  // one shape for one address or several
+        const auto* ce = dynamic_cast<const net::connect_error*>(&e);
+        WEFT_CHILD_REQUIRE(ce != nullptr);
+        WEFT_CHILD_REQUIRE(ce->attempts().size() == 2);
+        WEFT_CHILD_REQUIRE(ce->attempts()[0].address == v6_ep);
+        WEFT_CHILD_REQUIRE(ce->attempts()[1].address == v4_ep);
+        for (const auto& a : ce->attempts()) {
+          WEFT_CHILD_REQUIRE(a.error == std::error_code(ECONNREFUSED, std::system_category()));
+          WEFT_CHILD_REQUIRE(error_of(a.exception) == ECONNREFUSED);
+        }
+        WEFT_CHILD_REQUIRE(e.code() == std::error_code(ECONNREFUSED, std::system_category()));
+        const std::string what = e.what();
+        WEFT_CHILD_REQUIRE(what.find("weft::net::create_tcp_connection") != std::string::npos);
+        WEFT_CHILD_REQUIRE(what.find(dual_name) != std::string::npos);
+        WEFT_CHILD_REQUIRE(what.find(v6_ep.to_string()) != std::string::npos);
+        WEFT_CHILD_REQUIRE(what.find(v4_ep.to_string()) != std::string::npos);
       }
       WEFT_CHILD_REQUIRE(open_fd_count() == fds);
     });
+  });
+}
+
+TEST_CASE("Happy Eyeballs: cancelled after one attempt failed, it throws cancelled, never a connect_error") {
+  leak_check lc;
+  with_dual_stack_name([] {
+    run_manual(
+        [] {
+          check_resolution();
+          // 127.0.0.1 never answers; ::1 at the same port refuses at once.
+          auto [hung_unused, refusing, port] = [] {
+            for (int attempt = 0;; ++attempt) {
+              auto hung = std::make_unique<hung_listener>(AF_INET);
+              try {
+                auto r = std::make_unique<refusing_port>(AF_INET6, hung->port());
+                const std::uint16_t p = hung->port();
+                return std::make_tuple(std::move(hung), std::move(r), p);
+              } catch (const std::system_error&) {
+                WEFT_CHILD_REQUIRE(attempt < 10);
+              }
+            }
+          }();
+          const std::size_t fds = open_fd_count();
+          bool returned = false;
+          auto scope = weft::move_on_after(1s);
+          try {
+            scope.run([&] {
+              (void)net::create_tcp_connection(dual_name, port, std::nullopt, 50ms);
+              returned = true;
+            });
+          } catch (const std::exception& e) {
+            throw child_failure(std::string("not a cancellation: ") + e.what());
+          }
+          WEFT_CHILD_REQUIRE(scope.cancelled_caught());
+          WEFT_CHILD_REQUIRE(!returned);
+          WEFT_CHILD_REQUIRE(now_s() == 1.0);
+          WEFT_CHILD_REQUIRE(open_fd_count() == fds);
+        },
+        true);
+  });
+}
+
+TEST_CASE("create_udp_endpoint: when every address pair fails, a connect_error lists each of them") {
+  leak_check lc;
+  with_dual_stack_name([] {
+    run_manual(
+        [] {
+          check_resolution();
+          // weft-he-bad is 2001:db8::1 and 192.0.2.1: neither is an address of
+          // this host, so binding fails for each family.
+          const std::size_t fds = open_fd_count();
+          try {
+            (void)net::create_udp_endpoint(std::make_pair(std::string(dual_name), 9),
+                                           std::make_pair(std::string("weft-he-bad"), 0));
+            throw child_failure("bound to addresses this host does not have");
+          } catch (const net::connect_error& e) {
+            WEFT_CHILD_REQUIRE(e.attempts().size() == 2);
+            for (const auto& a : e.attempts()) {
+              WEFT_CHILD_REQUIRE(a.address.address().is_loopback());
+              WEFT_CHILD_REQUIRE(a.address.port() == 9);
+              WEFT_CHILD_REQUIRE(a.error == std::error_code(EADDRNOTAVAIL, std::system_category()));
+            }
+            WEFT_CHILD_REQUIRE(e.attempts()[0].address.family() != e.attempts()[1].address.family());
+            WEFT_CHILD_REQUIRE(std::string(e.what()).find("weft::net::create_udp_endpoint") != std::string::npos);
+          }
+          WEFT_CHILD_REQUIRE(open_fd_count() == fds);
+        },
+        true);
   });
 }
 
@@ -376,7 +489,7 @@ TEST_CASE("create_unix_stream_connection fails with ENOENT without a socket file
   });
 }
 
-TEST_CASE("a failed Unix stream connect is a std::system_error naming the function and the path") {
+TEST_CASE("a failed Unix stream connect is a connect_error naming the function and the path") {
   leak_check lc;
   temp_dir dir;
   run_manual(
@@ -390,6 +503,10 @@ TEST_CASE("a failed Unix stream connect is a std::system_error naming the functi
           const std::string what = e.what();
           CHECK(what.find("weft::net::create_unix_stream_connection") != std::string::npos);
           CHECK(what.find(missing) != std::string::npos);
+          const auto* ce = dynamic_cast<const net::connect_error*>(&e);
+          REQUIRE(ce != nullptr);
+          REQUIRE(ce->attempts().size() == 1);
+          CHECK(ce->attempts()[0].address.path() == missing);
         }
       },
       true);

@@ -280,6 +280,40 @@ TEST_CASE("create_udp_endpoint rejects a port out of range, for the remote and t
       true);
 }
 
+TEST_CASE("a datagram endpoint that cannot be made throws a connect_error with the address it tried") {
+  leak_check lc;
+  temp_dir dir;
+  run_manual(
+      [&] {
+        const std::size_t fds = open_fd_count();
+        // 192.0.2.1 (TEST-NET-1) is not an address of this host.
+        try {
+          (void)net::create_udp_endpoint(std::make_pair(std::string("127.0.0.1"), 9),
+                                         std::make_pair(std::string("192.0.2.1"), 0));
+          FAIL("bound an address this host does not have");
+        } catch (const net::connect_error& e) {
+          CHECK(e.code() == std::error_code(EADDRNOTAVAIL, std::system_category()));
+          REQUIRE(e.attempts().size() == 1);
+          CHECK(e.attempts()[0].address == net::endpoint(ip::make_address("127.0.0.1"), 9));
+          CHECK(std::string(e.what()).find("weft::net::create_udp_endpoint") != std::string::npos);
+        }
+        const std::string missing = dir.file("missing");
+        try {
+          (void)net::create_unix_datagram_endpoint(missing);
+          FAIL("connected to a path where nothing is bound");
+        } catch (const net::connect_error& e) {
+          CHECK(e.code() == std::error_code(ENOENT, std::system_category()));
+          REQUIRE(e.attempts().size() == 1);
+          CHECK(e.attempts()[0].address.path() == missing);
+          const std::string what = e.what();
+          CHECK(what.find("weft::net::create_unix_datagram_endpoint") != std::string::npos);
+          CHECK(what.find(missing) != std::string::npos);
+        }
+        CHECK(open_fd_count() == fds);
+      },
+      true);
+}
+
 TEST_CASE("wrap_connected_datagram_socket takes a datagram socket and rejects a stream socket") {
   leak_check lc;
   run_real([] {

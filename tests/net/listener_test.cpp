@@ -144,7 +144,7 @@ TEST_CASE("reuse_port sets SO_REUSEPORT and lets two listeners share a port; wit
   });
 }
 
-TEST_CASE("a bind error closes every socket bound so far and is thrown") {
+TEST_CASE("a bind error closes every socket bound so far and is thrown as a bind_error with that one attempt") {
   leak_check lc;
   run_real([] {
     // ::1 at the port is taken; 127.0.0.1 at the port is free and binds first.
@@ -154,10 +154,12 @@ TEST_CASE("a bind error closes every socket bound so far and is thrown") {
     int error = 0;
     try {
       (void)net::create_tcp_listeners(std::vector<std::string>{"127.0.0.1", "::1"}, port);
-    } catch (const weft::exception_group& g) {
-      FAIL("one error came out as a group of " << g.size());
-    } catch (...) {
-      error = error_of(std::current_exception());
+    } catch (const net::bind_error& e) {
+      error = e.code().value();
+      REQUIRE(e.attempts().size() == 1);
+      CHECK(e.attempts()[0].address == net::endpoint(ip::make_address("::1"), port));
+      CHECK(error_of(e.attempts()[0].exception) == EADDRINUSE);
+      CHECK(std::string(e.what()).find("weft::net::create_tcp_listeners") != std::string::npos);
     }
     CHECK(error == EADDRINUSE);
     CHECK(open_fd_count() == fds);  // the 127.0.0.1 socket was closed again
@@ -167,7 +169,7 @@ TEST_CASE("a bind error closes every socket bound so far and is thrown") {
   });
 }
 
-TEST_CASE("several bind errors come out together as an exception_group, every socket closed") {
+TEST_CASE("several bind errors come out together in one bind_error, a std::system_error, every socket closed") {
   leak_check lc;
   run_real([] {
     auto taken = net::create_tcp_listeners(std::vector<std::string>{"127.0.0.1", "::1"}, 0);
@@ -176,9 +178,17 @@ TEST_CASE("several bind errors come out together as an exception_group, every so
     try {
       (void)net::create_tcp_listeners(std::vector<std::string>{"127.0.0.1", "127.0.0.2", "::1"}, port);
       FAIL("binding ports in use succeeded");
-    } catch (const weft::exception_group& g) {
-      REQUIRE(g.size() == 2);
-      for (const auto& e : g.exceptions()) CHECK(error_of(e) == EADDRINUSE);
+    } catch (const std::system_error& e) {
+      CHECK(e.code() == std::error_code(EADDRINUSE, std::system_category()));
+      const auto* be = dynamic_cast<const net::bind_error*>(&e);
+      REQUIRE(be != nullptr);
+      REQUIRE(be->attempts().size() == 2);
+      CHECK(be->attempts()[0].address == net::endpoint(ip::make_address("127.0.0.1"), port));
+      CHECK(be->attempts()[1].address == net::endpoint(ip::make_address("::1"), port));
+      for (const auto& a : be->attempts()) CHECK(error_of(a.exception) == EADDRINUSE);
+      const std::string what = e.what();
+      CHECK(what.find(be->attempts()[0].address.to_string()) != std::string::npos);
+      CHECK(what.find(be->attempts()[1].address.to_string()) != std::string::npos);
     }
     CHECK(open_fd_count() == fds);  // 127.0.0.2 was bound, then closed
     auto again = net::create_tcp_listeners("127.0.0.2", port);
@@ -256,6 +266,40 @@ TEST_CASE("a Unix stream listener on an existing socket file fails with EADDRINU
     CHECK(error_of([&] { (void)net::create_unix_stream_listener(path); }) == EADDRINUSE);
     CHECK(open_fd_count() == fds);
   });
+}
+
+TEST_CASE("a listener that cannot be bound throws a bind_error naming the function and the address") {
+  leak_check lc;
+  temp_dir dir;
+  run_manual(
+      [&] {
+        const std::string path = dir.file("taken");
+        auto first = net::create_unix_stream_listener(path);
+        auto check_one = [](auto&& make, const char* function, const net::endpoint& address, int error) {
+          try {
+            make();
+            FAIL("bound an address that cannot be bound");
+          } catch (const net::bind_error& e) {
+            CHECK(e.code() == std::error_code(error, std::system_category()));
+            REQUIRE(e.attempts().size() == 1);
+            CHECK(e.attempts()[0].address == address);
+            const std::string what = e.what();
+            CAPTURE(what);
+            CHECK(what.find(function) != std::string::npos);
+            CHECK(what.find(address.to_string()) != std::string::npos);
+          }
+        };
+        check_one([&] { (void)net::create_unix_stream_listener(path); }, "weft::net::create_unix_stream_listener",
+                  net::endpoint::unix_path(path), EADDRINUSE);
+        check_one([&] { (void)net::create_unix_datagram_listener(path); }, "weft::net::create_unix_datagram_listener",
+                  net::endpoint::unix_path(path), EADDRINUSE);
+        // 192.0.2.1 (TEST-NET-1) is not an address of this host.
+        check_one([&] { (void)net::create_tcp_listeners("192.0.2.1", 0); }, "weft::net::create_tcp_listeners",
+                  net::endpoint(ip::make_address("192.0.2.1"), 0), EADDRNOTAVAIL);
+        check_one([&] { (void)net::create_udp_listeners("192.0.2.1", 0); }, "weft::net::create_udp_listeners",
+                  net::endpoint(ip::make_address("192.0.2.1"), 0), EADDRNOTAVAIL);
+      },
+      true);
 }
 
 TEST_CASE("a Unix stream listener serves connections; peers see each other's paths") {
