@@ -132,7 +132,8 @@ stream_transport create_tcp_connection(std::string_view host, int port,
   detail::check_port(port, "weft::net::create_tcp_connection");
   if (local_address) detail::check_port(local_address->second, "weft::net::create_tcp_connection");
   if (std::isnan(happy_eyeballs_delay.count()) || happy_eyeballs_delay.count() < 0)
-    throw std::invalid_argument("weft::net::create_tcp_connection: happy_eyeballs_delay must be >= 0");
+    throw std::invalid_argument("weft::net::create_tcp_connection: happy_eyeballs_delay must be at least 0 s, not " +
+                                std::to_string(happy_eyeballs_delay.count()) + " s");
   std::vector<endpoint> remotes = interleave(getaddrinfo(host, std::to_string(port), AF_UNSPEC, SOCK_STREAM));
   remove_duplicates(remotes);
   std::vector<endpoint> locals;
@@ -200,13 +201,15 @@ stream_transport create_tcp_connection(std::string_view host, int port,
 stream_transport create_unix_stream_connection(std::string_view path, std::optional<std::string> local_path) try {
   const char* what = "weft::net::create_unix_stream_connection";
   lowlevel::raise_if_cancelled();
-  const endpoint remote = endpoint::unix_path(path);
+  const endpoint remote = detail::unix_endpoint(path, what, "the path");
+  std::optional<endpoint> local;
+  if (local_path) local = detail::unix_endpoint(*local_path, what, "local_path");
   stream_socket s(lowlevel::io_context());
   s.open(stream_proto(AF_UNIX));
   s.non_blocking(true);
-  if (local_path) {
+  if (local) {
     boost::system::error_code ec;
-    s.bind(stream_ep(endpoint::unix_path(*local_path)), ec);
+    s.bind(stream_ep(*local), ec);
     if (ec)
       throw std::system_error(std::error_code(ec), std::string(what) + ": binding the local path " + *local_path);
   }
@@ -264,11 +267,13 @@ stream_transport wrap_stream_socket(int fd) try {
   const int type = socket_type_of(fd);
   const int family = socket_family_of(fd);
   if (type != SOCK_STREAM || (family != AF_INET && family != AF_INET6 && family != AF_UNIX))
-    throw std::invalid_argument("weft::net::wrap_stream_socket: not a TCP or Unix stream socket");
+    throw std::invalid_argument("weft::net::wrap_stream_socket: fd " + std::to_string(fd) +
+                                " is not a TCP or Unix stream socket");
   sockaddr_storage peer{};
   socklen_t len = sizeof peer;
   if (::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &len) != 0)
-    throw std::invalid_argument("weft::net::wrap_stream_socket: the socket is not connected");
+    throw std::invalid_argument("weft::net::wrap_stream_socket: the socket of fd " + std::to_string(fd) +
+                                " is not connected");
   return stream_transport(stream_socket(lowlevel::io_context(), stream_proto(family), fd));
 } catch (const boost::system::system_error& e) {
   detail::rethrow_as_std(e, "weft::net::wrap_stream_socket");
@@ -278,7 +283,8 @@ datagram_transport wrap_connected_datagram_socket(int fd) try {
   const int type = socket_type_of(fd);
   const int family = socket_family_of(fd);
   if (type != SOCK_DGRAM || (family != AF_INET && family != AF_INET6 && family != AF_UNIX))
-    throw std::invalid_argument("weft::net::wrap_connected_datagram_socket: not a UDP or Unix datagram socket");
+    throw std::invalid_argument("weft::net::wrap_connected_datagram_socket: fd " + std::to_string(fd) +
+                                " is not a UDP or Unix datagram socket");
   return datagram_transport(dgram_socket(lowlevel::io_context(), dgram_proto(family), fd));
 } catch (const boost::system::system_error& e) {
   detail::rethrow_as_std(e, "weft::net::wrap_connected_datagram_socket");
@@ -288,6 +294,7 @@ datagram_transport create_udp_endpoint(std::optional<std::pair<std::string, int>
                                        std::optional<std::pair<std::string, int>> local, int family) try {
   if (!remote && !local)
     throw std::invalid_argument("weft::net::create_udp_endpoint: give a remote address, a local address, or both");
+  detail::check_ip_family(family, "weft::net::create_udp_endpoint");
   if (remote) detail::check_port(remote->second, "weft::net::create_udp_endpoint");
   if (local) detail::check_port(local->second, "weft::net::create_udp_endpoint");
   std::vector<address_info> remotes, locals;
@@ -347,20 +354,22 @@ datagram_transport create_unix_datagram_endpoint(std::optional<std::string> remo
   const char* what = "weft::net::create_unix_datagram_endpoint";
   if (!remote_path && !local_path)
     throw std::invalid_argument("weft::net::create_unix_datagram_endpoint: give a remote path, a local path, or both");
+  std::optional<endpoint> local, remote;
+  if (local_path) local = detail::unix_endpoint(*local_path, what, "local_path");
+  if (remote_path) remote = detail::unix_endpoint(*remote_path, what, "remote_path");
   dgram_socket s(lowlevel::io_context());
   s.open(dgram_proto(AF_UNIX));
   boost::system::error_code ec;
-  if (local_path) {
-    s.bind(dgram_ep(endpoint::unix_path(*local_path)), ec);
+  if (local) {
+    s.bind(dgram_ep(*local), ec);
     if (ec)
       throw std::system_error(std::error_code(ec), std::string(what) + ": binding the local path " + *local_path);
   }
-  if (remote_path) {
-    const endpoint remote = endpoint::unix_path(*remote_path);
-    s.connect(dgram_ep(remote), ec);
+  if (remote) {
+    s.connect(dgram_ep(*remote), ec);
     if (ec)
       throw connect_error(std::string(what) + ": could not connect",
-                          {attempt_failed(remote, ec, what, "connecting to " + *remote_path)});
+                          {attempt_failed(*remote, ec, what, "connecting to " + *remote_path)});
   }
   return datagram_transport(std::move(s));
 } catch (const boost::system::system_error& e) {
@@ -418,7 +427,7 @@ std::vector<address_info> passive_addresses(std::string_view host, int port, int
 std::vector<stream_listener> create_tcp_listeners(const std::vector<std::string>& hosts, int port,
                                                   int backlog, bool reuse_port_option) try {
   detail::check_port(port, "weft::net::create_tcp_listeners");
-  if (backlog < 1) throw std::invalid_argument("weft::net::create_tcp_listeners: backlog must be >= 1");
+  detail::check_backlog(backlog, "weft::net::create_tcp_listeners");
   std::vector<address_info> infos;
   if (hosts.empty()) {
     infos = passive_addresses("", port, SOCK_STREAM);
@@ -477,8 +486,9 @@ class socket_file_guard {
 
 stream_listener create_unix_stream_listener(std::string_view path, int backlog, std::optional<unsigned> mode) try {
   const char* what = "weft::net::create_unix_stream_listener";
-  if (backlog < 1) throw std::invalid_argument("weft::net::create_unix_stream_listener: backlog must be >= 1");
-  const endpoint ep = endpoint::unix_path(path);
+  detail::check_backlog(backlog, what);
+  detail::check_mode(mode, what);
+  const endpoint ep = detail::unix_endpoint(path, what, "the path");
   acceptor a(lowlevel::io_context());
   a.open(stream_proto(AF_UNIX));
   boost::system::error_code ec;
@@ -513,7 +523,8 @@ std::vector<datagram_listener> create_udp_listeners(std::string_view host, int p
 
 datagram_listener create_unix_datagram_listener(std::string_view path, std::optional<unsigned> mode) try {
   const char* what = "weft::net::create_unix_datagram_listener";
-  const endpoint ep = endpoint::unix_path(path);
+  detail::check_mode(mode, what);
+  const endpoint ep = detail::unix_endpoint(path, what, "the path");
   dgram_socket s(lowlevel::io_context());
   s.open(dgram_proto(AF_UNIX));
   boost::system::error_code ec;

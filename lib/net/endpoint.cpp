@@ -29,7 +29,10 @@ endpoint::endpoint(const asio::ip::address& address, int port) {
 }
 
 endpoint::endpoint(const sockaddr* addr, std::size_t len) {
-  if (len > sizeof(storage_)) throw std::invalid_argument("weft::net::endpoint: address too long");
+  if (len > sizeof(storage_))
+    throw std::invalid_argument("weft::net::endpoint: an address of " + std::to_string(len) +
+                                " bytes does not fit in a sockaddr_storage (" + std::to_string(sizeof(storage_)) +
+                                " bytes)");
   std::memcpy(&storage_, addr, len);
   len_ = len;
 }
@@ -38,32 +41,37 @@ endpoint endpoint::unix_path(std::string_view path) {
   sockaddr_un un{};
   un.sun_family = AF_UNIX;
   if (path.size() >= sizeof(un.sun_path))
-    throw std::invalid_argument("weft::net::endpoint: Unix socket path too long: " + std::string(path));
+    throw std::invalid_argument("weft::net::endpoint::unix_path: the path \"" + std::string(path) + "\" is " +
+                                std::to_string(path.size()) + " bytes long; a Unix socket path holds at most " +
+                                std::to_string(sizeof(un.sun_path) - 1));
   std::memcpy(un.sun_path, path.data(), path.size());
   return endpoint(reinterpret_cast<const sockaddr*>(&un), offsetof(sockaddr_un, sun_path) + path.size() + 1);
 }
 
 void endpoint::resize(std::size_t len) {
-  if (len > sizeof(storage_)) throw std::invalid_argument("weft::net::endpoint: address too long");
+  if (len > sizeof(storage_))
+    throw std::invalid_argument("weft::net::endpoint::resize: " + std::to_string(len) +
+                                " bytes is more than a sockaddr_storage holds (" + std::to_string(sizeof(storage_)) +
+                                ")");
   len_ = len;
 }
 
 asio::ip::address endpoint::address() const {
-  if (!is_ip()) throw std::logic_error("weft::net::endpoint: not an IP endpoint");
+  if (!is_ip()) throw std::logic_error("weft::net::endpoint::address: " + to_string() + " is not an IP endpoint");
   asio::ip::tcp::endpoint ep;
   std::memcpy(ep.data(), &storage_, len_);
   return ep.address();
 }
 
 std::uint16_t endpoint::port() const {
-  if (!is_ip()) throw std::logic_error("weft::net::endpoint: not an IP endpoint");
+  if (!is_ip()) throw std::logic_error("weft::net::endpoint::port: " + to_string() + " is not an IP endpoint");
   asio::ip::tcp::endpoint ep;
   std::memcpy(ep.data(), &storage_, len_);
   return ep.port();
 }
 
 std::string endpoint::path() const {
-  if (!is_unix()) throw std::logic_error("weft::net::endpoint: not a Unix endpoint");
+  if (!is_unix()) throw std::logic_error("weft::net::endpoint::path: " + to_string() + " is not a Unix endpoint");
   const auto* un = reinterpret_cast<const sockaddr_un*>(&storage_);
   const std::size_t offset = offsetof(sockaddr_un, sun_path);
   if (len_ <= offset) return {};
@@ -157,11 +165,11 @@ std::vector<address_info> resolve(std::string_view host, std::string_view port, 
 
 std::vector<address_info> getaddrinfo(std::string_view host, std::string_view port, int family, int type, int flags) try {
   lowlevel::raise_if_cancelled();
-  if (family != AF_UNSPEC && family != AF_INET && family != AF_INET6)
-    throw std::invalid_argument("weft::net::getaddrinfo: family must be AF_UNSPEC, AF_INET or AF_INET6");
+  detail::check_ip_family(family, "weft::net::getaddrinfo");
   if (type == SOCK_DGRAM) return resolve<asio::ip::udp>(host, port, family, flags, SOCK_DGRAM);
   if (type != 0 && type != SOCK_STREAM)
-    throw std::invalid_argument("weft::net::getaddrinfo: type must be 0, SOCK_STREAM or SOCK_DGRAM");
+    throw std::invalid_argument("weft::net::getaddrinfo: type must be 0, SOCK_STREAM or SOCK_DGRAM, not " +
+                                std::to_string(type));
   std::vector<address_info> out = resolve<asio::ip::tcp>(host, port, family, flags, SOCK_STREAM);
   if (type == 0) {
     // Both socket types, as getaddrinfo(3) gives them: each address once
@@ -181,7 +189,10 @@ std::vector<address_info> getaddrinfo(std::string_view host, std::string_view po
 
 std::pair<std::string, std::string> getnameinfo(const endpoint& ep, int flags) try {
   lowlevel::raise_if_cancelled();
-  if (!ep.is_ip()) throw std::invalid_argument("weft::net::getnameinfo: not an IP endpoint");
+  if (!ep.is_ip())
+    throw std::invalid_argument("weft::net::getnameinfo: " + (ep.is_unix() ? "the Unix endpoint \"" + ep.path() + "\""
+                                                                            : ep.to_string()) +
+                                " is not an IP endpoint");
   if ((flags & NI_NUMERICHOST) && (flags & NI_NUMERICSERV))
     return {ep.address().to_string(), std::to_string(ep.port())};
   asio::ip::tcp::resolver r(lowlevel::io_context());

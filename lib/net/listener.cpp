@@ -64,6 +64,7 @@ bool is_transient_error(const boost::system::error_code& ec) {
 
 void stream_listener::serve(handler h, task_group& group) try {
   const char* what = "weft::net::stream_listener::serve";
+  if (!h) throw std::invalid_argument("weft::net::stream_listener::serve: the handler is empty");
   detail::busy_guard busy(accepting_, "weft::net::stream_listener: this listener is already serving or accepting");
   auto shared = std::make_shared<handler>(std::move(h));
   for (;;) {

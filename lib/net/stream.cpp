@@ -61,7 +61,7 @@ std::string stream_transport::recv(std::size_t n) try {
   check_usable("weft::net::stream_transport::recv");
   lowlevel::raise_if_cancelled();
   if (n == 0) return {};
-  std::string out(n, '\0');
+  std::string out(std::min(n, max_recv_size), '\0');
   out.resize(recv_into(std::span<char>(out.data(), out.size())));
   return out;
 } catch (const boost::system::system_error& e) {

@@ -607,6 +607,69 @@ TEST_CASE("a Unix stream connect waiting on a full backlog is ended by a deadlin
       true);
 }
 
+TEST_CASE("an empty or too long Unix socket path is rejected, naming the function, the argument and the path") {
+  leak_check lc;
+  temp_dir dir;
+  run_manual(
+      [&] {
+        const std::string too_long = dir.file(std::string(120, 'x'));
+        const std::string ok = dir.file("ok");
+        auto listener = net::create_unix_stream_listener(ok);
+        const std::size_t fds = open_fd_count();
+        const char* connect = "weft::net::create_unix_stream_connection";
+        check_invalid_argument([&] { (void)net::create_unix_stream_connection(""); }, {connect, "path is empty"});
+        check_invalid_argument([&] { (void)net::create_unix_stream_connection(too_long); },
+                               {connect, too_long, std::to_string(too_long.size())});
+        check_invalid_argument([&] { (void)net::create_unix_stream_connection(ok, std::string()); },
+                               {connect, "local_path is empty"});
+        check_invalid_argument([&] { (void)net::create_unix_stream_connection(ok, too_long); },
+                               {connect, "local_path", too_long});
+        const char* dgram = "weft::net::create_unix_datagram_endpoint";
+        check_invalid_argument([&] { (void)net::create_unix_datagram_endpoint(std::string()); },
+                               {dgram, "remote_path is empty"});
+        check_invalid_argument([&] { (void)net::create_unix_datagram_endpoint(too_long); },
+                               {dgram, "remote_path", too_long});
+        check_invalid_argument([&] { (void)net::create_unix_datagram_endpoint(std::nullopt, std::string()); },
+                               {dgram, "local_path is empty"});
+        check_invalid_argument([&] { (void)net::create_unix_stream_listener(""); },
+                               {"weft::net::create_unix_stream_listener", "path is empty"});
+        check_invalid_argument([&] { (void)net::create_unix_stream_listener(too_long); },
+                               {"weft::net::create_unix_stream_listener", too_long});
+        check_invalid_argument([&] { (void)net::create_unix_datagram_listener(""); },
+                               {"weft::net::create_unix_datagram_listener", "path is empty"});
+        check_invalid_argument([&] { (void)net::create_unix_datagram_listener(too_long); },
+                               {"weft::net::create_unix_datagram_listener", too_long});
+        CHECK(open_fd_count() == fds);
+        CHECK(std::distance(std::filesystem::directory_iterator(dir.path()), {}) == 1);  // only "ok"
+      },
+      true);
+}
+
+TEST_CASE("argument errors of the connection factories name the function and the bad value") {
+  leak_check lc;
+  run_manual(
+      [] {
+        check_invalid_argument([] { (void)net::create_tcp_connection("127.0.0.1", 80, std::nullopt, -1.5s); },
+                               {"weft::net::create_tcp_connection", "happy_eyeballs_delay", "-1.5"});
+        check_invalid_argument(
+            [] { (void)net::create_udp_endpoint(std::make_pair(std::string("127.0.0.1"), 9), std::nullopt, AF_UNIX); },
+            {"weft::net::create_udp_endpoint", "family", std::to_string(AF_UNIX)});
+        int fds[2];
+        REQUIRE(::socketpair(AF_UNIX, SOCK_DGRAM, 0, fds) == 0);
+        check_invalid_argument([&] { (void)net::wrap_stream_socket(fds[0]); },
+                               {"weft::net::wrap_stream_socket", "fd " + std::to_string(fds[0])});
+        ::close(fds[0]);
+        ::close(fds[1]);
+        REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM, 0, fds) == 0);
+        check_invalid_argument([&] { (void)net::wrap_connected_datagram_socket(fds[0]); },
+                               {"weft::net::wrap_connected_datagram_socket", "fd " + std::to_string(fds[0])});
+        ::close(fds[0]);
+        ::close(fds[1]);
+        check_invalid_argument([] { (void)net::wrap_stream_socket(-1); }, {"weft::net::wrap_stream_socket", "fd -1"});
+      },
+      true);
+}
+
 // --- wrapping sockets --------------------------------------------------------------
 
 TEST_CASE("wrap_stream_socket takes ownership of a connected stream socket") {

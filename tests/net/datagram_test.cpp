@@ -152,6 +152,34 @@ TEST_CASE("sending a datagram that is too big fails with EMSGSIZE") {
   });
 }
 
+TEST_CASE("a datagram too big to send is an EMSGSIZE error naming the function and the size") {
+  leak_check lc;
+  run_manual(
+      [] {
+        auto s = udp_pair();
+        auto check_too_big = [](auto&& send, const char* function) {
+          try {
+            send();
+            FAIL("a 70000-byte UDP datagram was sent");
+          } catch (const std::system_error& e) {
+            CHECK(e.code() == std::error_code(EMSGSIZE, std::system_category()));
+            const std::string what = e.what();
+            CAPTURE(what);
+            CHECK(what.find(function) != std::string::npos);
+            CHECK(what.find("70000") != std::string::npos);
+          }
+        };
+        check_too_big([&] { s.client.send(std::string(70000, 'x')); }, "weft::net::datagram_transport::send");
+        check_too_big([&] { s.server.send_to(std::string(70000, 'x'), s.client.local_address()); },
+                      "weft::net::datagram_listener::send_to");
+        check_invalid_argument([&] { s.server.send_to("x", net::endpoint()); },
+                               {"weft::net::datagram_listener::send_to", "<unspecified>"});
+        s.client.send("still fine");
+        CHECK(s.server.recv_from().first == "still fine");
+      },
+      true);
+}
+
 TEST_CASE("a connected UDP endpoint reports ECONNREFUSED when nobody listens at the peer") {
   leak_check lc;
   run_real([] {

@@ -72,6 +72,26 @@ TEST_CASE("a Unix endpoint holds its path; a path that does not fit is rejected"
   CHECK_THROWS_AS((void)net::endpoint::unix_path(std::string(1000, 'p')), std::invalid_argument);
 }
 
+TEST_CASE("endpoint argument errors name the function and the bad value") {
+  leak_check lc;
+  const std::string long_path(200, 'p');
+  check_invalid_argument([&] { (void)net::endpoint::unix_path(long_path); },
+                         {"weft::net::endpoint::unix_path", long_path, "200"});
+  std::vector<char> big(net::endpoint::capacity() + 1);
+  check_invalid_argument([&] { (void)net::endpoint(reinterpret_cast<const sockaddr*>(big.data()), big.size()); },
+                         {"weft::net::endpoint", std::to_string(big.size())});
+  net::endpoint ep(ip::make_address("127.0.0.1"), 1);
+  check_invalid_argument([&] { ep.resize(1000); }, {"weft::net::endpoint::resize", "1000"});
+  const auto unix_ep = net::endpoint::unix_path("/tmp/weft-x");
+  try {
+    (void)unix_ep.port();
+    FAIL("a Unix endpoint has a port");
+  } catch (const std::logic_error& e) {
+    CHECK(std::string(e.what()).find("weft::net::endpoint::port") != std::string::npos);
+    CHECK(std::string(e.what()).find("/tmp/weft-x") != std::string::npos);
+  }
+}
+
 TEST_CASE("an unnamed Unix endpoint has an empty path") {
   leak_check lc;
   sockaddr_un un{};
@@ -273,6 +293,20 @@ TEST_CASE("getaddrinfo rejects an invalid family or socket type") {
     CHECK_THROWS_AS((void)net::getaddrinfo("127.0.0.1", "80", 12345), std::invalid_argument);
     CHECK_THROWS_AS((void)net::getaddrinfo("127.0.0.1", "80", AF_UNSPEC, SOCK_RAW), std::invalid_argument);
   });
+}
+
+TEST_CASE("getaddrinfo and getnameinfo argument errors name the function and the bad value") {
+  leak_check lc;
+  run_manual(
+      [] {
+        check_invalid_argument([] { (void)net::getaddrinfo("127.0.0.1", "80", AF_UNIX); },
+                               {"weft::net::getaddrinfo", "family", std::to_string(AF_UNIX)});
+        check_invalid_argument([] { (void)net::getaddrinfo("127.0.0.1", "80", AF_UNSPEC, SOCK_RAW); },
+                               {"weft::net::getaddrinfo", "type", std::to_string(SOCK_RAW)});
+        check_invalid_argument([] { (void)net::getnameinfo(net::endpoint::unix_path("/tmp/weft-y")); },
+                               {"weft::net::getnameinfo", "/tmp/weft-y"});
+      },
+      true);
 }
 
 TEST_CASE("getaddrinfo is a cancel point") {

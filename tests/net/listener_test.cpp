@@ -232,6 +232,49 @@ TEST_CASE("TCP and UDP listeners reject a port out of range, naming it") {
       true);
 }
 
+TEST_CASE("listener argument errors name the function and the bad value; nothing is left behind") {
+  leak_check lc;
+  temp_dir dir;
+  run_manual(
+      [&] {
+        const std::size_t fds = open_fd_count();
+        check_invalid_argument([] { (void)net::create_tcp_listeners("127.0.0.1", 0, 0); },
+                               {"weft::net::create_tcp_listeners", "backlog", "0"});
+        check_invalid_argument([] { (void)net::create_tcp_listeners("127.0.0.1", 0, -5); },
+                               {"weft::net::create_tcp_listeners", "backlog", "-5"});
+        check_invalid_argument([&] { (void)net::create_unix_stream_listener(dir.file("s"), -1); },
+                               {"weft::net::create_unix_stream_listener", "backlog", "-1"});
+        check_invalid_argument([&] { (void)net::create_unix_stream_listener(dir.file("s"), 16, 010000u); },
+                               {"weft::net::create_unix_stream_listener", "mode", "010000"});
+        check_invalid_argument([&] { (void)net::create_unix_datagram_listener(dir.file("d"), 0777777u); },
+                               {"weft::net::create_unix_datagram_listener", "mode", "0777777"});
+        CHECK(open_fd_count() == fds);
+        CHECK(std::filesystem::is_empty(dir.path()));
+      },
+      true);
+}
+
+TEST_CASE("serve with an empty handler is rejected before it accepts anything") {
+  leak_check lc;
+  run_manual(
+      [] {
+        auto ls = net::create_tcp_listeners("127.0.0.1", 0);
+        auto us = net::create_udp_listeners("127.0.0.1", 0);
+        weft::open_task_group([&](weft::task_group& tg) {
+          check_invalid_argument([&] { ls[0].serve(net::stream_listener::handler(), tg); },
+                                 {"weft::net::stream_listener::serve", "handler"});
+          check_invalid_argument([&] { us[0].serve(net::datagram_listener::handler(), tg); },
+                                 {"weft::net::datagram_listener::serve", "handler"});
+        });
+        // The listener is still free to serve.
+        auto c = net::create_tcp_connection("127.0.0.1", ls[0].local_address().port());
+        auto s = ls[0].accept();
+        c.send_all("ok");
+        CHECK(s.recv(10) == "ok");
+      },
+      true);
+}
+
 // --- Unix stream listeners ---------------------------------------------------------
 
 TEST_CASE("a Unix stream listener gets the file mode asked for") {

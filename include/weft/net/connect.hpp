@@ -23,7 +23,9 @@ namespace weft::net {
 // listener that cannot be bound a bind_error (see errors.hpp); both are
 // std::system_error and list every address tried. A name that does not
 // resolve is getaddrinfo's std::system_error. weft::cancelled is never
-// wrapped.
+// wrapped. A bad argument is a std::invalid_argument whose message names the
+// function and the value. A Unix socket path must be non-empty and at most
+// 107 bytes long (it must fit in sockaddr_un::sun_path with its NUL).
 
 /// Connects to host:port over TCP with Happy Eyeballs (RFC 8305): resolves
 /// both families, tries IPv6 first and then alternates families, starting
@@ -46,22 +48,24 @@ stream_transport create_tcp_connection(std::string_view host, int port,
 /// queue is full, retrying after a pause that doubles from 1 ms to 50 ms of
 /// runtime-clock time, until there is room: bound the wait with a cancel
 /// scope. Checkpoint, also when the connection is made at once.
-/// @throws weft::cancelled (the socket is closed); connect_error with the
-/// path as its one attempt when the connect fails (ENOENT: no socket file;
+/// @throws weft::cancelled (the socket is closed); std::invalid_argument
+/// for an empty or too long path or local_path; connect_error with the path
+/// as its one attempt when the connect fails (ENOENT: no socket file;
 /// ECONNREFUSED: nobody listens); std::system_error naming local_path when
 /// it cannot be bound.
 stream_transport create_unix_stream_connection(std::string_view path, std::optional<std::string> local_path = {});
 
 /// Wraps an already connected stream socket (a file descriptor whose
 /// ownership passes to the transport). @throws std::invalid_argument if fd is
-/// not a connected stream socket (it is then left open).
+/// not a connected stream socket (it is then left open); the message names fd.
 stream_transport wrap_stream_socket(int fd);
 
 /// A UDP socket connected to remote_host:remote_port (and/or bound to
 /// local_address; family restricts the lookups). Each (local, remote) pair of
 /// one family is tried in turn until one binds and connects. Checkpoint.
 /// @throws weft::cancelled; std::invalid_argument if a port is out of range,
-/// neither address is given, or the two share no family; connect_error
+/// family is not AF_UNSPEC, AF_INET or AF_INET6, neither address is given,
+/// or the two share no family; connect_error
 /// listing every pair tried (by remote address, or local address without a
 /// remote) when all fail; std::system_error when a name does not resolve.
 datagram_transport create_udp_endpoint(std::optional<std::pair<std::string, int>> remote = {},
@@ -69,13 +73,15 @@ datagram_transport create_udp_endpoint(std::optional<std::pair<std::string, int>
                                        int family = AF_UNSPEC);
 
 /// A Unix datagram socket connected to remote_path and/or bound to local_path.
-/// @throws std::invalid_argument if neither is given; connect_error when the
+/// @throws std::invalid_argument if neither is given or a path is empty or
+/// too long; connect_error when the
 /// connect fails; std::system_error naming local_path when it cannot be bound.
 datagram_transport create_unix_datagram_endpoint(std::optional<std::string> remote_path,
                                                  std::optional<std::string> local_path = {});
 
 /// Wraps an already connected datagram socket (ownership passes).
-/// @throws std::invalid_argument if fd is not a datagram socket.
+/// @throws std::invalid_argument (naming fd) if fd is not a UDP or Unix
+/// datagram socket.
 datagram_transport wrap_connected_datagram_socket(int fd);
 
 /// TCP listeners on every address of host (empty: all interfaces; several
@@ -94,7 +100,8 @@ std::vector<stream_listener> create_tcp_listeners(std::string_view host, int por
 
 /// A Unix stream listener at path (an existing socket file at path is an
 /// error), with file mode `mode` if given. Not a checkpoint (never blocks).
-/// @throws std::invalid_argument if backlog < 1; bind_error with the path as
+/// @throws std::invalid_argument if backlog < 1, mode is above 07777, or the
+/// path is empty or too long; bind_error with the path as
 /// its one attempt if it cannot be bound (EADDRINUSE: a file exists there);
 /// std::system_error naming the path if the mode cannot be set.
 stream_listener create_unix_stream_listener(std::string_view path, int backlog = 128,

@@ -37,8 +37,9 @@ class datagram_transport {
   /// @throws as recv.
   std::size_t recv_into(std::span<std::byte> buf);
   std::size_t recv_into(std::span<char> buf) { return recv_into(std::as_writable_bytes(buf)); }
-  /// Sends one datagram. Checkpoint. @throws std::system_error (EMSGSIZE if
-  /// too big for the socket); weft::cancelled.
+  /// Sends one datagram. Checkpoint. @throws std::system_error (EMSGSIZE,
+  /// naming the size, if it is too big for the socket: 65507 bytes for UDP
+  /// over IPv4); weft::cancelled.
   void send(std::span<const std::byte> data);
   void send(std::string_view data) { send(std::as_bytes(std::span<const char>(data.data(), data.size()))); }
 

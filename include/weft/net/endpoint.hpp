@@ -21,7 +21,8 @@ class endpoint {
   /// caught rather than wrapped around.
   /// @throws std::invalid_argument unless 0 <= port <= 65535.
   endpoint(const boost::asio::ip::address& address, int port);
-  /// A Unix socket path endpoint. @throws std::invalid_argument if too long.
+  /// A Unix socket path endpoint. @throws std::invalid_argument (naming the
+  /// path and its length) if it is longer than sun_path holds (107 bytes).
   static endpoint unix_path(std::string_view path);
   /// From raw sockaddr bytes. @throws std::invalid_argument if len is too big.
   endpoint(const sockaddr* addr, std::size_t len);
@@ -75,7 +76,8 @@ std::vector<address_info> getaddrinfo(std::string_view host, std::string_view po
 
 /// The host and service names of an IP endpoint (flags as getnameinfo(3):
 /// NI_NUMERICHOST, NI_NUMERICSERV, ...). Does not block the runtime.
-/// Checkpoint. @throws weft::cancelled, std::system_error.
+/// Checkpoint. @throws weft::cancelled; std::invalid_argument (naming it) if
+/// ep is not an IP endpoint; std::system_error.
 std::pair<std::string, std::string> getnameinfo(const endpoint& ep, int flags = 0);
 
 }  // namespace weft::net

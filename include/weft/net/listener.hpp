@@ -41,7 +41,8 @@ class stream_listener {
   /// stderr and retried after a short pause; transient per-connection errors
   /// (ECONNABORTED, EPROTO, ...) are skipped. Returns never; ends with the
   /// error of a closed listener (EBADF), or weft::cancelled.
-  /// @throws busy_resource_error if already serving; std::system_error.
+  /// @throws std::invalid_argument if h is empty; busy_resource_error if
+  /// already serving; std::system_error.
   [[noreturn]] void serve(handler h, task_group& group);
 
   /// Closes the listener; a serve()/accept() blocked on it fails promptly. Idempotent.
@@ -78,6 +79,9 @@ class datagram_listener {
     return recv_from_into(std::as_writable_bytes(buf));
   }
   /// Sends a datagram to `to`; safe to call from several tasks at once. Checkpoint.
+  /// @throws weft::cancelled; std::invalid_argument if `to` is neither an IP
+  /// nor a Unix endpoint; std::system_error (EMSGSIZE, naming the size and
+  /// `to`, for a datagram too big).
   void send_to(std::span<const std::byte> data, const endpoint& to);
   void send_to(std::string_view data, const endpoint& to) {
     send_to(std::as_bytes(std::span<const char>(data.data(), data.size())), to);
@@ -85,7 +89,8 @@ class datagram_listener {
 
   /// Receives datagrams forever; each runs handler(datagram, sender, *this) in
   /// a new task of `group`, started in arrival order. Returns never.
-  /// @throws busy_resource_error if already serving; std::system_error; weft::cancelled.
+  /// @throws std::invalid_argument if h is empty; busy_resource_error if
+  /// already serving; std::system_error; weft::cancelled.
   [[noreturn]] void serve(handler h, task_group& group);
 
   void aclose();

@@ -20,6 +20,11 @@
 
 namespace weft::net {
 
+/// The most bytes one stream_transport::recv(n) returns, and so the most it
+/// allocates: 64 KiB, what one read of a socket typically gives anyway.
+/// recv_into has no such limit (the caller owns the buffer).
+inline constexpr std::size_t max_recv_size = 65536;
+
 class stream_transport {
  public:
   using socket_type = boost::asio::generic::stream_protocol::socket;
@@ -35,8 +40,11 @@ class stream_transport {
   /// conversation.
   ~stream_transport();
 
-  /// Receives up to n bytes; an empty result means end of stream (with n > 0).
-  /// n = 0 returns an empty string at once. Checkpoint.
+  /// Receives up to min(n, max_recv_size) bytes: whatever has arrived, once
+  /// something has; an empty result means end of stream (with n > 0). Any n
+  /// is valid: a larger n (up to SIZE_MAX) allocates no more than
+  /// max_recv_size bytes. n = 0 returns an empty string without waiting for
+  /// data. Checkpoint.
   /// @throws weft::cancelled; busy_resource_error if another task is
   /// receiving on this transport; std::system_error (EBADF once closed).
   std::string recv(std::size_t n);
