@@ -129,6 +129,7 @@ std::string host_port(std::string_view host, int port) {
 stream_transport create_tcp_connection(std::string_view host, int port,
                                        std::optional<std::pair<std::string, int>> local_address,
                                        duration happy_eyeballs_delay) try {
+  lowlevel::raise_if_cancelled();
   detail::check_port(port, "weft::net::create_tcp_connection");
   if (local_address) detail::check_port(local_address->second, "weft::net::create_tcp_connection");
   if (std::isnan(happy_eyeballs_delay.count()) || happy_eyeballs_delay.count() < 0)
@@ -292,6 +293,7 @@ datagram_transport wrap_connected_datagram_socket(int fd) try {
 
 datagram_transport create_udp_endpoint(std::optional<std::pair<std::string, int>> remote,
                                        std::optional<std::pair<std::string, int>> local, int family) try {
+  lowlevel::raise_if_cancelled();
   if (!remote && !local)
     throw std::invalid_argument("weft::net::create_udp_endpoint: give a remote address, a local address, or both");
   detail::check_ip_family(family, "weft::net::create_udp_endpoint");
@@ -352,6 +354,7 @@ datagram_transport create_udp_endpoint(std::optional<std::pair<std::string, int>
 datagram_transport create_unix_datagram_endpoint(std::optional<std::string> remote_path,
                                                  std::optional<std::string> local_path) try {
   const char* what = "weft::net::create_unix_datagram_endpoint";
+  lowlevel::raise_if_cancelled();
   if (!remote_path && !local_path)
     throw std::invalid_argument("weft::net::create_unix_datagram_endpoint: give a remote path, a local path, or both");
   std::optional<endpoint> local, remote;
@@ -426,6 +429,7 @@ std::vector<address_info> passive_addresses(std::string_view host, int port, int
 
 std::vector<stream_listener> create_tcp_listeners(const std::vector<std::string>& hosts, int port,
                                                   int backlog, bool reuse_port_option) try {
+  lowlevel::raise_if_cancelled();
   detail::check_port(port, "weft::net::create_tcp_listeners");
   detail::check_backlog(backlog, "weft::net::create_tcp_listeners");
   std::vector<address_info> infos;
@@ -506,6 +510,7 @@ stream_listener create_unix_stream_listener(std::string_view path, int backlog, 
 }
 
 std::vector<datagram_listener> create_udp_listeners(std::string_view host, int port, bool reuse_port_option) try {
+  lowlevel::raise_if_cancelled();
   detail::check_port(port, "weft::net::create_udp_listeners");
   return bind_all("weft::net::create_udp_listeners", passive_addresses(host, port, SOCK_DGRAM), port,
                   [&](const endpoint& ep) {

@@ -85,13 +85,14 @@ void datagram_transport::send(std::span<const std::byte> data) try {
   detail::rethrow_as_std(e, "weft::net::datagram_transport::send");
 }
 
-void datagram_transport::aclose() try {
-  if (closing_) return;
-  closing_ = true;
-  boost::system::error_code ignored;
-  socket_.close(ignored);
-} catch (const boost::system::system_error& e) {
-  detail::rethrow_as_std(e, "weft::net::datagram_transport::aclose");
+void datagram_transport::aclose() {
+  if (!closing_) {
+    closing_ = true;
+    boost::system::error_code ignored;
+    socket_.close(ignored);
+  }
+  // A checkpoint after closing, so that cancellation never skips the close.
+  if (lowlevel::cancellation_pending()) lowlevel::raise_if_cancelled();
 }
 
 int datagram_transport::family() const { return local_address().family(); }
@@ -182,7 +183,7 @@ void datagram_listener::serve(handler h, task_group& group) try {
   if (!h) throw std::invalid_argument("weft::net::datagram_listener::serve: the handler is empty");
   auto shared = std::make_shared<handler>(std::move(h));
   for (;;) {
-    auto [datagram, from] = recv_from();
+    auto [datagram, from] = recv_from();  // a checkpoint at entry, every time round
     group.start_soon([shared, this, datagram = std::move(datagram), from = from]() mutable {
       (*shared)(std::move(datagram), from, *this);
     });
@@ -191,13 +192,13 @@ void datagram_listener::serve(handler h, task_group& group) try {
   detail::rethrow_as_std(e, "weft::net::datagram_listener::serve");
 }
 
-void datagram_listener::aclose() try {
-  if (closing_) return;
-  closing_ = true;
-  boost::system::error_code ignored;
-  socket_.close(ignored);
-} catch (const boost::system::system_error& e) {
-  detail::rethrow_as_std(e, "weft::net::datagram_listener::aclose");
+void datagram_listener::aclose() {
+  if (!closing_) {
+    closing_ = true;
+    boost::system::error_code ignored;
+    socket_.close(ignored);
+  }
+  if (lowlevel::cancellation_pending()) lowlevel::raise_if_cancelled();
 }
 
 endpoint datagram_listener::local_address() const try {

@@ -162,7 +162,7 @@ void stream_transport::send_eof() try {
   detail::rethrow_as_std(e, "weft::net::stream_transport::send_eof");
 }
 
-void stream_transport::aclose() try {
+void stream_transport::close_now() noexcept {
   if (closing_) return;
   closing_ = true;
   boost::system::error_code ignored;
@@ -170,8 +170,13 @@ void stream_transport::aclose() try {
   // Closing cancels a pending read or write of another task; it wakes with
   // operation_aborted and reports EBADF.
   socket_.close(ignored);
-} catch (const boost::system::system_error& e) {
-  detail::rethrow_as_std(e, "weft::net::stream_transport::aclose");
+}
+
+void stream_transport::aclose() {
+  // Close first, then checkpoint: a cancelled task must not leave the
+  // transport open (trio's rule for aclose).
+  close_now();
+  if (lowlevel::cancellation_pending()) lowlevel::raise_if_cancelled();
 }
 
 int stream_transport::family() const { return local_address().family(); }

@@ -23,7 +23,9 @@ namespace weft::net {
 // listener that cannot be bound a bind_error (see errors.hpp); both are
 // std::system_error and list every address tried. A name that does not
 // resolve is getaddrinfo's std::system_error. weft::cancelled is never
-// wrapped. A bad argument is a std::invalid_argument whose message names the
+// wrapped. Every factory that resolves a name or connects is a checkpoint,
+// also when it could complete at once: in a cancelled scope it throws
+// weft::cancelled before opening anything. A bad argument is a std::invalid_argument whose message names the
 // function and the value. A Unix socket path must be non-empty and at most
 // 107 bytes long (it must fit in sockaddr_un::sun_path with its NUL).
 
@@ -73,7 +75,8 @@ datagram_transport create_udp_endpoint(std::optional<std::pair<std::string, int>
                                        int family = AF_UNSPEC);
 
 /// A Unix datagram socket connected to remote_path and/or bound to local_path.
-/// @throws std::invalid_argument if neither is given or a path is empty or
+/// Never blocks, but a checkpoint like every connection factory.
+/// @throws weft::cancelled; std::invalid_argument if neither is given or a path is empty or
 /// too long; connect_error when the
 /// connect fails; std::system_error naming local_path when it cannot be bound.
 datagram_transport create_unix_datagram_endpoint(std::optional<std::string> remote_path,

@@ -66,7 +66,8 @@ struct address_info {
 /// thread. A port given as a number must be 0 to 65535 (getaddrinfo(3)
 /// would silently wrap 70000 around to 4464); any other port string is a
 /// service name ("http"). family: AF_UNSPEC, AF_INET or AF_INET6; type:
-/// SOCK_STREAM, SOCK_DGRAM or 0 (both). Checkpoint.
+/// SOCK_STREAM, SOCK_DGRAM or 0 (both). Checkpoint, on the numeric fast path
+/// too (it then throws weft::cancelled in a cancelled scope but never yields).
 /// @throws weft::cancelled; std::invalid_argument for a numeric port out of
 /// range (naming it), a bad family or type; std::system_error naming the host
 /// and the service when the lookup fails (an unknown host or service name)
@@ -76,7 +77,8 @@ std::vector<address_info> getaddrinfo(std::string_view host, std::string_view po
 
 /// The host and service names of an IP endpoint (flags as getnameinfo(3):
 /// NI_NUMERICHOST, NI_NUMERICSERV, ...). Does not block the runtime.
-/// Checkpoint. @throws weft::cancelled; std::invalid_argument (naming it) if
+/// Checkpoint, with numeric flags too. @throws weft::cancelled;
+/// std::invalid_argument (naming it) if
 /// ep is not an IP endpoint; std::system_error.
 std::pair<std::string, std::string> getnameinfo(const endpoint& ep, int flags = 0);
 
