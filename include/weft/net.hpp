@@ -4,5 +4,6 @@
 #include <weft/net/connect.hpp>
 #include <weft/net/datagram.hpp>
 #include <weft/net/endpoint.hpp>
+#include <weft/net/errors.hpp>
 #include <weft/net/listener.hpp>
 #include <weft/net/stream.hpp>

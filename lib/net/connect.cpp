@@ -3,6 +3,7 @@
 #include "net/io.hpp"
 
 #include <weft/cancel_scope.hpp>
+#include <weft/checkpoint.hpp>
 #include <weft/net/connect.hpp>
 #include <weft/sync/event.hpp>
 #include <weft/task_group.hpp>
@@ -13,7 +14,10 @@
 
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <memory>
 #include <optional>
 
@@ -68,11 +72,69 @@ void remove_duplicates(std::vector<endpoint>& eps) {
 
 }  // namespace
 
-stream_transport create_tcp_connection(std::string_view host, std::uint16_t port,
-                                       std::optional<std::pair<std::string, std::uint16_t>> local_address,
+// --- errors ------------------------------------------------------------------------
+
+struct address_error::data {
+  std::string what;
+  std::vector<address_attempt> attempts;
+};
+
+namespace {
+std::error_code last_error(const std::vector<address_attempt>& attempts) {
+  return attempts.empty() ? std::error_code() : attempts.back().error;
+}
+}  // namespace
+
+address_error::address_error(std::string context, std::vector<address_attempt> attempts)
+    : std::system_error(last_error(attempts), context) {
+  auto d = std::make_shared<data>();
+  d->what = std::move(context);
+  const char* separator = ": ";
+  for (const auto& a : attempts) {
+    d->what += separator;
+    d->what += a.address.to_string();
+    d->what += ": ";
+    d->what += a.error.message();
+    separator = "; ";
+  }
+  d->attempts = std::move(attempts);
+  data_ = std::move(d);
+}
+
+const char* address_error::what() const noexcept { return data_->what.c_str(); }
+const std::vector<address_attempt>& address_error::attempts() const noexcept { return data_->attempts; }
+
+namespace {
+
+// One failed attempt: `step` says what failed ("connecting to [::1]:80").
+address_attempt attempt_failed(const endpoint& address, const boost::system::error_code& ec, const char* function,
+                               const std::string& step) {
+  const std::error_code error(ec);
+  return {address, error, std::make_exception_ptr(std::system_error(error, std::string(function) + ": " + step))};
+}
+address_attempt attempt_failed(const endpoint& address, const std::system_error& e) {
+  return {address, e.code(), std::make_exception_ptr(e)};
+}
+
+// "host:port", with an IPv6 literal in brackets.
+std::string host_port(std::string_view host, int port) {
+  const std::string h(host);
+  return (h.find(':') != std::string::npos ? "[" + h + "]" : h) + ":" + std::to_string(port);
+}
+
+}  // namespace
+
+// --- connections -------------------------------------------------------------------
+
+stream_transport create_tcp_connection(std::string_view host, int port,
+                                       std::optional<std::pair<std::string, int>> local_address,
                                        duration happy_eyeballs_delay) try {
+  lowlevel::raise_if_cancelled();
+  detail::check_port(port, "weft::net::create_tcp_connection");
+  if (local_address) detail::check_port(local_address->second, "weft::net::create_tcp_connection");
   if (std::isnan(happy_eyeballs_delay.count()) || happy_eyeballs_delay.count() < 0)
-    throw std::invalid_argument("weft::net::create_tcp_connection: happy_eyeballs_delay must be >= 0");
+    throw std::invalid_argument("weft::net::create_tcp_connection: happy_eyeballs_delay must be at least 0 s, not " +
+                                std::to_string(happy_eyeballs_delay.count()) + " s");
   std::vector<endpoint> remotes = interleave(getaddrinfo(host, std::to_string(port), AF_UNSPEC, SOCK_STREAM));
   remove_duplicates(remotes);
   std::vector<endpoint> locals;
@@ -88,26 +150,32 @@ stream_transport create_tcp_connection(std::string_view host, std::uint16_t port
                                   " has the address family of the local address " + local_address->first);
   }
 
+  const char* what = "weft::net::create_tcp_connection";
   std::optional<stream_socket> winner;
-  std::vector<std::exception_ptr> errors;
+  // One slot per address, so that the attempts are reported in the order
+  // they were started whatever order they failed in.
+  std::vector<std::optional<address_attempt>> failures(remotes.size());
   auto& io = lowlevel::io_context();
   open_task_group([&](task_group& tg) {
-    for (const endpoint& remote : remotes) {
+    for (std::size_t i = 0; i < remotes.size(); ++i) {
+      const endpoint& remote = remotes[i];
       auto failed = std::make_shared<event>();
-      tg.start_soon([&, remote, failed] {
+      tg.start_soon([&, i, failed] {
         stream_socket s(io);
+        std::string step = "opening a socket for " + remote.to_string();
         try {
           s.open(stream_proto(remote.family()));
           for (const auto& l : locals)
             if (l.family() == remote.family()) {
+              step = "binding " + l.to_string() + " to connect to " + remote.to_string();
               s.set_option(asio::socket_base::reuse_address(true));
               s.bind(stream_ep(l));
               break;
             }
+          step = "connecting to " + remote.to_string();
           s.async_connect(stream_ep(remote), use_fiber);
         } catch (const boost::system::system_error& e) {
-          errors.push_back(std::make_exception_ptr(std::system_error(
-              std::error_code(e.code()), "weft::net::create_tcp_connection: connecting to " + remote.to_string())));
+          failures[i] = attempt_failed(remote, e.code(), what, step);
           failed->set();
           return;
         }
@@ -121,19 +189,61 @@ stream_transport create_tcp_connection(std::string_view host, std::uint16_t port
     }
   });
   if (winner) return stream_transport(std::move(*winner));
-  if (errors.size() == 1) std::rethrow_exception(errors.front());
-  throw exception_group("weft::net::create_tcp_connection: every connection attempt to " + std::string(host) + ":" +
-                            std::to_string(port) + " failed",
-                        std::move(errors));
+  // No winner and no cancellation (that would have left the group as
+  // weft::cancelled): every attempt ran and failed.
+  std::vector<address_attempt> attempts;
+  for (auto& f : failures)
+    if (f) attempts.push_back(std::move(*f));
+  throw connect_error(std::string(what) + ": could not connect to " + host_port(host, port), std::move(attempts));
 } catch (const boost::system::system_error& e) {
   detail::rethrow_as_std(e, "weft::net::create_tcp_connection");
 }
 
 stream_transport create_unix_stream_connection(std::string_view path, std::optional<std::string> local_path) try {
+  const char* what = "weft::net::create_unix_stream_connection";
+  lowlevel::raise_if_cancelled();
+  const endpoint remote = detail::unix_endpoint(path, what, "the path");
+  std::optional<endpoint> local;
+  if (local_path) local = detail::unix_endpoint(*local_path, what, "local_path");
   stream_socket s(lowlevel::io_context());
   s.open(stream_proto(AF_UNIX));
-  if (local_path) s.bind(stream_ep(endpoint::unix_path(*local_path)));
-  s.async_connect(stream_ep(endpoint::unix_path(path)), use_fiber);
+  s.non_blocking(true);
+  if (local) {
+    boost::system::error_code ec;
+    s.bind(stream_ep(*local), ec);
+    if (ec)
+      throw std::system_error(std::error_code(ec), std::string(what) + ": binding the local path " + *local_path);
+  }
+  // A listener whose accept queue is full makes a non-blocking connect(2)
+  // fail with EAGAIN (a blocking one would wait for room). Nothing becomes
+  // readable or writable when room appears, so retry after a pause that
+  // doubles up to 50 ms; weft::sleep keeps the wait on the runtime clock and
+  // cancellable.
+  duration pause = std::chrono::milliseconds(1);
+  for (;;) {
+    int error = 0;
+    if (::connect(s.native_handle(), remote.data(), static_cast<socklen_t>(remote.size())) != 0) error = errno;
+    if (error == 0 || error == EISCONN) break;
+    if (error == EINTR) continue;
+    if (error == EAGAIN) {
+      weft::sleep(pause);
+      pause = std::min<duration>(pause * 2, std::chrono::milliseconds(50));
+      continue;
+    }
+    if (error == EINPROGRESS) {  // not on Linux, but allowed by POSIX
+      boost::system::error_code ec;
+      s.async_wait(asio::socket_base::wait_write, use_fiber[ec]);
+      int so_error = 0;
+      socklen_t len = sizeof so_error;
+      if (!ec && ::getsockopt(s.native_handle(), SOL_SOCKET, SO_ERROR, &so_error, &len) != 0) so_error = errno;
+      if (ec) error = ec.value();
+      else if (so_error == 0) break;
+      else error = so_error;
+    }
+    throw connect_error(std::string(what) + ": could not connect",
+                        {attempt_failed(remote, boost::system::error_code(error, boost::system::system_category()),
+                                        what, "connecting to " + std::string(path))});
+  }
   return stream_transport(std::move(s));
 } catch (const boost::system::system_error& e) {
   detail::rethrow_as_std(e, "weft::net::create_unix_stream_connection");
@@ -158,11 +268,13 @@ stream_transport wrap_stream_socket(int fd) try {
   const int type = socket_type_of(fd);
   const int family = socket_family_of(fd);
   if (type != SOCK_STREAM || (family != AF_INET && family != AF_INET6 && family != AF_UNIX))
-    throw std::invalid_argument("weft::net::wrap_stream_socket: not a TCP or Unix stream socket");
+    throw std::invalid_argument("weft::net::wrap_stream_socket: fd " + std::to_string(fd) +
+                                " is not a TCP or Unix stream socket");
   sockaddr_storage peer{};
   socklen_t len = sizeof peer;
   if (::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &len) != 0)
-    throw std::invalid_argument("weft::net::wrap_stream_socket: the socket is not connected");
+    throw std::invalid_argument("weft::net::wrap_stream_socket: the socket of fd " + std::to_string(fd) +
+                                " is not connected");
   return stream_transport(stream_socket(lowlevel::io_context(), stream_proto(family), fd));
 } catch (const boost::system::system_error& e) {
   detail::rethrow_as_std(e, "weft::net::wrap_stream_socket");
@@ -172,32 +284,45 @@ datagram_transport wrap_connected_datagram_socket(int fd) try {
   const int type = socket_type_of(fd);
   const int family = socket_family_of(fd);
   if (type != SOCK_DGRAM || (family != AF_INET && family != AF_INET6 && family != AF_UNIX))
-    throw std::invalid_argument("weft::net::wrap_connected_datagram_socket: not a UDP or Unix datagram socket");
+    throw std::invalid_argument("weft::net::wrap_connected_datagram_socket: fd " + std::to_string(fd) +
+                                " is not a UDP or Unix datagram socket");
   return datagram_transport(dgram_socket(lowlevel::io_context(), dgram_proto(family), fd));
 } catch (const boost::system::system_error& e) {
   detail::rethrow_as_std(e, "weft::net::wrap_connected_datagram_socket");
 }
 
-datagram_transport create_udp_endpoint(std::optional<std::pair<std::string, std::uint16_t>> remote,
-                                       std::optional<std::pair<std::string, std::uint16_t>> local, int family) try {
+datagram_transport create_udp_endpoint(std::optional<std::pair<std::string, int>> remote,
+                                       std::optional<std::pair<std::string, int>> local, int family) try {
+  lowlevel::raise_if_cancelled();
   if (!remote && !local)
     throw std::invalid_argument("weft::net::create_udp_endpoint: give a remote address, a local address, or both");
+  detail::check_ip_family(family, "weft::net::create_udp_endpoint");
+  if (remote) detail::check_port(remote->second, "weft::net::create_udp_endpoint");
+  if (local) detail::check_port(local->second, "weft::net::create_udp_endpoint");
   std::vector<address_info> remotes, locals;
   if (local)
     locals = getaddrinfo(local->first, std::to_string(local->second), family, SOCK_DGRAM, AI_PASSIVE);
   if (remote) remotes = getaddrinfo(remote->first, std::to_string(remote->second), family, SOCK_DGRAM);
-  std::vector<std::exception_ptr> errors;
+  const char* what = "weft::net::create_udp_endpoint";
+  std::vector<address_attempt> attempts;
   // Try each (local, remote) pair of one family until one binds and connects.
   auto try_pair = [&](const address_info* l, const address_info* r) -> std::optional<datagram_transport> {
-    const int fam = r ? r->family : l->family;
+    const endpoint& tried = r ? r->address : l->address;
+    std::string step = "opening a socket for " + tried.to_string();
     try {
       dgram_socket s(lowlevel::io_context());
-      s.open(dgram_proto(fam));
-      if (l) s.bind(dgram_ep(l->address));
-      if (r) s.connect(dgram_ep(r->address));
+      s.open(dgram_proto(tried.family()));
+      if (l) {
+        step = "binding " + l->address.to_string();
+        s.bind(dgram_ep(l->address));
+      }
+      if (r) {
+        step = "connecting to " + r->address.to_string();
+        s.connect(dgram_ep(r->address));
+      }
       return datagram_transport(std::move(s));
     } catch (const boost::system::system_error& e) {
-      errors.push_back(std::make_exception_ptr(std::system_error(std::error_code(e.code()), "weft::net::create_udp_endpoint")));
+      attempts.push_back(attempt_failed(tried, e.code(), what, step));
       return std::nullopt;
     }
   };
@@ -215,33 +340,55 @@ datagram_transport create_udp_endpoint(std::optional<std::pair<std::string, std:
     for (const auto& l : locals)
       if (auto t = try_pair(&l, nullptr)) return std::move(*t);
   }
-  if (errors.empty())
-    throw std::invalid_argument("weft::net::create_udp_endpoint: the local and remote addresses share no family");
-  if (errors.size() == 1) std::rethrow_exception(errors.front());
-  throw exception_group("weft::net::create_udp_endpoint: every address failed", std::move(errors));
+  if (attempts.empty())
+    throw std::invalid_argument(std::string(what) + ": the local address " + host_port(local->first, local->second) +
+                                " and the remote address " + host_port(remote->first, remote->second) +
+                                " share no address family");
+  throw connect_error(std::string(what) + ": could not " + (remote ? "connect to " + host_port(remote->first, remote->second)
+                                                                   : "bind " + host_port(local->first, local->second)),
+                      std::move(attempts));
 } catch (const boost::system::system_error& e) {
   detail::rethrow_as_std(e, "weft::net::create_udp_endpoint");
 }
 
 datagram_transport create_unix_datagram_endpoint(std::optional<std::string> remote_path,
-                                                 std::optional<std::string> local_path) {
+                                                 std::optional<std::string> local_path) try {
+  const char* what = "weft::net::create_unix_datagram_endpoint";
+  lowlevel::raise_if_cancelled();
   if (!remote_path && !local_path)
     throw std::invalid_argument("weft::net::create_unix_datagram_endpoint: give a remote path, a local path, or both");
+  std::optional<endpoint> local, remote;
+  if (local_path) local = detail::unix_endpoint(*local_path, what, "local_path");
+  if (remote_path) remote = detail::unix_endpoint(*remote_path, what, "remote_path");
   dgram_socket s(lowlevel::io_context());
   s.open(dgram_proto(AF_UNIX));
-  if (local_path) s.bind(dgram_ep(endpoint::unix_path(*local_path)));
-  if (remote_path) s.connect(dgram_ep(endpoint::unix_path(*remote_path)));
+  boost::system::error_code ec;
+  if (local) {
+    s.bind(dgram_ep(*local), ec);
+    if (ec)
+      throw std::system_error(std::error_code(ec), std::string(what) + ": binding the local path " + *local_path);
+  }
+  if (remote) {
+    s.connect(dgram_ep(*remote), ec);
+    if (ec)
+      throw connect_error(std::string(what) + ": could not connect",
+                          {attempt_failed(*remote, ec, what, "connecting to " + *remote_path)});
+  }
   return datagram_transport(std::move(s));
+} catch (const boost::system::system_error& e) {
+  detail::rethrow_as_std(e, "weft::net::create_unix_datagram_endpoint");
 }
 
 namespace {
 
+// Makes one listener per address with make(endpoint); if any fails, closes
+// every one made so far and throws a bind_error listing each failure.
 template <class Make>
-auto bind_all(const std::vector<address_info>& infos, std::uint16_t port, Make make) {
+auto bind_all(const char* what, const std::vector<address_info>& infos, int port, Make make) {
   using item = decltype(make(infos.front().address));
   std::vector<item> out;
-  std::vector<std::exception_ptr> errors;
-  std::uint16_t chosen = port;
+  std::vector<address_attempt> failures;
+  int chosen = port;
   for (const auto& info : infos) {
     endpoint ep = info.address;
     if (port == 0 && chosen != 0 && ep.is_ip()) ep = endpoint(ep.address(), chosen);  // one free port for all
@@ -249,19 +396,21 @@ auto bind_all(const std::vector<address_info>& infos, std::uint16_t port, Make m
       out.push_back(make(ep));
       if (chosen == 0 && ep.is_ip()) chosen = out.back().local_address().port();
     } catch (const boost::system::system_error& e) {
-      errors.push_back(std::make_exception_ptr(
-          std::system_error(std::error_code(e.code()), "weft::net: binding a listener to " + ep.to_string())));
+      failures.push_back(attempt_failed(ep, e.code(), what, "binding a listener to " + ep.to_string()));
+    } catch (const std::system_error& e) {
+      failures.push_back(attempt_failed(ep, e));
     }
   }
-  if (!errors.empty()) {
+  if (!failures.empty()) {
     out.clear();  // closes every socket bound so far
-    if (errors.size() == 1) std::rethrow_exception(errors.front());
-    throw exception_group("weft::net: binding the listeners failed", std::move(errors));
+    std::string context = std::string(what) + ": could not bind ";
+    context += failures.size() == 1 ? "a listener" : std::to_string(failures.size()) + " of the listeners";
+    throw bind_error(std::move(context), std::move(failures));
   }
   return out;
 }
 
-std::vector<address_info> passive_addresses(std::string_view host, std::uint16_t port, int type) {
+std::vector<address_info> passive_addresses(std::string_view host, int port, int type) {
   if (host.empty()) {
     std::vector<address_info> all = getaddrinfo("::", std::to_string(port), AF_INET6, type);
     auto v4 = getaddrinfo("0.0.0.0", std::to_string(port), AF_INET, type);
@@ -278,9 +427,11 @@ std::vector<address_info> passive_addresses(std::string_view host, std::uint16_t
 
 }  // namespace
 
-std::vector<stream_listener> create_tcp_listeners(const std::vector<std::string>& hosts, std::uint16_t port,
+std::vector<stream_listener> create_tcp_listeners(const std::vector<std::string>& hosts, int port,
                                                   int backlog, bool reuse_port_option) try {
-  if (backlog < 1) throw std::invalid_argument("weft::net::create_tcp_listeners: backlog must be >= 1");
+  lowlevel::raise_if_cancelled();
+  detail::check_port(port, "weft::net::create_tcp_listeners");
+  detail::check_backlog(backlog, "weft::net::create_tcp_listeners");
   std::vector<address_info> infos;
   if (hosts.empty()) {
     infos = passive_addresses("", port, SOCK_STREAM);
@@ -290,7 +441,7 @@ std::vector<stream_listener> create_tcp_listeners(const std::vector<std::string>
       infos.insert(infos.end(), more.begin(), more.end());
     }
   }
-  return bind_all(infos, port, [&](const endpoint& ep) {
+  return bind_all("weft::net::create_tcp_listeners", infos, port, [&](const endpoint& ep) {
     acceptor a(lowlevel::io_context());
     a.open(stream_proto(ep.family()));
     a.set_option(asio::socket_base::reuse_address(true));
@@ -304,27 +455,65 @@ std::vector<stream_listener> create_tcp_listeners(const std::vector<std::string>
   detail::rethrow_as_std(e, "weft::net::create_tcp_listeners");
 }
 
-std::vector<stream_listener> create_tcp_listeners(std::string_view host, std::uint16_t port, int backlog,
+std::vector<stream_listener> create_tcp_listeners(std::string_view host, int port, int backlog,
                                                   bool reuse_port_option) {
   if (host.empty()) return create_tcp_listeners(std::vector<std::string>{}, port, backlog, reuse_port_option);
   return create_tcp_listeners(std::vector<std::string>{std::string(host)}, port, backlog, reuse_port_option);
 }
 
+namespace {
+
+// chmod of a listener's socket file.
+void set_mode(std::string_view path, std::optional<unsigned> mode, const char* what) {
+  if (mode && ::chmod(std::string(path).c_str(), *mode) != 0)
+    throw std::system_error(std::error_code(errno, std::system_category()),
+                            std::string(what) + ": setting the mode of " + std::string(path));
+}
+
+// Removes the socket file a listener bound if the listener is not finished
+// after all: a failed factory leaves nothing behind.
+class socket_file_guard {
+ public:
+  explicit socket_file_guard(std::string_view path) : path_(path) {}
+  ~socket_file_guard() {
+    if (!path_.empty()) ::unlink(path_.c_str());
+  }
+  socket_file_guard(const socket_file_guard&) = delete;
+  socket_file_guard& operator=(const socket_file_guard&) = delete;
+  void release() noexcept { path_.clear(); }
+
+ private:
+  std::string path_;
+};
+
+}  // namespace
+
 stream_listener create_unix_stream_listener(std::string_view path, int backlog, std::optional<unsigned> mode) try {
-  if (backlog < 1) throw std::invalid_argument("weft::net::create_unix_stream_listener: backlog must be >= 1");
+  const char* what = "weft::net::create_unix_stream_listener";
+  detail::check_backlog(backlog, what);
+  detail::check_mode(mode, what);
+  const endpoint ep = detail::unix_endpoint(path, what, "the path");
   acceptor a(lowlevel::io_context());
   a.open(stream_proto(AF_UNIX));
-  a.bind(stream_ep(endpoint::unix_path(path)));
-  if (mode && ::chmod(std::string(path).c_str(), *mode) != 0)
-    throw std::system_error(std::error_code(errno, std::system_category()), "weft::net::create_unix_stream_listener: chmod");
-  a.listen(backlog);
-  return stream_listener(std::move(a));
+  boost::system::error_code ec;
+  a.bind(stream_ep(ep), ec);
+  if (ec) throw bind_error(std::string(what) + ": could not bind", {attempt_failed(ep, ec, what, "binding " + ep.to_string())});
+  socket_file_guard file(path);
+  set_mode(path, mode, what);
+  a.listen(backlog, ec);
+  if (ec) throw bind_error(std::string(what) + ": could not listen", {attempt_failed(ep, ec, what, "listening on " + ep.to_string())});
+  stream_listener listener(std::move(a));
+  file.release();
+  return listener;
 } catch (const boost::system::system_error& e) {
   detail::rethrow_as_std(e, "weft::net::create_unix_stream_listener");
 }
 
-std::vector<datagram_listener> create_udp_listeners(std::string_view host, std::uint16_t port, bool reuse_port_option) try {
-  return bind_all(passive_addresses(host, port, SOCK_DGRAM), port, [&](const endpoint& ep) {
+std::vector<datagram_listener> create_udp_listeners(std::string_view host, int port, bool reuse_port_option) try {
+  lowlevel::raise_if_cancelled();
+  detail::check_port(port, "weft::net::create_udp_listeners");
+  return bind_all("weft::net::create_udp_listeners", passive_addresses(host, port, SOCK_DGRAM), port,
+                  [&](const endpoint& ep) {
     dgram_socket s(lowlevel::io_context());
     s.open(dgram_proto(ep.family()));
     s.set_option(asio::socket_base::reuse_address(true));
@@ -338,12 +527,19 @@ std::vector<datagram_listener> create_udp_listeners(std::string_view host, std::
 }
 
 datagram_listener create_unix_datagram_listener(std::string_view path, std::optional<unsigned> mode) try {
+  const char* what = "weft::net::create_unix_datagram_listener";
+  detail::check_mode(mode, what);
+  const endpoint ep = detail::unix_endpoint(path, what, "the path");
   dgram_socket s(lowlevel::io_context());
   s.open(dgram_proto(AF_UNIX));
-  s.bind(dgram_ep(endpoint::unix_path(path)));
-  if (mode && ::chmod(std::string(path).c_str(), *mode) != 0)
-    throw std::system_error(std::error_code(errno, std::system_category()), "weft::net::create_unix_datagram_listener: chmod");
-  return datagram_listener(std::move(s));
+  boost::system::error_code ec;
+  s.bind(dgram_ep(ep), ec);
+  if (ec) throw bind_error(std::string(what) + ": could not bind", {attempt_failed(ep, ec, what, "binding " + ep.to_string())});
+  socket_file_guard file(path);
+  set_mode(path, mode, what);
+  datagram_listener listener(std::move(s));
+  file.release();
+  return listener;
 } catch (const boost::system::system_error& e) {
   detail::rethrow_as_std(e, "weft::net::create_unix_datagram_listener");
 }

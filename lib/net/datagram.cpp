@@ -74,6 +74,9 @@ void datagram_transport::send(std::span<const std::byte> data) try {
     boost::system::error_code ec;
     socket_.send(asio::buffer(data.data(), data.size()), 0, ec);
     if (!ec) return;
+    if (ec == asio::error::message_size)
+      throw std::system_error(std::error_code(ec), std::string(what) + ": a datagram of " +
+                                                       std::to_string(data.size()) + " bytes");
     if (!detail::would_block(ec)) detail::check(ec, closing_, what);
     socket_.async_wait(asio::socket_base::wait_write, use_fiber[ec]);
     detail::check(ec, closing_, what);
@@ -82,13 +85,14 @@ void datagram_transport::send(std::span<const std::byte> data) try {
   detail::rethrow_as_std(e, "weft::net::datagram_transport::send");
 }
 
-void datagram_transport::aclose() try {
-  if (closing_) return;
-  closing_ = true;
-  boost::system::error_code ignored;
-  socket_.close(ignored);
-} catch (const boost::system::system_error& e) {
-  detail::rethrow_as_std(e, "weft::net::datagram_transport::aclose");
+void datagram_transport::aclose() {
+  if (!closing_) {
+    closing_ = true;
+    boost::system::error_code ignored;
+    socket_.close(ignored);
+  }
+  // A checkpoint after closing, so that cancellation never skips the close.
+  if (lowlevel::cancellation_pending()) lowlevel::raise_if_cancelled();
 }
 
 int datagram_transport::family() const { return local_address().family(); }
@@ -156,11 +160,17 @@ void datagram_listener::send_to(std::span<const std::byte> data, const endpoint&
   const char* what = "weft::net::datagram_listener::send_to";
   if (closing_ || !socket_.is_open()) detail::throw_closed(what);
   lowlevel::raise_if_cancelled();
+  if (!to.is_ip() && !to.is_unix())
+    throw std::invalid_argument(std::string(what) + ": the destination " + to.to_string() +
+                                " is neither an IP nor a Unix endpoint");
   const socket_type::endpoint_type dest(to.data(), to.size(), to.is_unix() ? 0 : IPPROTO_UDP);
   for (;;) {
     boost::system::error_code ec;
     socket_.send_to(asio::buffer(data.data(), data.size()), dest, 0, ec);
     if (!ec) return;
+    if (ec == asio::error::message_size)
+      throw std::system_error(std::error_code(ec), std::string(what) + ": a datagram of " +
+                                                       std::to_string(data.size()) + " bytes to " + to.to_string());
     if (!detail::would_block(ec)) detail::check(ec, closing_, what);
     socket_.async_wait(asio::socket_base::wait_write, use_fiber[ec]);
     detail::check(ec, closing_, what);
@@ -170,9 +180,10 @@ void datagram_listener::send_to(std::span<const std::byte> data, const endpoint&
 }
 
 void datagram_listener::serve(handler h, task_group& group) try {
+  if (!h) throw std::invalid_argument("weft::net::datagram_listener::serve: the handler is empty");
   auto shared = std::make_shared<handler>(std::move(h));
   for (;;) {
-    auto [datagram, from] = recv_from();
+    auto [datagram, from] = recv_from();  // a checkpoint at entry, every time round
     group.start_soon([shared, this, datagram = std::move(datagram), from = from]() mutable {
       (*shared)(std::move(datagram), from, *this);
     });
@@ -181,13 +192,13 @@ void datagram_listener::serve(handler h, task_group& group) try {
   detail::rethrow_as_std(e, "weft::net::datagram_listener::serve");
 }
 
-void datagram_listener::aclose() try {
-  if (closing_) return;
-  closing_ = true;
-  boost::system::error_code ignored;
-  socket_.close(ignored);
-} catch (const boost::system::system_error& e) {
-  detail::rethrow_as_std(e, "weft::net::datagram_listener::aclose");
+void datagram_listener::aclose() {
+  if (!closing_) {
+    closing_ = true;
+    boost::system::error_code ignored;
+    socket_.close(ignored);
+  }
+  if (lowlevel::cancellation_pending()) lowlevel::raise_if_cancelled();
 }
 
 endpoint datagram_listener::local_address() const try {

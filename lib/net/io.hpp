@@ -8,7 +8,14 @@
 #include <boost/asio/error.hpp>
 #include <boost/system/system_error.hpp>
 
+#include <sys/un.h>
+
 #include <cerrno>
+#include <cstdio>
+#include <optional>
+#include <string_view>
+#include <stdexcept>
+#include <string>
 #include <system_error>
 
 namespace weft::net::detail {
@@ -47,6 +54,55 @@ inline void check(const boost::system::error_code& ec, bool closing, const char*
   if (closing && (ec == boost::asio::error::operation_aborted || ec == boost::asio::error::bad_descriptor))
     throw_closed(what);
   throw std::system_error(std::error_code(ec), what);
+}
+
+/// The largest port number.
+inline constexpr int max_port = 65535;
+
+/// Throws std::invalid_argument naming `what` unless 0 <= port <= 65535.
+inline void check_port(int port, const char* what) {
+  if (port < 0 || port > max_port)
+    throw std::invalid_argument(std::string(what) + ": port " + std::to_string(port) +
+                                " is out of range (0 to 65535)");
+}
+
+/// The longest Unix socket path (sun_path holds it and its NUL).
+inline constexpr std::size_t max_unix_path = sizeof(sockaddr_un{}.sun_path) - 1;
+
+/// The endpoint of a Unix socket path given to `what` as its argument
+/// `name`. @throws std::invalid_argument naming both if the path is empty
+/// or does not fit.
+inline endpoint unix_endpoint(std::string_view path, const char* what, const char* name) {
+  if (path.empty()) throw std::invalid_argument(std::string(what) + ": " + name + " is empty");
+  if (path.size() > max_unix_path)
+    throw std::invalid_argument(std::string(what) + ": " + name + " \"" + std::string(path) + "\" is " +
+                                std::to_string(path.size()) + " bytes long; a Unix socket path holds at most " +
+                                std::to_string(max_unix_path));
+  return endpoint::unix_path(path);
+}
+
+/// Throws std::invalid_argument naming `what` unless mode fits in the
+/// permission bits (07777).
+inline void check_mode(const std::optional<unsigned>& mode, const char* what) {
+  if (mode && *mode > 07777) {
+    char octal[24];
+    std::snprintf(octal, sizeof octal, "0%o", *mode);
+    throw std::invalid_argument(std::string(what) + ": mode " + octal + " is not a file mode (0 to 07777)");
+  }
+}
+
+/// Throws std::invalid_argument naming `what` unless backlog >= 1.
+inline void check_backlog(int backlog, const char* what) {
+  if (backlog < 1)
+    throw std::invalid_argument(std::string(what) + ": backlog must be at least 1, not " + std::to_string(backlog));
+}
+
+/// Throws std::invalid_argument naming `what` unless family is AF_UNSPEC,
+/// AF_INET or AF_INET6.
+inline void check_ip_family(int family, const char* what) {
+  if (family != AF_UNSPEC && family != AF_INET && family != AF_INET6)
+    throw std::invalid_argument(std::string(what) + ": family must be AF_UNSPEC, AF_INET or AF_INET6, not " +
+                                std::to_string(family));
 }
 
 inline bool would_block(const boost::system::error_code& ec) {

@@ -64,17 +64,21 @@ bool is_transient_error(const boost::system::error_code& ec) {
 
 void stream_listener::serve(handler h, task_group& group) try {
   const char* what = "weft::net::stream_listener::serve";
+  if (!h) throw std::invalid_argument("weft::net::stream_listener::serve: the handler is empty");
   detail::busy_guard busy(accepting_, "weft::net::stream_listener: this listener is already serving or accepting");
   auto shared = std::make_shared<handler>(std::move(h));
   for (;;) {
     if (closing_ || !acceptor_.is_open()) detail::throw_closed(what);
+    // Before every accept, not only the first: with connections waiting, an
+    // accept completes without the cancellation reaching it.
+    lowlevel::raise_if_cancelled();
     boost::system::error_code ec;
     auto socket = acceptor_.async_accept(use_fiber[ec]);
     if (!ec) {
       group.start_soon([shared, transport = stream_transport(std::move(socket))]() mutable {
         struct closer {
           stream_transport& t;
-          ~closer() { t.aclose(); }
+          ~closer() { t.close_now(); }  // aclose() without its checkpoint: no throw from a destructor
         } close_on_exit{transport};
         (*shared)(transport);
       });
@@ -95,13 +99,14 @@ void stream_listener::serve(handler h, task_group& group) try {
   detail::rethrow_as_std(e, "weft::net::stream_listener::serve");
 }
 
-void stream_listener::aclose() try {
-  if (closing_) return;
-  closing_ = true;
-  boost::system::error_code ignored;
-  acceptor_.close(ignored);
-} catch (const boost::system::system_error& e) {
-  detail::rethrow_as_std(e, "weft::net::stream_listener::aclose");
+void stream_listener::aclose() {
+  if (!closing_) {
+    closing_ = true;
+    boost::system::error_code ignored;
+    acceptor_.close(ignored);
+  }
+  // A checkpoint after closing, so that cancellation never skips the close.
+  if (lowlevel::cancellation_pending()) lowlevel::raise_if_cancelled();
 }
 
 endpoint stream_listener::local_address() const try {

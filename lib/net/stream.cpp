@@ -61,7 +61,7 @@ std::string stream_transport::recv(std::size_t n) try {
   check_usable("weft::net::stream_transport::recv");
   lowlevel::raise_if_cancelled();
   if (n == 0) return {};
-  std::string out(n, '\0');
+  std::string out(std::min(n, max_recv_size), '\0');
   out.resize(recv_into(std::span<char>(out.data(), out.size())));
   return out;
 } catch (const boost::system::system_error& e) {
@@ -162,7 +162,7 @@ void stream_transport::send_eof() try {
   detail::rethrow_as_std(e, "weft::net::stream_transport::send_eof");
 }
 
-void stream_transport::aclose() try {
+void stream_transport::close_now() noexcept {
   if (closing_) return;
   closing_ = true;
   boost::system::error_code ignored;
@@ -170,8 +170,13 @@ void stream_transport::aclose() try {
   // Closing cancels a pending read or write of another task; it wakes with
   // operation_aborted and reports EBADF.
   socket_.close(ignored);
-} catch (const boost::system::system_error& e) {
-  detail::rethrow_as_std(e, "weft::net::stream_transport::aclose");
+}
+
+void stream_transport::aclose() {
+  // Close first, then checkpoint: a cancelled task must not leave the
+  // transport open (trio's rule for aclose).
+  close_now();
+  if (lowlevel::cancellation_pending()) lowlevel::raise_if_cancelled();
 }
 
 int stream_transport::family() const { return local_address().family(); }

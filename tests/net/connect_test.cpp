@@ -6,6 +6,7 @@
 #include <linux/netlink.h>
 #include <memory>
 #include <string>
+#include <tuple>
 
 using namespace weft_net_test;
 namespace ip = boost::asio::ip;
@@ -37,24 +38,50 @@ TEST_CASE("create_tcp_connection connects to a numeric IPv4 or IPv6 address and 
   }
 }
 
-TEST_CASE("a refused connection to a single address throws that error, not a group") {
+TEST_CASE("a refused connection to a single address throws a connect_error with that one attempt") {
   leak_check lc;
   for (const int family : {AF_INET, AF_INET6}) {
     CAPTURE(family);
     run_real([&] {
       refusing_port refusing(family, 0);
+      const std::string host = family == AF_INET ? "127.0.0.1" : "::1";
+      const net::endpoint target(ip::make_address(host), refusing.port());
       const std::size_t fds = open_fd_count();
       try {
-        (void)net::create_tcp_connection(family == AF_INET ? "127.0.0.1" : "::1", refusing.port());
+        (void)net::create_tcp_connection(host, refusing.port());
         FAIL("connected to a port nobody listens on");
-      } catch (const weft::exception_group& g) {
-        FAIL("a single failure came out as a group of " << g.size());
-      } catch (...) {
-        CHECK(error_of(std::current_exception()) == ECONNREFUSED);
+      } catch (const net::connect_error& e) {
+        CHECK(e.code() == std::error_code(ECONNREFUSED, std::system_category()));
+        REQUIRE(e.attempts().size() == 1);
+        CHECK(e.attempts()[0].address == target);
+        CHECK(e.attempts()[0].error == std::error_code(ECONNREFUSED, std::system_category()));
+        CHECK(error_of(e.attempts()[0].exception) == ECONNREFUSED);
+        const std::string what = e.what();
+        CAPTURE(what);
+        CHECK(what.find("weft::net::create_tcp_connection") != std::string::npos);
+        CHECK(what.find(target.to_string()) != std::string::npos);
       }
       CHECK(open_fd_count() == fds);
     });
   }
+}
+
+TEST_CASE("every failure of create_tcp_connection can be caught as std::system_error") {
+  leak_check lc;
+  run_real([] {
+    refusing_port refusing(AF_INET, 0);
+    CHECK_THROWS_AS((void)net::create_tcp_connection("127.0.0.1", refusing.port()), std::system_error);
+    CHECK_THROWS_AS((void)net::create_tcp_connection("127.0.0.1", refusing.port()), net::connect_error);
+    // A name that does not resolve is getaddrinfo's error, not a connect_error.
+    try {
+      (void)net::create_tcp_connection("weft-no-such-host.invalid", 80);
+      FAIL("a name under .invalid resolved");
+    } catch (const net::connect_error&) {
+      FAIL("a failed lookup came out as a connect_error");
+    } catch (const std::system_error& e) {
+      CHECK(std::string(e.what()).find("weft-no-such-host.invalid") != std::string::npos);
+    }
+  });
 }
 
 TEST_CASE("create_tcp_connection rejects a negative or NaN happy_eyeballs_delay") {
@@ -68,6 +95,24 @@ TEST_CASE("create_tcp_connection rejects a negative or NaN happy_eyeballs_delay"
         std::invalid_argument);
     CHECK_NOTHROW((void)net::create_tcp_connection("127.0.0.1", port, std::nullopt, 0s));
   });
+}
+
+TEST_CASE("create_tcp_connection rejects a port out of range, for the remote and the local address") {
+  leak_check lc;
+  run_manual(
+      [] {
+        const std::size_t fds = open_fd_count();
+        for (const int port : {65536, 70000, -1}) {
+          CAPTURE(port);
+          check_invalid_argument([&] { (void)net::create_tcp_connection("127.0.0.1", port); },
+                                 {"weft::net::create_tcp_connection", std::to_string(port)});
+          check_invalid_argument(
+              [&] { (void)net::create_tcp_connection("127.0.0.1", 80, std::make_pair(std::string("127.0.0.1"), port)); },
+              {"weft::net::create_tcp_connection", std::to_string(port)});
+        }
+        CHECK(open_fd_count() == fds);
+      },
+      true);
 }
 
 TEST_CASE("local_address binds the connecting socket to that address") {
@@ -119,7 +164,8 @@ void with_dual_stack_name(const std::function<void()>& body, unsigned limit_s = 
       [&] {
         if (!private_hosts_file(dir.file("hosts"),
                                 "127.0.0.1 localhost\n::1 weft-he-test\n127.0.0.1 weft-he-test\n"
-                                "::1 weft-he-three\n127.0.0.1 weft-he-three\n127.0.0.2 weft-he-three\n"))
+                                "::1 weft-he-three\n127.0.0.1 weft-he-three\n127.0.0.2 weft-he-three\n"
+                                "2001:db8::1 weft-he-bad\n192.0.2.1 weft-he-bad\n"))
           return child_skipped;
         body();
         return 0;
@@ -229,14 +275,18 @@ TEST_CASE("Happy Eyeballs: each failed attempt starts the next at once, down to 
             WEFT_CHILD_REQUIRE(now_s() == 0);
             WEFT_CHILD_REQUIRE(open_fd_count() == fds + 1);
 
-            // With the last one refusing too: a group of all three errors.
+            // With the last one refusing too: a connect_error listing all
+            // three, in the order they were tried.
             ls[0].aclose();
             try {
               (void)net::create_tcp_connection("weft-he-three", port, std::nullopt, 1h);
               throw child_failure("connected although every address refuses");
-            } catch (const weft::exception_group& g) {
-              WEFT_CHILD_REQUIRE(g.size() == 3);
-              for (const auto& e : g.exceptions()) WEFT_CHILD_REQUIRE(error_of(e) == ECONNREFUSED);
+            } catch (const net::connect_error& e) {
+              WEFT_CHILD_REQUIRE(e.attempts().size() == 3);
+              WEFT_CHILD_REQUIRE(e.attempts()[0].address == net::endpoint(ip::make_address("::1"), port));
+              WEFT_CHILD_REQUIRE(e.attempts()[1].address == net::endpoint(ip::make_address("127.0.0.1"), port));
+              WEFT_CHILD_REQUIRE(e.attempts()[2].address == net::endpoint(ip::make_address("127.0.0.2"), port));
+              for (const auto& a : e.attempts()) WEFT_CHILD_REQUIRE(error_of(a.exception) == ECONNREFUSED);
             }
             WEFT_CHILD_REQUIRE(now_s() == 0);
             return;
@@ -267,7 +317,7 @@ TEST_CASE("Happy Eyeballs: when ::1 never answers, IPv4 is tried after the delay
   });
 }
 
-TEST_CASE("Happy Eyeballs: when every attempt fails, an exception_group holds every error") {
+TEST_CASE("Happy Eyeballs: when every attempt fails, a connect_error lists every attempt, IPv6 first") {
   leak_check lc;
   with_dual_stack_name([] {
     weft::run([] {
@@ -277,16 +327,97 @@ TEST_CASE("Happy Eyeballs: when every attempt fails, an exception_group holds ev
       v4.aclose();  // now 127.0.0.1 refuses too
       refusing_port v4_refusing(AF_INET, port);
       const std::size_t fds = open_fd_count();
+      const net::endpoint v6_ep(ip::make_address("::1"), port), v4_ep(ip::make_address("127.0.0.1"), port);
       try {
         (void)net::create_tcp_connection(dual_name, port, std::nullopt, 1s);
         throw child_failure("connected to ports nobody listens on");
-      } catch (const weft::exception_group& g) {
-        WEFT_CHILD_REQUIRE(g.size() == 2);
-        for (const auto& e : g.exceptions()) WEFT_CHILD_REQUIRE(error_of(e) == ECONNREFUSED);
-        WEFT_CHILD_REQUIRE(g.message().find(dual_name) != std::string::npos);
+      } catch (const std::system_error& e) {  // one shape for one address or several
+        const auto* ce = dynamic_cast<const net::connect_error*>(&e);
+        WEFT_CHILD_REQUIRE(ce != nullptr);
+        WEFT_CHILD_REQUIRE(ce->attempts().size() == 2);
+        WEFT_CHILD_REQUIRE(ce->attempts()[0].address == v6_ep);
+        WEFT_CHILD_REQUIRE(ce->attempts()[1].address == v4_ep);
+        for (const auto& a : ce->attempts()) {
+          WEFT_CHILD_REQUIRE(a.error == std::error_code(ECONNREFUSED, std::system_category()));
+          WEFT_CHILD_REQUIRE(error_of(a.exception) == ECONNREFUSED);
+        }
+        WEFT_CHILD_REQUIRE(e.code() == std::error_code(ECONNREFUSED, std::system_category()));
+        const std::string what = e.what();
+        WEFT_CHILD_REQUIRE(what.find("weft::net::create_tcp_connection") != std::string::npos);
+        WEFT_CHILD_REQUIRE(what.find(dual_name) != std::string::npos);
+        WEFT_CHILD_REQUIRE(what.find(v6_ep.to_string()) != std::string::npos);
+        WEFT_CHILD_REQUIRE(what.find(v4_ep.to_string()) != std::string::npos);
       }
       WEFT_CHILD_REQUIRE(open_fd_count() == fds);
     });
+  });
+}
+
+TEST_CASE("Happy Eyeballs: cancelled after one attempt failed, it throws cancelled, never a connect_error") {
+  leak_check lc;
+  with_dual_stack_name([] {
+    run_manual(
+        [] {
+          check_resolution();
+          // 127.0.0.1 never answers; ::1 at the same port refuses at once.
+          auto [hung_unused, refusing, port] = [] {
+            for (int attempt = 0;; ++attempt) {
+              auto hung = std::make_unique<hung_listener>(AF_INET);
+              try {
+                auto r = std::make_unique<refusing_port>(AF_INET6, hung->port());
+                const std::uint16_t p = hung->port();
+                return std::make_tuple(std::move(hung), std::move(r), p);
+              } catch (const std::system_error&) {
+                WEFT_CHILD_REQUIRE(attempt < 10);
+              }
+            }
+          }();
+          const std::size_t fds = open_fd_count();
+          bool returned = false;
+          auto scope = weft::move_on_after(1s);
+          try {
+            scope.run([&] {
+              (void)net::create_tcp_connection(dual_name, port, std::nullopt, 50ms);
+              returned = true;
+            });
+          } catch (const std::exception& e) {
+            throw child_failure(std::string("not a cancellation: ") + e.what());
+          }
+          WEFT_CHILD_REQUIRE(scope.cancelled_caught());
+          WEFT_CHILD_REQUIRE(!returned);
+          WEFT_CHILD_REQUIRE(now_s() == 1.0);
+          WEFT_CHILD_REQUIRE(open_fd_count() == fds);
+        },
+        true);
+  });
+}
+
+TEST_CASE("create_udp_endpoint: when every address pair fails, a connect_error lists each of them") {
+  leak_check lc;
+  with_dual_stack_name([] {
+    run_manual(
+        [] {
+          check_resolution();
+          // weft-he-bad is 2001:db8::1 and 192.0.2.1: neither is an address of
+          // this host, so binding fails for each family.
+          const std::size_t fds = open_fd_count();
+          try {
+            (void)net::create_udp_endpoint(std::make_pair(std::string(dual_name), 9),
+                                           std::make_pair(std::string("weft-he-bad"), 0));
+            throw child_failure("bound to addresses this host does not have");
+          } catch (const net::connect_error& e) {
+            WEFT_CHILD_REQUIRE(e.attempts().size() == 2);
+            for (const auto& a : e.attempts()) {
+              WEFT_CHILD_REQUIRE(a.address.address().is_loopback());
+              WEFT_CHILD_REQUIRE(a.address.port() == 9);
+              WEFT_CHILD_REQUIRE(a.error == std::error_code(EADDRNOTAVAIL, std::system_category()));
+            }
+            WEFT_CHILD_REQUIRE(e.attempts()[0].address.family() != e.attempts()[1].address.family());
+            WEFT_CHILD_REQUIRE(std::string(e.what()).find("weft::net::create_udp_endpoint") != std::string::npos);
+          }
+          WEFT_CHILD_REQUIRE(open_fd_count() == fds);
+        },
+        true);
   });
 }
 
@@ -356,6 +487,187 @@ TEST_CASE("create_unix_stream_connection fails with ENOENT without a socket file
     CHECK(error_of([&] { (void)net::create_unix_stream_connection(dir.file("stale")); }) == ECONNREFUSED);
     CHECK(open_fd_count() == fds);
   });
+}
+
+TEST_CASE("a failed Unix stream connect is a connect_error naming the function and the path") {
+  leak_check lc;
+  temp_dir dir;
+  run_manual(
+      [&] {
+        const std::string missing = dir.file("missing");
+        try {
+          (void)net::create_unix_stream_connection(missing);
+          FAIL("connected to a path where nothing listens");
+        } catch (const std::system_error& e) {
+          CHECK(e.code() == std::error_code(ENOENT, std::system_category()));
+          const std::string what = e.what();
+          CHECK(what.find("weft::net::create_unix_stream_connection") != std::string::npos);
+          CHECK(what.find(missing) != std::string::npos);
+          const auto* ce = dynamic_cast<const net::connect_error*>(&e);
+          REQUIRE(ce != nullptr);
+          REQUIRE(ce->attempts().size() == 1);
+          CHECK(ce->attempts()[0].address.path() == missing);
+        }
+      },
+      true);
+}
+
+namespace {
+
+// Fills the accept queue of the Unix listener at path with raw connections
+// (non-blocking connects until one is refused with EAGAIN); returns them.
+std::vector<int> fill_unix_backlog(const std::string& path) {
+  const auto ep = net::endpoint::unix_path(path);
+  std::vector<int> fds;
+  for (int i = 0; i < 64; ++i) {
+    const int c = ::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    REQUIRE(c >= 0);
+    if (::connect(c, ep.data(), static_cast<socklen_t>(ep.size())) != 0) {
+      const int e = errno;
+      ::close(c);
+      REQUIRE(e == EAGAIN);
+      return fds;
+    }
+    fds.push_back(c);
+  }
+  FAIL("the accept queue of a listener with backlog 1 never filled up");
+  return fds;
+}
+
+}  // namespace
+
+TEST_CASE("Unix stream connects to a listener whose backlog is full wait, and all connect once the server accepts") {
+  leak_check lc;
+  temp_dir dir;
+  run_manual(
+      [&] {
+        const std::string path = dir.file("full");
+        auto l = net::create_unix_stream_listener(path, 1);
+        constexpr int clients = 6;
+        int connected = 0, answered = 0;
+        weft::open_task_group([&](weft::task_group& tg) {
+          for (int i = 0; i < clients; ++i)
+            tg.start_soon([&, i] {
+              auto c = net::create_unix_stream_connection(path);
+              // Connected for real: it has a peer, and bytes go both ways.
+              CHECK(c.peer_address().path() == path);
+              ++connected;
+              c.send_all("client " + std::to_string(i));
+              CHECK(c.recv(100) == "hello client " + std::to_string(i));
+              ++answered;
+              c.aclose();
+            });
+          // The server does not accept for a while: the backlog (1) fills
+          // up, and the other clients wait for room.
+          weft::sleep(1s);
+          CHECK(connected < clients);
+          CHECK(answered == 0);
+          for (int i = 0; i < clients; ++i) {
+            auto s = l.accept();
+            tg.start_soon([&, s = std::move(s)]() mutable {
+              s.send_all("hello " + s.recv(100));
+              CHECK(s.recv(100).empty());
+              s.aclose();
+            });
+          }
+        });
+        CHECK(connected == clients);
+        CHECK(answered == clients);
+      },
+      true);
+}
+
+TEST_CASE("a Unix stream connect waiting on a full backlog is ended by a deadline and leaves no descriptor behind") {
+  leak_check lc;
+  temp_dir dir;
+  run_manual(
+      [&] {
+        const std::string path = dir.file("full");
+        auto l = net::create_unix_stream_listener(path, 1);
+        const std::vector<int> queued = fill_unix_backlog(path);
+        const std::size_t fds = open_fd_count();
+        bool returned = false;
+        auto scope = weft::move_on_after(2s);
+        scope.run([&] {
+          (void)net::create_unix_stream_connection(path);
+          returned = true;
+        });
+        CHECK(scope.cancelled_caught());
+        CHECK_FALSE(returned);
+        CHECK(now_s() == doctest::Approx(2.0));
+        CHECK(open_fd_count() == fds);
+        // Once there is room again, a connect goes through at once.
+        for (int fd : queued) ::close(fd);
+        for (std::size_t i = 0; i < queued.size(); ++i) (void)l.accept();
+        auto c = net::create_unix_stream_connection(path);
+        auto s = l.accept();
+        c.send_all("room");
+        CHECK(s.recv(10) == "room");
+      },
+      true);
+}
+
+TEST_CASE("an empty or too long Unix socket path is rejected, naming the function, the argument and the path") {
+  leak_check lc;
+  temp_dir dir;
+  run_manual(
+      [&] {
+        const std::string too_long = dir.file(std::string(120, 'x'));
+        const std::string ok = dir.file("ok");
+        auto listener = net::create_unix_stream_listener(ok);
+        const std::size_t fds = open_fd_count();
+        const char* connect = "weft::net::create_unix_stream_connection";
+        check_invalid_argument([&] { (void)net::create_unix_stream_connection(""); }, {connect, "path is empty"});
+        check_invalid_argument([&] { (void)net::create_unix_stream_connection(too_long); },
+                               {connect, too_long, std::to_string(too_long.size())});
+        check_invalid_argument([&] { (void)net::create_unix_stream_connection(ok, std::string()); },
+                               {connect, "local_path is empty"});
+        check_invalid_argument([&] { (void)net::create_unix_stream_connection(ok, too_long); },
+                               {connect, "local_path", too_long});
+        const char* dgram = "weft::net::create_unix_datagram_endpoint";
+        check_invalid_argument([&] { (void)net::create_unix_datagram_endpoint(std::string()); },
+                               {dgram, "remote_path is empty"});
+        check_invalid_argument([&] { (void)net::create_unix_datagram_endpoint(too_long); },
+                               {dgram, "remote_path", too_long});
+        check_invalid_argument([&] { (void)net::create_unix_datagram_endpoint(std::nullopt, std::string()); },
+                               {dgram, "local_path is empty"});
+        check_invalid_argument([&] { (void)net::create_unix_stream_listener(""); },
+                               {"weft::net::create_unix_stream_listener", "path is empty"});
+        check_invalid_argument([&] { (void)net::create_unix_stream_listener(too_long); },
+                               {"weft::net::create_unix_stream_listener", too_long});
+        check_invalid_argument([&] { (void)net::create_unix_datagram_listener(""); },
+                               {"weft::net::create_unix_datagram_listener", "path is empty"});
+        check_invalid_argument([&] { (void)net::create_unix_datagram_listener(too_long); },
+                               {"weft::net::create_unix_datagram_listener", too_long});
+        CHECK(open_fd_count() == fds);
+        CHECK(std::distance(std::filesystem::directory_iterator(dir.path()), {}) == 1);  // only "ok"
+      },
+      true);
+}
+
+TEST_CASE("argument errors of the connection factories name the function and the bad value") {
+  leak_check lc;
+  run_manual(
+      [] {
+        check_invalid_argument([] { (void)net::create_tcp_connection("127.0.0.1", 80, std::nullopt, -1.5s); },
+                               {"weft::net::create_tcp_connection", "happy_eyeballs_delay", "-1.5"});
+        check_invalid_argument(
+            [] { (void)net::create_udp_endpoint(std::make_pair(std::string("127.0.0.1"), 9), std::nullopt, AF_UNIX); },
+            {"weft::net::create_udp_endpoint", "family", std::to_string(AF_UNIX)});
+        int fds[2];
+        REQUIRE(::socketpair(AF_UNIX, SOCK_DGRAM, 0, fds) == 0);
+        check_invalid_argument([&] { (void)net::wrap_stream_socket(fds[0]); },
+                               {"weft::net::wrap_stream_socket", "fd " + std::to_string(fds[0])});
+        ::close(fds[0]);
+        ::close(fds[1]);
+        REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM, 0, fds) == 0);
+        check_invalid_argument([&] { (void)net::wrap_connected_datagram_socket(fds[0]); },
+                               {"weft::net::wrap_connected_datagram_socket", "fd " + std::to_string(fds[0])});
+        ::close(fds[0]);
+        ::close(fds[1]);
+        check_invalid_argument([] { (void)net::wrap_stream_socket(-1); }, {"weft::net::wrap_stream_socket", "fd -1"});
+      },
+      true);
 }
 
 // --- wrapping sockets --------------------------------------------------------------

@@ -152,6 +152,34 @@ TEST_CASE("sending a datagram that is too big fails with EMSGSIZE") {
   });
 }
 
+TEST_CASE("a datagram too big to send is an EMSGSIZE error naming the function and the size") {
+  leak_check lc;
+  run_manual(
+      [] {
+        auto s = udp_pair();
+        auto check_too_big = [](auto&& send, const char* function) {
+          try {
+            send();
+            FAIL("a 70000-byte UDP datagram was sent");
+          } catch (const std::system_error& e) {
+            CHECK(e.code() == std::error_code(EMSGSIZE, std::system_category()));
+            const std::string what = e.what();
+            CAPTURE(what);
+            CHECK(what.find(function) != std::string::npos);
+            CHECK(what.find("70000") != std::string::npos);
+          }
+        };
+        check_too_big([&] { s.client.send(std::string(70000, 'x')); }, "weft::net::datagram_transport::send");
+        check_too_big([&] { s.server.send_to(std::string(70000, 'x'), s.client.local_address()); },
+                      "weft::net::datagram_listener::send_to");
+        check_invalid_argument([&] { s.server.send_to("x", net::endpoint()); },
+                               {"weft::net::datagram_listener::send_to", "<unspecified>"});
+        s.client.send("still fine");
+        CHECK(s.server.recv_from().first == "still fine");
+      },
+      true);
+}
+
 TEST_CASE("a connected UDP endpoint reports ECONNREFUSED when nobody listens at the peer") {
   leak_check lc;
   run_real([] {
@@ -260,6 +288,58 @@ TEST_CASE("create_udp_endpoint and create_unix_datagram_endpoint need an address
                                            AF_INET6);
           }) > 0);
   });
+}
+
+TEST_CASE("create_udp_endpoint rejects a port out of range, for the remote and the local address") {
+  leak_check lc;
+  run_manual(
+      [] {
+        const std::size_t fds = open_fd_count();
+        for (const int port : {65536, 70000, -1}) {
+          CAPTURE(port);
+          check_invalid_argument([&] { (void)net::create_udp_endpoint(std::make_pair(std::string("127.0.0.1"), port)); },
+                                 {"weft::net::create_udp_endpoint", std::to_string(port)});
+          check_invalid_argument(
+              [&] { (void)net::create_udp_endpoint(std::nullopt, std::make_pair(std::string("127.0.0.1"), port)); },
+              {"weft::net::create_udp_endpoint", std::to_string(port)});
+        }
+        CHECK(open_fd_count() == fds);
+      },
+      true);
+}
+
+TEST_CASE("a datagram endpoint that cannot be made throws a connect_error with the address it tried") {
+  leak_check lc;
+  temp_dir dir;
+  run_manual(
+      [&] {
+        const std::size_t fds = open_fd_count();
+        // 192.0.2.1 (TEST-NET-1) is not an address of this host.
+        try {
+          (void)net::create_udp_endpoint(std::make_pair(std::string("127.0.0.1"), 9),
+                                         std::make_pair(std::string("192.0.2.1"), 0));
+          FAIL("bound an address this host does not have");
+        } catch (const net::connect_error& e) {
+          CHECK(e.code() == std::error_code(EADDRNOTAVAIL, std::system_category()));
+          REQUIRE(e.attempts().size() == 1);
+          CHECK(e.attempts()[0].address == net::endpoint(ip::make_address("127.0.0.1"), 9));
+          CHECK(std::string(e.what()).find("weft::net::create_udp_endpoint") != std::string::npos);
+        }
+        const std::string missing = dir.file("missing");
+        try {
+          (void)net::create_unix_datagram_endpoint(missing);
+          FAIL("connected to a path where nothing is bound");
+        } catch (const net::connect_error& e) {
+          CHECK(e.code() == std::error_code(ENOENT, std::system_category()));
+          REQUIRE(e.attempts().size() == 1);
+          CHECK(e.attempts()[0].address.path() == missing);
+          const std::string what = e.what();
+          CHECK(what.find("weft::net::create_unix_datagram_endpoint") != std::string::npos);
+          CHECK(what.find(missing) != std::string::npos);
+        }
+        CHECK(open_fd_count() == fds);
+      },
+      true);
 }
 
 TEST_CASE("wrap_connected_datagram_socket takes a datagram socket and rejects a stream socket") {

@@ -72,6 +72,26 @@ TEST_CASE("a Unix endpoint holds its path; a path that does not fit is rejected"
   CHECK_THROWS_AS((void)net::endpoint::unix_path(std::string(1000, 'p')), std::invalid_argument);
 }
 
+TEST_CASE("endpoint argument errors name the function and the bad value") {
+  leak_check lc;
+  const std::string long_path(200, 'p');
+  check_invalid_argument([&] { (void)net::endpoint::unix_path(long_path); },
+                         {"weft::net::endpoint::unix_path", long_path, "200"});
+  std::vector<char> big(net::endpoint::capacity() + 1);
+  check_invalid_argument([&] { (void)net::endpoint(reinterpret_cast<const sockaddr*>(big.data()), big.size()); },
+                         {"weft::net::endpoint", std::to_string(big.size())});
+  net::endpoint ep(ip::make_address("127.0.0.1"), 1);
+  check_invalid_argument([&] { ep.resize(1000); }, {"weft::net::endpoint::resize", "1000"});
+  const auto unix_ep = net::endpoint::unix_path("/tmp/weft-x");
+  try {
+    (void)unix_ep.port();
+    FAIL("a Unix endpoint has a port");
+  } catch (const std::logic_error& e) {
+    CHECK(std::string(e.what()).find("weft::net::endpoint::port") != std::string::npos);
+    CHECK(std::string(e.what()).find("/tmp/weft-x") != std::string::npos);
+  }
+}
+
 TEST_CASE("an unnamed Unix endpoint has an empty path") {
   leak_check lc;
   sockaddr_un un{};
@@ -211,6 +231,61 @@ TEST_CASE("getaddrinfo with no result is an error") {
   });
 }
 
+TEST_CASE("getaddrinfo rejects a numeric port above 65535 or below 0, naming the port") {
+  leak_check lc;
+  run_manual(
+      [] {
+        for (const char* port : {"70000", "65536", "-1", "-80", "99999999999999999999999"}) {
+          CAPTURE(std::string(port));
+          for (const char* host : {"127.0.0.1", "::1", "localhost"}) {
+            CAPTURE(std::string(host));
+            check_invalid_argument([&] { (void)net::getaddrinfo(host, port); }, {"weft::net::getaddrinfo", port});
+            check_invalid_argument([&] { (void)net::getaddrinfo(host, port, AF_UNSPEC, SOCK_DGRAM); },
+                                   {"weft::net::getaddrinfo", port});
+          }
+        }
+        // The ends of the range are fine.
+        CHECK(net::getaddrinfo("127.0.0.1", "65535", AF_INET, SOCK_STREAM).at(0).address.port() == 65535);
+        CHECK(net::getaddrinfo("127.0.0.1", "0", AF_INET, SOCK_STREAM).at(0).address.port() == 0);
+        CHECK(net::getaddrinfo("::1", "00080", AF_INET6, SOCK_STREAM).at(0).address.port() == 80);
+      },
+      true);
+}
+
+TEST_CASE("getaddrinfo with a service name that does not resolve throws a system error naming the service") {
+  leak_check lc;
+  run_manual(
+      [] {
+        for (const char* host : {"127.0.0.1", "localhost"}) {
+          CAPTURE(std::string(host));
+          try {
+            (void)net::getaddrinfo(host, "weft-no-such-service", AF_UNSPEC, SOCK_STREAM);
+            FAIL("an unknown service name resolved");
+          } catch (const std::invalid_argument& e) {
+            FAIL("an unknown service name is not an argument error: " << std::string(e.what()));
+          } catch (const std::system_error& e) {
+            const std::string what = e.what();
+            CAPTURE(what);
+            CHECK(e.code());
+            CHECK(what.find("weft::net::getaddrinfo") != std::string::npos);
+            CHECK(what.find("weft-no-such-service") != std::string::npos);
+          }
+        }
+      },
+      true);
+}
+
+TEST_CASE("an endpoint rejects a port out of range, naming it") {
+  leak_check lc;
+  const auto loopback = ip::make_address("127.0.0.1");
+  for (const int port : {65536, 70000, -1}) {
+    CAPTURE(port);
+    check_invalid_argument([&] { (void)net::endpoint(loopback, port); },
+                           {"weft::net::endpoint", std::to_string(port)});
+  }
+  CHECK(net::endpoint(loopback, 65535).port() == 65535);
+}
+
 TEST_CASE("getaddrinfo rejects an invalid family or socket type") {
   leak_check lc;
   run_real([] {
@@ -218,6 +293,20 @@ TEST_CASE("getaddrinfo rejects an invalid family or socket type") {
     CHECK_THROWS_AS((void)net::getaddrinfo("127.0.0.1", "80", 12345), std::invalid_argument);
     CHECK_THROWS_AS((void)net::getaddrinfo("127.0.0.1", "80", AF_UNSPEC, SOCK_RAW), std::invalid_argument);
   });
+}
+
+TEST_CASE("getaddrinfo and getnameinfo argument errors name the function and the bad value") {
+  leak_check lc;
+  run_manual(
+      [] {
+        check_invalid_argument([] { (void)net::getaddrinfo("127.0.0.1", "80", AF_UNIX); },
+                               {"weft::net::getaddrinfo", "family", std::to_string(AF_UNIX)});
+        check_invalid_argument([] { (void)net::getaddrinfo("127.0.0.1", "80", AF_UNSPEC, SOCK_RAW); },
+                               {"weft::net::getaddrinfo", "type", std::to_string(SOCK_RAW)});
+        check_invalid_argument([] { (void)net::getnameinfo(net::endpoint::unix_path("/tmp/weft-y")); },
+                               {"weft::net::getnameinfo", "/tmp/weft-y"});
+      },
+      true);
 }
 
 TEST_CASE("getaddrinfo is a cancel point") {

@@ -144,7 +144,7 @@ TEST_CASE("reuse_port sets SO_REUSEPORT and lets two listeners share a port; wit
   });
 }
 
-TEST_CASE("a bind error closes every socket bound so far and is thrown") {
+TEST_CASE("a bind error closes every socket bound so far and is thrown as a bind_error with that one attempt") {
   leak_check lc;
   run_real([] {
     // ::1 at the port is taken; 127.0.0.1 at the port is free and binds first.
@@ -154,10 +154,12 @@ TEST_CASE("a bind error closes every socket bound so far and is thrown") {
     int error = 0;
     try {
       (void)net::create_tcp_listeners(std::vector<std::string>{"127.0.0.1", "::1"}, port);
-    } catch (const weft::exception_group& g) {
-      FAIL("one error came out as a group of " << g.size());
-    } catch (...) {
-      error = error_of(std::current_exception());
+    } catch (const net::bind_error& e) {
+      error = e.code().value();
+      REQUIRE(e.attempts().size() == 1);
+      CHECK(e.attempts()[0].address == net::endpoint(ip::make_address("::1"), port));
+      CHECK(error_of(e.attempts()[0].exception) == EADDRINUSE);
+      CHECK(std::string(e.what()).find("weft::net::create_tcp_listeners") != std::string::npos);
     }
     CHECK(error == EADDRINUSE);
     CHECK(open_fd_count() == fds);  // the 127.0.0.1 socket was closed again
@@ -167,7 +169,7 @@ TEST_CASE("a bind error closes every socket bound so far and is thrown") {
   });
 }
 
-TEST_CASE("several bind errors come out together as an exception_group, every socket closed") {
+TEST_CASE("several bind errors come out together in one bind_error, a std::system_error, every socket closed") {
   leak_check lc;
   run_real([] {
     auto taken = net::create_tcp_listeners(std::vector<std::string>{"127.0.0.1", "::1"}, 0);
@@ -176,9 +178,17 @@ TEST_CASE("several bind errors come out together as an exception_group, every so
     try {
       (void)net::create_tcp_listeners(std::vector<std::string>{"127.0.0.1", "127.0.0.2", "::1"}, port);
       FAIL("binding ports in use succeeded");
-    } catch (const weft::exception_group& g) {
-      REQUIRE(g.size() == 2);
-      for (const auto& e : g.exceptions()) CHECK(error_of(e) == EADDRINUSE);
+    } catch (const std::system_error& e) {
+      CHECK(e.code() == std::error_code(EADDRINUSE, std::system_category()));
+      const auto* be = dynamic_cast<const net::bind_error*>(&e);
+      REQUIRE(be != nullptr);
+      REQUIRE(be->attempts().size() == 2);
+      CHECK(be->attempts()[0].address == net::endpoint(ip::make_address("127.0.0.1"), port));
+      CHECK(be->attempts()[1].address == net::endpoint(ip::make_address("::1"), port));
+      for (const auto& a : be->attempts()) CHECK(error_of(a.exception) == EADDRINUSE);
+      const std::string what = e.what();
+      CHECK(what.find(be->attempts()[0].address.to_string()) != std::string::npos);
+      CHECK(what.find(be->attempts()[1].address.to_string()) != std::string::npos);
     }
     CHECK(open_fd_count() == fds);  // 127.0.0.2 was bound, then closed
     auto again = net::create_tcp_listeners("127.0.0.2", port);
@@ -198,6 +208,71 @@ TEST_CASE("a backlog below 1 is rejected") {
     CHECK_FALSE(std::filesystem::exists(dir.file("s")));
     CHECK(net::create_tcp_listeners("127.0.0.1", 0, 1).size() == 1);
   });
+}
+
+TEST_CASE("TCP and UDP listeners reject a port out of range, naming it") {
+  leak_check lc;
+  run_manual(
+      [] {
+        const std::size_t fds = open_fd_count();
+        for (const int port : {65536, 70000, -1}) {
+          CAPTURE(port);
+          check_invalid_argument([&] { (void)net::create_tcp_listeners("127.0.0.1", port); },
+                                 {"weft::net::create_tcp_listeners", std::to_string(port)});
+          check_invalid_argument(
+              [&] { (void)net::create_tcp_listeners(std::vector<std::string>{"127.0.0.1", "::1"}, port); },
+              {"weft::net::create_tcp_listeners", std::to_string(port)});
+          check_invalid_argument([&] { (void)net::create_tcp_listeners("", port); },
+                                 {"weft::net::create_tcp_listeners", std::to_string(port)});
+          check_invalid_argument([&] { (void)net::create_udp_listeners("127.0.0.1", port); },
+                                 {"weft::net::create_udp_listeners", std::to_string(port)});
+        }
+        CHECK(open_fd_count() == fds);
+      },
+      true);
+}
+
+TEST_CASE("listener argument errors name the function and the bad value; nothing is left behind") {
+  leak_check lc;
+  temp_dir dir;
+  run_manual(
+      [&] {
+        const std::size_t fds = open_fd_count();
+        check_invalid_argument([] { (void)net::create_tcp_listeners("127.0.0.1", 0, 0); },
+                               {"weft::net::create_tcp_listeners", "backlog", "0"});
+        check_invalid_argument([] { (void)net::create_tcp_listeners("127.0.0.1", 0, -5); },
+                               {"weft::net::create_tcp_listeners", "backlog", "-5"});
+        check_invalid_argument([&] { (void)net::create_unix_stream_listener(dir.file("s"), -1); },
+                               {"weft::net::create_unix_stream_listener", "backlog", "-1"});
+        check_invalid_argument([&] { (void)net::create_unix_stream_listener(dir.file("s"), 16, 010000u); },
+                               {"weft::net::create_unix_stream_listener", "mode", "010000"});
+        check_invalid_argument([&] { (void)net::create_unix_datagram_listener(dir.file("d"), 0777777u); },
+                               {"weft::net::create_unix_datagram_listener", "mode", "0777777"});
+        CHECK(open_fd_count() == fds);
+        CHECK(std::filesystem::is_empty(dir.path()));
+      },
+      true);
+}
+
+TEST_CASE("serve with an empty handler is rejected before it accepts anything") {
+  leak_check lc;
+  run_manual(
+      [] {
+        auto ls = net::create_tcp_listeners("127.0.0.1", 0);
+        auto us = net::create_udp_listeners("127.0.0.1", 0);
+        weft::open_task_group([&](weft::task_group& tg) {
+          check_invalid_argument([&] { ls[0].serve(net::stream_listener::handler(), tg); },
+                                 {"weft::net::stream_listener::serve", "handler"});
+          check_invalid_argument([&] { us[0].serve(net::datagram_listener::handler(), tg); },
+                                 {"weft::net::datagram_listener::serve", "handler"});
+        });
+        // The listener is still free to serve.
+        auto c = net::create_tcp_connection("127.0.0.1", ls[0].local_address().port());
+        auto s = ls[0].accept();
+        c.send_all("ok");
+        CHECK(s.recv(10) == "ok");
+      },
+      true);
 }
 
 // --- Unix stream listeners ---------------------------------------------------------
@@ -234,6 +309,40 @@ TEST_CASE("a Unix stream listener on an existing socket file fails with EADDRINU
     CHECK(error_of([&] { (void)net::create_unix_stream_listener(path); }) == EADDRINUSE);
     CHECK(open_fd_count() == fds);
   });
+}
+
+TEST_CASE("a listener that cannot be bound throws a bind_error naming the function and the address") {
+  leak_check lc;
+  temp_dir dir;
+  run_manual(
+      [&] {
+        const std::string path = dir.file("taken");
+        auto first = net::create_unix_stream_listener(path);
+        auto check_one = [](auto&& make, const char* function, const net::endpoint& address, int error) {
+          try {
+            make();
+            FAIL("bound an address that cannot be bound");
+          } catch (const net::bind_error& e) {
+            CHECK(e.code() == std::error_code(error, std::system_category()));
+            REQUIRE(e.attempts().size() == 1);
+            CHECK(e.attempts()[0].address == address);
+            const std::string what = e.what();
+            CAPTURE(what);
+            CHECK(what.find(function) != std::string::npos);
+            CHECK(what.find(address.to_string()) != std::string::npos);
+          }
+        };
+        check_one([&] { (void)net::create_unix_stream_listener(path); }, "weft::net::create_unix_stream_listener",
+                  net::endpoint::unix_path(path), EADDRINUSE);
+        check_one([&] { (void)net::create_unix_datagram_listener(path); }, "weft::net::create_unix_datagram_listener",
+                  net::endpoint::unix_path(path), EADDRINUSE);
+        // 192.0.2.1 (TEST-NET-1) is not an address of this host.
+        check_one([&] { (void)net::create_tcp_listeners("192.0.2.1", 0); }, "weft::net::create_tcp_listeners",
+                  net::endpoint(ip::make_address("192.0.2.1"), 0), EADDRNOTAVAIL);
+        check_one([&] { (void)net::create_udp_listeners("192.0.2.1", 0); }, "weft::net::create_udp_listeners",
+                  net::endpoint(ip::make_address("192.0.2.1"), 0), EADDRNOTAVAIL);
+      },
+      true);
 }
 
 TEST_CASE("a Unix stream listener serves connections; peers see each other's paths") {

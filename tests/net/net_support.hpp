@@ -34,11 +34,13 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <initializer_list>
 #include <memory>
 #include <optional>
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <system_error>
 #include <utility>
 #include <vector>
@@ -94,6 +96,26 @@ int error_of(F&& fn) {
 /// The errno of an exception_ptr holding a system error, -1 otherwise.
 inline int error_of(const std::exception_ptr& e) {
   return error_of([&] { std::rethrow_exception(e); });
+}
+
+/// Checks that fn throws std::invalid_argument whose message contains every
+/// one of `parts` (the weft function, the bad value).
+template <class F>
+  requires std::invocable<F&>
+void check_invalid_argument(F&& fn, std::initializer_list<std::string_view> parts) {
+  try {
+    fn();
+    FAIL("no exception");
+  } catch (const std::invalid_argument& e) {
+    const std::string what = e.what();
+    CAPTURE(what);
+    for (const auto part : parts) {
+      CAPTURE(part);
+      CHECK(what.find(part) != std::string::npos);
+    }
+  } catch (const std::exception& e) {
+    FAIL("not a std::invalid_argument: " << std::string(e.what()));
+  }
 }
 
 /// Open file descriptors of this process (entries of /proc/self/fd).

@@ -57,6 +57,35 @@ TEST_CASE("recv(0) returns an empty string at once, without waiting for data") {
   });
 }
 
+TEST_CASE("recv with a huge n returns what has arrived, at most max_recv_size bytes, and allocates no more") {
+  leak_check lc;
+  static_assert(net::max_recv_size == 65536);
+  run_manual(
+      [] {
+        auto p = unix_stream_pair();
+        p.client.send_all("small");
+        CHECK(p.server.recv(SIZE_MAX) == "small");
+        const std::string big = pattern(300000);
+        std::string got;
+        weft::open_task_group([&](weft::task_group& tg) {
+          tg.start_soon([&] {
+            p.client.send_all(big);
+            p.client.send_eof();
+          });
+          for (std::size_t n : {SIZE_MAX, SIZE_MAX / 2, std::size_t{1} << 40, net::max_recv_size + 1}) {
+            const std::string part = p.server.recv(n);
+            CHECK_FALSE(part.empty());
+            CHECK(part.size() <= 65536);
+            CHECK(part.capacity() < 2 * 65536);
+            got += part;
+          }
+          got += recv_all(p.server);
+        });
+        CHECK(got == big);
+      },
+      true);
+}
+
 TEST_CASE("recv returns an empty string at end of stream, every time it is called") {
   leak_check lc;
   for (const auto kind : all_stream_kinds) {
@@ -297,12 +326,12 @@ TEST_CASE("aclose in a cancelled task closes abortively: the peer sees a reset")
           try {
             (void)p.server.recv(10);
           } catch (const weft::cancelled&) {
-            p.server.aclose();
             cleaned_up = true;
-            throw;
+            p.server.aclose();  // closes, then throws cancelled again
           }
         });
         CHECK(cleaned_up);
+        CHECK(p.server.is_closing());
         CHECK(error_of([&] { (void)p.client.recv(10); }) == ECONNRESET);
       }
     });

@@ -27,7 +27,9 @@ class datagram_transport {
   datagram_transport& operator=(datagram_transport&&) noexcept;
   ~datagram_transport();
 
-  /// Receives one datagram (up to max_datagram_size bytes). Checkpoint.
+  /// Receives one datagram (up to max_datagram_size bytes). Checkpoint, also
+  /// with a datagram waiting: in a cancelled scope it throws
+  /// weft::cancelled and leaves the datagram for the next call.
   /// @throws weft::cancelled; busy_resource_error if another task is
   /// receiving; std::system_error (EBADF once closed).
   std::string recv();
@@ -37,12 +39,17 @@ class datagram_transport {
   /// @throws as recv.
   std::size_t recv_into(std::span<std::byte> buf);
   std::size_t recv_into(std::span<char> buf) { return recv_into(std::as_writable_bytes(buf)); }
-  /// Sends one datagram. Checkpoint. @throws std::system_error (EMSGSIZE if
-  /// too big for the socket); weft::cancelled.
+  /// Sends one datagram. Checkpoint, also when the socket has room (in a
+  /// cancelled scope nothing is sent). @throws std::system_error (EMSGSIZE,
+  /// naming the size, if it is too big for the socket: 65507 bytes for UDP
+  /// over IPv4); weft::cancelled.
   void send(std::span<const std::byte> data);
   void send(std::string_view data) { send(std::as_bytes(std::span<const char>(data.data(), data.size()))); }
 
-  /// Closes the socket; a task blocked in recv fails promptly. Idempotent.
+  /// Closes the socket; a task blocked in recv fails promptly with EBADF.
+  /// Idempotent, never blocks. A checkpoint after closing: in a cancelled
+  /// task it closes and then throws weft::cancelled (outside any task it
+  /// only closes). @throws weft::cancelled (the socket is closed all the same).
   void aclose();
   bool is_closing() const noexcept { return closing_; }
 

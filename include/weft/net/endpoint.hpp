@@ -17,9 +17,12 @@ namespace weft::net {
 class endpoint {
  public:
   endpoint() noexcept = default;
-  /// An IP endpoint.
-  endpoint(const boost::asio::ip::address& address, std::uint16_t port);
-  /// A Unix socket path endpoint. @throws std::invalid_argument if too long.
+  /// An IP endpoint. The port is an int so that a value out of range is
+  /// caught rather than wrapped around.
+  /// @throws std::invalid_argument unless 0 <= port <= 65535.
+  endpoint(const boost::asio::ip::address& address, int port);
+  /// A Unix socket path endpoint. @throws std::invalid_argument (naming the
+  /// path and its length) if it is longer than sun_path holds (107 bytes).
   static endpoint unix_path(std::string_view path);
   /// From raw sockaddr bytes. @throws std::invalid_argument if len is too big.
   endpoint(const sockaddr* addr, std::size_t len);
@@ -60,16 +63,23 @@ struct address_info {
 
 /// Resolves host and port (numbers or names) without blocking the runtime:
 /// numeric hosts are converted directly, names are looked up on a resolver
-/// thread. family: AF_UNSPEC, AF_INET or AF_INET6; type: SOCK_STREAM,
-/// SOCK_DGRAM or 0 (both). Checkpoint.
-/// @throws weft::cancelled; std::system_error when the lookup fails or finds
-/// nothing (an empty result is an error).
+/// thread. A port given as a number must be 0 to 65535 (getaddrinfo(3)
+/// would silently wrap 70000 around to 4464); any other port string is a
+/// service name ("http"). family: AF_UNSPEC, AF_INET or AF_INET6; type:
+/// SOCK_STREAM, SOCK_DGRAM or 0 (both). Checkpoint, on the numeric fast path
+/// too (it then throws weft::cancelled in a cancelled scope but never yields).
+/// @throws weft::cancelled; std::invalid_argument for a numeric port out of
+/// range (naming it), a bad family or type; std::system_error naming the host
+/// and the service when the lookup fails (an unknown host or service name)
+/// or finds nothing (an empty result is an error).
 std::vector<address_info> getaddrinfo(std::string_view host, std::string_view port, int family = AF_UNSPEC,
                                       int type = 0, int flags = 0);
 
 /// The host and service names of an IP endpoint (flags as getnameinfo(3):
 /// NI_NUMERICHOST, NI_NUMERICSERV, ...). Does not block the runtime.
-/// Checkpoint. @throws weft::cancelled, std::system_error.
+/// Checkpoint, with numeric flags too. @throws weft::cancelled;
+/// std::invalid_argument (naming it) if
+/// ep is not an IP endpoint; std::system_error.
 std::pair<std::string, std::string> getnameinfo(const endpoint& ep, int flags = 0);
 
 }  // namespace weft::net

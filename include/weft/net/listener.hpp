@@ -1,4 +1,8 @@
 // weft::net listeners: accept stream connections or receive datagrams, one task each.
+//
+// Every blocking call is a checkpoint, also when it could complete at once:
+// in a cancelled scope it throws weft::cancelled before doing anything, so
+// a pending connection or datagram stays for the next call.
 #pragma once
 
 #include <weft/backend.hpp>
@@ -31,8 +35,9 @@ class stream_listener {
   stream_listener& operator=(stream_listener&&) noexcept;
   ~stream_listener();
 
-  /// Accepts one connection. Checkpoint. @throws weft::cancelled,
-  /// busy_resource_error (another task is accepting), std::system_error.
+  /// Accepts one connection. Checkpoint, also with a connection pending (it
+  /// is then left pending). @throws weft::cancelled, busy_resource_error
+  /// (another task is accepting), std::system_error.
   stream_transport accept();
 
   /// Accepts connections forever; each one runs handler(transport) in a new
@@ -40,11 +45,18 @@ class stream_listener {
   /// Accept capacity errors (EMFILE, ENFILE, ENOBUFS, ENOMEM) are logged to
   /// stderr and retried after a short pause; transient per-connection errors
   /// (ECONNABORTED, EPROTO, ...) are skipped. Returns never; ends with the
-  /// error of a closed listener (EBADF), or weft::cancelled.
-  /// @throws busy_resource_error if already serving; std::system_error.
+  /// error of a closed listener (EBADF), or weft::cancelled. A checkpoint
+  /// before every accept: once cancelled it accepts nothing more (an accept
+  /// already under way when the cancellation comes may still complete; its
+  /// connection is then handed to a handler, not dropped).
+  /// @throws std::invalid_argument if h is empty; busy_resource_error if
+  /// already serving; std::system_error; weft::cancelled.
   [[noreturn]] void serve(handler h, task_group& group);
 
-  /// Closes the listener; a serve()/accept() blocked on it fails promptly. Idempotent.
+  /// Closes the listener; a serve()/accept() blocked on it fails promptly.
+  /// Idempotent, never blocks. A checkpoint after closing: in a cancelled
+  /// task it closes and then throws weft::cancelled (outside any task it
+  /// only closes). @throws weft::cancelled (the listener is closed all the same).
   void aclose();
   bool is_closing() const noexcept { return closing_; }
 
@@ -69,7 +81,8 @@ class datagram_listener {
   datagram_listener& operator=(datagram_listener&&) noexcept;
   ~datagram_listener();
 
-  /// Receives one datagram and its sender. Checkpoint.
+  /// Receives one datagram and its sender. Checkpoint, also with a datagram
+  /// waiting (it is then left for the next call).
   std::pair<std::string, endpoint> recv_from();
   /// Receives one datagram into buf; returns its size (bytes beyond
   /// buf.size() are discarded) and its sender. No allocation. Checkpoint.
@@ -78,16 +91,24 @@ class datagram_listener {
     return recv_from_into(std::as_writable_bytes(buf));
   }
   /// Sends a datagram to `to`; safe to call from several tasks at once. Checkpoint.
+  /// @throws weft::cancelled; std::invalid_argument if `to` is neither an IP
+  /// nor a Unix endpoint; std::system_error (EMSGSIZE, naming the size and
+  /// `to`, for a datagram too big).
   void send_to(std::span<const std::byte> data, const endpoint& to);
   void send_to(std::string_view data, const endpoint& to) {
     send_to(std::as_bytes(std::span<const char>(data.data(), data.size())), to);
   }
 
   /// Receives datagrams forever; each runs handler(datagram, sender, *this) in
-  /// a new task of `group`, started in arrival order. Returns never.
-  /// @throws busy_resource_error if already serving; std::system_error; weft::cancelled.
+  /// a new task of `group`, started in arrival order. Returns never. A
+  /// checkpoint before every datagram it receives.
+  /// @throws std::invalid_argument if h is empty; busy_resource_error if
+  /// already serving; std::system_error; weft::cancelled.
   [[noreturn]] void serve(handler h, task_group& group);
 
+  /// Closes the listener; a task blocked in recv_from or serve fails
+  /// promptly with EBADF. Idempotent, never blocks; a checkpoint after
+  /// closing, as stream_listener::aclose. @throws weft::cancelled.
   void aclose();
   bool is_closing() const noexcept { return closing_; }
   socket_type& socket() noexcept { return socket_; }

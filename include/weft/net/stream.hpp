@@ -2,8 +2,11 @@
 //
 // Every blocking call parks only the calling task, is a checkpoint, and is
 // interrupted by any cancel scope: the pending Asio operation is cancelled
-// and the task resumes promptly with weft::cancelled. Errors are
-// std::system_error (boost::system::system_error).
+// and the task resumes promptly with weft::cancelled. It is a checkpoint
+// also when it could complete at once (data already there, room in the
+// socket buffer): in a cancelled scope it throws weft::cancelled before
+// doing anything, so nothing is received or sent. I/O errors are
+// std::system_error.
 #pragma once
 
 #include <weft/backend.hpp>
@@ -20,6 +23,11 @@
 
 namespace weft::net {
 
+/// The most bytes one stream_transport::recv(n) returns, and so the most it
+/// allocates: 64 KiB, what one read of a socket typically gives anyway.
+/// recv_into has no such limit (the caller owns the buffer).
+inline constexpr std::size_t max_recv_size = 65536;
+
 class stream_transport {
  public:
   using socket_type = boost::asio::generic::stream_protocol::socket;
@@ -35,12 +43,16 @@ class stream_transport {
   /// conversation.
   ~stream_transport();
 
-  /// Receives up to n bytes; an empty result means end of stream (with n > 0).
-  /// n = 0 returns an empty string at once. Checkpoint.
+  /// Receives up to min(n, max_recv_size) bytes: whatever has arrived, once
+  /// something has; an empty result means end of stream (with n > 0). Any n
+  /// is valid: a larger n (up to SIZE_MAX) allocates no more than
+  /// max_recv_size bytes. n = 0 returns an empty string without waiting for
+  /// data. Checkpoint.
   /// @throws weft::cancelled; busy_resource_error if another task is
   /// receiving on this transport; std::system_error (EBADF once closed).
   std::string recv(std::size_t n);
-  /// Receives into buf; returns the byte count, 0 at end of stream. Checkpoint.
+  /// Receives into buf; returns the byte count, 0 at end of stream (or for an
+  /// empty buf, without waiting). Checkpoint.
   std::size_t recv_into(std::span<std::byte> buf);
   std::size_t recv_into(std::span<char> buf) { return recv_into(std::as_writable_bytes(buf)); }
 
@@ -60,7 +72,13 @@ class stream_transport {
   /// Closes the transport: gracefully (the peer reads end of stream), or
   /// abortively (SO_LINGER 0: the peer sees a reset) if the calling task is
   /// cancelled. A task blocked in recv or send on this transport fails
-  /// promptly with EBADF. Idempotent; never blocks, not a checkpoint.
+  /// promptly with EBADF. Never blocks; idempotent. A checkpoint *after*
+  /// closing: in a cancelled task it closes (abortively) and then throws
+  /// weft::cancelled, so cancellation never skips the close. Outside any
+  /// task (an Asio handler) it only closes.
+  /// @throws weft::cancelled (the transport is closed all the same).
+  /// @warning Do not call it from a destructor: it may throw cancelled. The
+  /// destructor itself closes (abortively) a transport that is still open.
   void aclose();
   /// True once aclose() started (or the transport was moved from).
   bool is_closing() const noexcept { return closing_; }
@@ -80,6 +98,9 @@ class stream_transport {
   async_backend& backend() const noexcept { return builtin_backend(); }
 
  private:
+  friend class stream_listener;  // serve() closes each transport when its handler returns
+  /// aclose() without its checkpoint.
+  void close_now() noexcept;
   void check_usable(const char* what) const;
   socket_type socket_;
   bool receiving_ = false;
