@@ -219,30 +219,33 @@ stream_transport create_unix_stream_connection(std::string_view path, std::optio
   // readable or writable when room appears, so retry after a pause that
   // doubles up to 50 ms; weft::sleep keeps the wait on the runtime clock and
   // cancellable.
+  auto fail = [&](const boost::system::error_code& ec) {
+    throw connect_error(std::string(what) + ": could not connect",
+                        {attempt_failed(remote, ec, what, "connecting to " + std::string(path))});
+  };
+  auto system_error = [](int e) { return boost::system::error_code(e, boost::system::system_category()); };
   duration pause = std::chrono::milliseconds(1);
   for (;;) {
-    int error = 0;
-    if (::connect(s.native_handle(), remote.data(), static_cast<socklen_t>(remote.size())) != 0) error = errno;
-    if (error == 0 || error == EISCONN) break;
+    if (::connect(s.native_handle(), remote.data(), static_cast<socklen_t>(remote.size())) == 0) break;
+    const int error = errno;
+    if (error == EISCONN) break;
     if (error == EINTR) continue;
     if (error == EAGAIN) {
       weft::sleep(pause);
       pause = std::min<duration>(pause * 2, std::chrono::milliseconds(50));
       continue;
     }
-    if (error == EINPROGRESS) {  // not on Linux, but allowed by POSIX
-      boost::system::error_code ec;
-      s.async_wait(asio::socket_base::wait_write, use_fiber[ec]);
-      int so_error = 0;
-      socklen_t len = sizeof so_error;
-      if (!ec && ::getsockopt(s.native_handle(), SOL_SOCKET, SO_ERROR, &so_error, &len) != 0) so_error = errno;
-      if (ec) error = ec.value();
-      else if (so_error == 0) break;
-      else error = so_error;
-    }
-    throw connect_error(std::string(what) + ": could not connect",
-                        {attempt_failed(remote, boost::system::error_code(error, boost::system::system_category()),
-                                        what, "connecting to " + std::string(path))});
+    if (error != EINPROGRESS) fail(system_error(error));
+    // In progress (not for Unix sockets on Linux, but allowed by POSIX):
+    // wait until writable, then read the outcome.
+    boost::system::error_code ec;
+    s.async_wait(asio::socket_base::wait_write, use_fiber[ec]);
+    if (ec) fail(ec);
+    int so_error = 0;
+    socklen_t len = sizeof so_error;
+    if (::getsockopt(s.native_handle(), SOL_SOCKET, SO_ERROR, &so_error, &len) != 0) so_error = errno;
+    if (so_error != 0) fail(system_error(so_error));
+    break;
   }
   return stream_transport(std::move(s));
 } catch (const boost::system::system_error& e) {
@@ -344,9 +347,9 @@ datagram_transport create_udp_endpoint(std::optional<std::pair<std::string, int>
     throw std::invalid_argument(std::string(what) + ": the local address " + host_port(local->first, local->second) +
                                 " and the remote address " + host_port(remote->first, remote->second) +
                                 " share no address family");
-  throw connect_error(std::string(what) + ": could not " + (remote ? "connect to " + host_port(remote->first, remote->second)
-                                                                   : "bind " + host_port(local->first, local->second)),
-                      std::move(attempts));
+  const std::string target = remote ? "connect to " + host_port(remote->first, remote->second)
+                                    : "bind " + host_port(local->first, local->second);
+  throw connect_error(std::string(what) + ": could not " + target, std::move(attempts));
 } catch (const boost::system::system_error& e) {
   detail::rethrow_as_std(e, "weft::net::create_udp_endpoint");
 }
@@ -470,6 +473,13 @@ void set_mode(std::string_view path, std::optional<unsigned> mode, const char* w
                             std::string(what) + ": setting the mode of " + std::string(path));
 }
 
+// A Unix listener's bind_error: `step` ("bind", "listen on") failed at ep.
+[[noreturn]] void throw_bind_error(const char* what, const endpoint& ep, const boost::system::error_code& ec,
+                                   const char* step) {
+  throw bind_error(std::string(what) + ": could not " + step,
+                   {attempt_failed(ep, ec, what, std::string(step) + " " + ep.to_string())});
+}
+
 // Removes the socket file a listener bound if the listener is not finished
 // after all: a failed factory leaves nothing behind.
 class socket_file_guard {
@@ -497,11 +507,11 @@ stream_listener create_unix_stream_listener(std::string_view path, int backlog, 
   a.open(stream_proto(AF_UNIX));
   boost::system::error_code ec;
   a.bind(stream_ep(ep), ec);
-  if (ec) throw bind_error(std::string(what) + ": could not bind", {attempt_failed(ep, ec, what, "binding " + ep.to_string())});
+  if (ec) throw_bind_error(what, ep, ec, "bind");
   socket_file_guard file(path);
   set_mode(path, mode, what);
   a.listen(backlog, ec);
-  if (ec) throw bind_error(std::string(what) + ": could not listen", {attempt_failed(ep, ec, what, "listening on " + ep.to_string())});
+  if (ec) throw_bind_error(what, ep, ec, "listen on");
   stream_listener listener(std::move(a));
   file.release();
   return listener;
@@ -534,7 +544,7 @@ datagram_listener create_unix_datagram_listener(std::string_view path, std::opti
   s.open(dgram_proto(AF_UNIX));
   boost::system::error_code ec;
   s.bind(dgram_ep(ep), ec);
-  if (ec) throw bind_error(std::string(what) + ": could not bind", {attempt_failed(ep, ec, what, "binding " + ep.to_string())});
+  if (ec) throw_bind_error(what, ep, ec, "bind");
   socket_file_guard file(path);
   set_mode(path, mode, what);
   datagram_listener listener(std::move(s));

@@ -13,9 +13,9 @@
 #include <cerrno>
 #include <cstdio>
 #include <optional>
-#include <string_view>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <system_error>
 
 namespace weft::net::detail {

@@ -265,7 +265,8 @@ TEST_CASE("serve checks for cancellation before every accept: with connections w
         auto ls = net::create_tcp_listeners("127.0.0.1", 0);
         auto& l = ls[0];
         std::vector<net::stream_transport> clients;
-        for (int i = 0; i < 3; ++i) clients.push_back(net::create_tcp_connection("127.0.0.1", l.local_address().port()));
+        const std::uint16_t port = l.local_address().port();
+        for (int i = 0; i < 3; ++i) clients.push_back(net::create_tcp_connection("127.0.0.1", port));
         int handled = 0;
         auto scope = weft::open_cancel_scope();
         scope.run([&](weft::cancel_scope& s) {

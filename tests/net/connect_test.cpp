@@ -106,9 +106,9 @@ TEST_CASE("create_tcp_connection rejects a port out of range, for the remote and
           CAPTURE(port);
           check_invalid_argument([&] { (void)net::create_tcp_connection("127.0.0.1", port); },
                                  {"weft::net::create_tcp_connection", std::to_string(port)});
-          check_invalid_argument(
-              [&] { (void)net::create_tcp_connection("127.0.0.1", 80, std::make_pair(std::string("127.0.0.1"), port)); },
-              {"weft::net::create_tcp_connection", std::to_string(port)});
+          const auto bad_local = std::make_pair(std::string("127.0.0.1"), port);
+          check_invalid_argument([&] { (void)net::create_tcp_connection("127.0.0.1", 80, bad_local); },
+                                 {"weft::net::create_tcp_connection", std::to_string(port)});
         }
         CHECK(open_fd_count() == fds);
       },

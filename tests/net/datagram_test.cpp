@@ -297,11 +297,11 @@ TEST_CASE("create_udp_endpoint rejects a port out of range, for the remote and t
         const std::size_t fds = open_fd_count();
         for (const int port : {65536, 70000, -1}) {
           CAPTURE(port);
-          check_invalid_argument([&] { (void)net::create_udp_endpoint(std::make_pair(std::string("127.0.0.1"), port)); },
+          const auto address = std::make_pair(std::string("127.0.0.1"), port);
+          check_invalid_argument([&] { (void)net::create_udp_endpoint(address); },
                                  {"weft::net::create_udp_endpoint", std::to_string(port)});
-          check_invalid_argument(
-              [&] { (void)net::create_udp_endpoint(std::nullopt, std::make_pair(std::string("127.0.0.1"), port)); },
-              {"weft::net::create_udp_endpoint", std::to_string(port)});
+          check_invalid_argument([&] { (void)net::create_udp_endpoint(std::nullopt, address); },
+                                 {"weft::net::create_udp_endpoint", std::to_string(port)});
         }
         CHECK(open_fd_count() == fds);
       },
