@@ -173,6 +173,7 @@ stream_transport create_tcp_connection(std::string_view host, int port,
               break;
             }
           step = "connecting to " + remote.to_string();
+          lowlevel::describe_wait("connect on fd", s.native_handle());
           s.async_connect(stream_ep(remote), use_fiber);
         } catch (const boost::system::system_error& e) {
           failures[i] = attempt_failed(remote, e.code(), what, step);
@@ -239,6 +240,7 @@ stream_transport create_unix_stream_connection(std::string_view path, std::optio
     // In progress (not for Unix sockets on Linux, but allowed by POSIX):
     // wait until writable, then read the outcome.
     boost::system::error_code ec;
+    lowlevel::describe_wait("connect on fd", s.native_handle());
     s.async_wait(asio::socket_base::wait_write, use_fiber[ec]);
     if (ec) fail(ec);
     int so_error = 0;

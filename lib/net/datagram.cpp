@@ -59,6 +59,7 @@ std::size_t datagram_transport::recv_into(std::span<std::byte> buf) try {
   lowlevel::raise_if_cancelled();
   detail::busy_guard busy(receiving_, "weft::net::datagram_transport: another task is already receiving on this transport");
   boost::system::error_code ec;
+  lowlevel::describe_wait("recv on fd", socket_.native_handle());
   const std::size_t n = socket_.async_receive(asio::buffer(buf.data(), buf.size()), use_fiber[ec]);
   detail::check(ec, closing_, what);
   return n;
@@ -78,6 +79,7 @@ void datagram_transport::send(std::span<const std::byte> data) try {
       throw std::system_error(std::error_code(ec), std::string(what) + ": a datagram of " +
                                                        std::to_string(data.size()) + " bytes");
     if (!detail::would_block(ec)) detail::check(ec, closing_, what);
+    lowlevel::describe_wait("send (socket buffer full) on fd", socket_.native_handle());
     socket_.async_wait(asio::socket_base::wait_write, use_fiber[ec]);
     detail::check(ec, closing_, what);
   }
@@ -149,6 +151,7 @@ std::pair<std::size_t, endpoint> datagram_listener::recv_from_into(std::span<std
   detail::busy_guard busy(receiving_, "weft::net::datagram_listener: another task is already receiving on this listener");
   socket_type::endpoint_type from;
   boost::system::error_code ec;
+  lowlevel::describe_wait("recv_from on fd", socket_.native_handle());
   const std::size_t n = socket_.async_receive_from(asio::buffer(buf.data(), buf.size()), from, use_fiber[ec]);
   detail::check(ec, closing_, what);
   return {n, detail::to_endpoint(from)};
@@ -172,6 +175,7 @@ void datagram_listener::send_to(std::span<const std::byte> data, const endpoint&
       throw std::system_error(std::error_code(ec), std::string(what) + ": a datagram of " +
                                                        std::to_string(data.size()) + " bytes to " + to.to_string());
     if (!detail::would_block(ec)) detail::check(ec, closing_, what);
+    lowlevel::describe_wait("send (socket buffer full) on fd", socket_.native_handle());
     socket_.async_wait(asio::socket_base::wait_write, use_fiber[ec]);
     detail::check(ec, closing_, what);
   }

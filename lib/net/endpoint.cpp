@@ -142,8 +142,10 @@ std::vector<address_info> resolve(std::string_view host, std::string_view port, 
     typename resolver::results_type results;
     try {
       if (family == AF_UNSPEC) {
+        lowlevel::describe_wait("getaddrinfo");
         results = r.async_resolve(std::string(host), service, rflags, use_fiber);
       } else {
+        lowlevel::describe_wait("getaddrinfo");
         results = r.async_resolve(family == AF_INET6 ? Protocol::v6() : Protocol::v4(), std::string(host), service,
                                   rflags, use_fiber);
       }
@@ -196,6 +198,7 @@ std::pair<std::string, std::string> getnameinfo(const endpoint& ep, int flags) t
   if ((flags & NI_NUMERICHOST) && (flags & NI_NUMERICSERV))
     return {ep.address().to_string(), std::to_string(ep.port())};
   asio::ip::tcp::resolver r(lowlevel::io_context());
+  lowlevel::describe_wait("getnameinfo");
   auto results = r.async_resolve(asio::ip::tcp::endpoint(ep.address(), ep.port()), use_fiber);
   if (results.empty())
     throw std::system_error(std::error_code(boost::system::error_code(asio::error::host_not_found)), "weft::net::getnameinfo: no name");

@@ -41,6 +41,7 @@ stream_transport stream_listener::accept() try {
   lowlevel::raise_if_cancelled();
   detail::busy_guard busy(accepting_, "weft::net::stream_listener: another task is already accepting on this listener");
   boost::system::error_code ec;
+  lowlevel::describe_wait("accept on fd", acceptor_.native_handle());
   auto socket = acceptor_.async_accept(use_fiber[ec]);
   detail::check(ec, closing_, what);
   return stream_transport(std::move(socket));
@@ -73,6 +74,7 @@ void stream_listener::serve(handler h, task_group& group) try {
     // accept completes without the cancellation reaching it.
     lowlevel::raise_if_cancelled();
     boost::system::error_code ec;
+    lowlevel::describe_wait("accept on fd", acceptor_.native_handle());
     auto socket = acceptor_.async_accept(use_fiber[ec]);
     if (!ec) {
       group.start_soon([shared, transport = stream_transport(std::move(socket))]() mutable {

@@ -81,6 +81,7 @@ std::size_t stream_transport::recv_into(std::span<std::byte> buf) try {
   boost::system::error_code ec;
   // Parked until readable: in request/response traffic the data is rarely
   // there yet, so a speculative read would mostly be a wasted syscall.
+  lowlevel::describe_wait("recv on fd", socket_.native_handle());
   const std::size_t n = socket_.async_read_some(asio::buffer(buf.data(), buf.size()), use_fiber[ec]);
   if (ec == asio::error::eof) {
     eof_ = true;
@@ -106,6 +107,7 @@ void stream_transport::send_all(std::span<const std::byte> data) try {
     sent += socket_.write_some(asio::buffer(data.data() + sent, data.size() - sent), ec);
     if (!ec) continue;
     if (!detail::would_block(ec)) detail::check(ec, closing_, what);
+    lowlevel::describe_wait("send (socket buffer full) on fd", socket_.native_handle());
     socket_.async_wait(asio::socket_base::wait_write, use_fiber[ec]);
     detail::check(ec, closing_, what);
   }
@@ -129,6 +131,7 @@ void stream_transport::send_all_from_iterable(std::span<const std::span<const st
     std::size_t n = socket_.write_some(std::span(pending).subspan(first), ec);
     if (ec) {
       if (!detail::would_block(ec)) detail::check(ec, closing_, what);
+      lowlevel::describe_wait("send (socket buffer full) on fd", socket_.native_handle());
       socket_.async_wait(asio::socket_base::wait_write, use_fiber[ec]);
       detail::check(ec, closing_, what);
       continue;

@@ -1,9 +1,12 @@
 #include "net/net_support.hpp"
 
+#include <weft/lowlevel/dump.hpp>
+
 #include <boost/asio/ip/address.hpp>
 
 #include <algorithm>
 #include <set>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -546,5 +549,21 @@ TEST_CASE("a handler that throws fails the serving group; the exception comes ou
       REQUIRE(g.contains<std::runtime_error>());
       CHECK(std::string(g.find<std::runtime_error>()->what()) == "handler failed");
     }
+  });
+}
+
+TEST_CASE("a task dump shows a task blocked in accept with the listener's descriptor") {
+  leak_check lc;
+  run_real([] {
+    auto listeners = net::create_tcp_listeners("127.0.0.1", 0);
+    const int fd = listeners.front().acceptor().native_handle();
+    std::ostringstream dump;
+    weft::open_task_group([&](weft::task_group& tg) {
+      tg.start_soon(weft::task_options{"acceptor"}, [&] { listeners.front().accept(); });
+      weft::testing::wait_all_tasks_blocked();
+      weft::lowlevel::dump_tasks(dump);
+      tg.cancel();
+    });
+    CHECK(dump.str().find("task 2 \"acceptor\" parked: accept on fd " + std::to_string(fd) + "\n") != std::string::npos);
   });
 }
