@@ -82,9 +82,13 @@ void* stack_pool::take_pooled() {
     // A slab: [gap][stack][gap][stack]...; the guards go in the gaps, all
     // at once (the address space is all that guards cost).
     // Room first, so that nothing throws once the slab is mapped.
+    // warm_ and cold_ can each come to hold every pooled stack: with room
+    // for all of them, deallocate() and trim() (noexcept) never allocate.
     reserve_more(slabs_, 1);
     reserve_more(canary_slabs_, 1);
-    reserve_more(cold_, slab_stacks);
+    const std::size_t all = (slabs_.size() + 1) * slab_stacks;
+    reserve_more(cold_, all - cold_.size());
+    reserve_more(warm_, all - warm_.size());
     const std::size_t len = stride_ * slab_stacks;
     char* base = static_cast<char*>(map_stack_memory(len));
     const stack_guard got = guard_ == stack_guard::madvise || guard_ == stack_guard::mprotect
@@ -174,7 +178,7 @@ void stack_pool::deallocate(boost::context::stack_context& sctx) noexcept {
 #endif
   g_stacks_in_use.fetch_sub(1, std::memory_order_relaxed);
   if (sctx.size == default_size_ && kind_ == stack_kind::pooled) {
-    warm_.push_back(bottom);
+    warm_.push_back(bottom);  // within the capacity reserved per slab
     if (warm_.size() > keep_ + trim_batch) trim();
   } else {
     unmap_own(bottom, sctx.size);
@@ -187,18 +191,19 @@ void stack_pool::trim() noexcept {
   // (stacks of one slab usually finish together) into few madvise calls.
   // A range spans the gaps between its stacks: MADV_DONTNEED keeps guard
   // markers and mprotect'ed pages as they are.
-  const std::size_t n = warm_.size() - keep_;
-  std::vector<void*> old(warm_.begin(), warm_.begin() + static_cast<std::ptrdiff_t>(n));
-  warm_.erase(warm_.begin(), warm_.begin() + static_cast<std::ptrdiff_t>(n));
-  std::sort(old.begin(), old.end());
-  for (std::size_t i = 0; i < old.size();) {
-    char* start = static_cast<char*>(old[i]);
-    std::size_t j = i + 1;
-    while (j < old.size() && static_cast<char*>(old[j]) == start + (j - i) * stride_) ++j;
-    ::madvise(start, (j - i - 1) * stride_ + default_size_, MADV_DONTNEED);
+  // Sorted in place and moved within reserved capacity: no allocation.
+  const auto n = static_cast<std::ptrdiff_t>(warm_.size() - keep_);
+  const auto old = warm_.begin() + n;
+  std::sort(warm_.begin(), old);
+  for (auto i = warm_.begin(); i != old;) {
+    char* start = static_cast<char*>(*i);
+    auto j = i + 1;
+    while (j != old && static_cast<char*>(*j) == start + static_cast<std::size_t>(j - i) * stride_) ++j;
+    ::madvise(start, static_cast<std::size_t>(j - i - 1) * stride_ + default_size_, MADV_DONTNEED);
     i = j;
   }
-  cold_.insert(cold_.end(), old.begin(), old.end());
+  cold_.insert(cold_.end(), warm_.begin(), old);  // within the capacity reserved per slab
+  warm_.erase(warm_.begin(), old);
 }
 
 }  // namespace weft::detail

@@ -75,3 +75,23 @@ TEST_CASE("a child failing while memory is exhausted is still recorded by its ta
     CHECK(saw_failure);
   });
 }
+
+TEST_CASE("stacks given back to the pool and trimmed while memory is exhausted need no allocation") {
+  leak_check lc;
+  auto clock = std::make_shared<weft::testing::manual_clock>(weft::time_point{}, true);
+  weft::run_options options;
+  options.clock = clock;
+  options.stack_size = 16 * 1024;
+  options.stack_pool_size = 0;  // every stack given back is soon trimmed
+  weft::run(options, [] {
+    weft::sleep(1s);  // the loop's own first allocations (its wake timer) happen now
+    weft::open_task_group([&](weft::task_group& tg) {
+      for (int i = 0; i < 600; ++i) tg.start_soon([] { weft::sleep(2s); });
+      weft::testing::wait_all_tasks_blocked();
+      t_fail_allocations = true;  // the children finish, their stacks come back, the pool trims
+    });
+    weft::sleep(1s);
+    t_fail_allocations = false;
+  });
+  CHECK(weft::testing::live_stacks() == lc.stacks);
+}
