@@ -14,6 +14,8 @@
 //   idle_cpu      CPU time of a runtime sleeping 1 s, as a share of wall time,
 //                 vs a plain thread sleeping 1 s
 //   cancel_scope  a checkpoint inside move_on_after(1h) vs a bare checkpoint
+//   switch_watchdog  the switch workload with the stall watchdog on (100 ms)
+//                 vs off, per hand-off
 //
 // Usage: bench_core [name...]   (default: all)
 #include "bench_util.hpp"
@@ -47,9 +49,9 @@ weft::run_options options_with_stack(std::size_t stack, weft::stack_guard guard 
 
 // --- switch -------------------------------------------------------------------
 
-double weft_switch_ns(int n) {
-  return bench::on_thread([n] {
-    return weft::run([n] {
+double weft_switch_ns(int n, const weft::run_options& options = {}) {
+  return bench::on_thread([n, &options] {
+    return weft::run(options, [n] {
       double start = 0;
       double end = 0;
       weft::open_task_group([&](weft::task_group& tg) {
@@ -315,6 +317,20 @@ void bench_cancel_scope() {
   bench::report("cancel_scope", bench::median(scoped), "bare_checkpoint", bench::median(bare), "ns");
 }
 
+// --- switch_watchdog ----------------------------------------------------------------------
+
+void bench_switch_watchdog() {
+  const int n = 1'000'000;
+  weft::run_options watched;
+  watched.stall_warning = 100ms;
+  std::vector<double> on, off;
+  for (int r = 0; r < bench::reps(); ++r) {
+    on.push_back(weft_switch_ns(n, watched));
+    off.push_back(weft_switch_ns(n));
+  }
+  bench::report("switch_watchdog", bench::median(on), "unwatched", bench::median(off), "ns");
+}
+
 struct entry {
   const char* name;
   void (*fn)();
@@ -327,6 +343,7 @@ constexpr entry benches[] = {
     {"idle_memory", bench_idle_memory},
     {"idle_cpu", bench_idle_cpu},
     {"cancel_scope", bench_cancel_scope},
+    {"switch_watchdog", bench_switch_watchdog},
 };
 
 }  // namespace
