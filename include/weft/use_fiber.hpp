@@ -124,7 +124,7 @@ bool wait_for_completion(fiber_completion_state<Args...>& s) {
       s.signal->emit(boost::asio::cancellation_type::terminal);
       return abort_result::failed;  // the operation completes (aborted) and wakes us
     };
-    if (lowlevel::current_task().get()->wait_what_ == nullptr) lowlevel::describe_wait("an Asio operation (use_fiber)");
+    if (s.task.get()->wait_what_ == nullptr) describe_wait(*s.task.get(), "an Asio operation (use_fiber)");
     lowlevel::park(abort);
   }
   return cancel_requested;
