@@ -228,7 +228,8 @@ void spawn(task_group& group, task_base* t, task_options&& opts);
 void spawn_system_task(task_base* t);
 /// Like spawn, then parks until the child runs (task_group::start semantics).
 void start(task_group& group, task_base* t, task_options&& opts);
-/// Parks until `t` is done. Checkpoint unless already done.
+/// Parks until `t` is done. Checkpoint (also when `t` is already done: in a
+/// cancelled scope it throws; it does not yield then).
 void wait_done(task_base& t);
 /// Same, immune to cancellation.
 void wait_done_shielded(task_base& t);
