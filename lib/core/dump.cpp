@@ -86,8 +86,7 @@ void runtime::dump(std::ostream& out) {
   // Render into a buffer first, so a throwing stream cannot leave half a tree
   // traversal behind, and the header can carry the task count.
   std::ostringstream body;
-  dumper d{body, last_now_};
-  d.now = now();
+  dumper d{body, now()};
   root_scope_.children.for_each([&](scope_node& c) {
     if (&c != &system_scope_) d.node(c, 0);
   });

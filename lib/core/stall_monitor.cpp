@@ -3,6 +3,7 @@
 #include <weft/detail/core.hpp>
 
 #include <cstdio>
+#include <new>
 #include <string>
 
 namespace weft::detail {
@@ -65,7 +66,7 @@ void stall_monitor::report(std::uint64_t stalled_at, std::chrono::steady_clock::
       try {
         what = "task " + t->name();
         suffix = " (task id " + std::to_string(t->id_) + ")";
-      } catch (...) {  // out of memory while reporting: report without the name
+      } catch (const std::bad_alloc&) {  // out of memory while reporting: report without the name
         what = "a task";
       }
     }

@@ -87,15 +87,7 @@ void datagram_transport::send(std::span<const std::byte> data) try {
   detail::rethrow_as_std(e, "weft::net::datagram_transport::send");
 }
 
-void datagram_transport::aclose() {
-  if (!closing_) {
-    closing_ = true;
-    boost::system::error_code ignored;
-    socket_.close(ignored);
-  }
-  // A checkpoint after closing, so that cancellation never skips the close.
-  if (lowlevel::cancellation_pending()) lowlevel::raise_if_cancelled();
-}
+void datagram_transport::aclose() { detail::close_then_checkpoint(closing_, socket_); }
 
 int datagram_transport::family() const { return local_address().family(); }
 endpoint datagram_transport::local_address() const try {
@@ -196,14 +188,7 @@ void datagram_listener::serve(handler h, task_group& group) try {
   detail::rethrow_as_std(e, "weft::net::datagram_listener::serve");
 }
 
-void datagram_listener::aclose() {
-  if (!closing_) {
-    closing_ = true;
-    boost::system::error_code ignored;
-    socket_.close(ignored);
-  }
-  if (lowlevel::cancellation_pending()) lowlevel::raise_if_cancelled();
-}
+void datagram_listener::aclose() { detail::close_then_checkpoint(closing_, socket_); }
 
 endpoint datagram_listener::local_address() const try {
   if (closing_ || !socket_.is_open()) detail::throw_closed("weft::net::datagram_listener::local_address");

@@ -36,6 +36,19 @@ class busy_guard {
   bool& flag_;
 };
 
+/// aclose() of the socket-owning types: closes once, then is a checkpoint
+/// (trio's rule: a cancelled task must not leave the resource open); outside
+/// a task it only closes.
+template <class Socket>
+void close_then_checkpoint(bool& closing, Socket& socket) {
+  if (!closing) {
+    closing = true;
+    boost::system::error_code ignored;
+    socket.close(ignored);
+  }
+  weft::detail::raise_if_cancelled_at_entry();
+}
+
 [[noreturn]] inline void throw_closed(const char* what) {
   throw std::system_error(std::error_code(EBADF, std::system_category()), what);
 }

@@ -101,15 +101,7 @@ void stream_listener::serve(handler h, task_group& group) try {
   detail::rethrow_as_std(e, "weft::net::stream_listener::serve");
 }
 
-void stream_listener::aclose() {
-  if (!closing_) {
-    closing_ = true;
-    boost::system::error_code ignored;
-    acceptor_.close(ignored);
-  }
-  // A checkpoint after closing, so that cancellation never skips the close.
-  if (lowlevel::cancellation_pending()) lowlevel::raise_if_cancelled();
-}
+void stream_listener::aclose() { detail::close_then_checkpoint(closing_, acceptor_); }
 
 endpoint stream_listener::local_address() const try {
   if (!acceptor_.is_open()) detail::throw_closed("weft::net::stream_listener::local_address");

@@ -179,7 +179,7 @@ void stream_transport::aclose() {
   // Close first, then checkpoint: a cancelled task must not leave the
   // transport open (trio's rule for aclose).
   close_now();
-  if (lowlevel::cancellation_pending()) lowlevel::raise_if_cancelled();
+  weft::detail::raise_if_cancelled_at_entry();
 }
 
 int stream_transport::family() const { return local_address().family(); }

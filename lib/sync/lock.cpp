@@ -14,7 +14,7 @@ bool basic_lock::owned_by_current() const noexcept { return owner_ != nullptr &&
 void basic_lock::acquire() {
   detail::task_base& me = detail::require_task("weft::lock::acquire");
   if (owner_ == &me) throw std::logic_error("weft::lock::acquire: the lock is already held by this task (weft locks are not reentrant)");
-  if (me.status_->effectively_cancelled) detail::throw_cancelled(me);  // a checkpoint even when free
+  detail::raise_if_cancelled_at_entry();  // a checkpoint even when free
   if (owner_ == nullptr && waiters_.empty()) {
     owner_ = &me;
     return;
