@@ -108,6 +108,16 @@ class busy_resource_error : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+/// An operation a task was waiting for was destroyed without completing:
+/// the executor or execution context that was to complete it shut down
+/// first (its io_context was destroyed, its thread_pool stopped and
+/// joined). Its result is lost; thrown by use_fiber and greenback::await_
+/// instead of waiting forever.
+class abandoned_error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
 /// True if `e` holds a weft::cancelled.
 bool is_cancelled(const std::exception_ptr& e) noexcept;
 

@@ -2,6 +2,7 @@
 //
 //   std::size_t n = socket.async_read_some(buffer, weft::use_fiber);
 //   timer.async_wait(weft::use_fiber[ec]);     // errors into ec, no throw
+//   boost::asio::post(pool, weft::use_fiber);  // hop to a thread pool and back
 //
 // Any Asio-based asynchronous operation called with weft::use_fiber from a
 // weft task blocks that task (not the thread) until the operation completes,
@@ -12,18 +13,39 @@
 // operation_aborted, `weft::cancelled` is thrown (with the `[ec]` form too).
 // If the operation completes successfully anyway, its result is returned and
 // the cancellation is delivered at the next checkpoint.
+//
+// Executors: all of them. The operation may belong to the task's own
+// runtime, another weft runtime's io_context, an asio::thread_pool, a strand,
+// or any other executor, and complete on whatever thread that executor
+// uses. A completion on the task's own runtime thread wakes the task
+// directly; one on any other thread is handed to the task's runtime (see
+// lowlevel/completion.hpp: one asio::post per batch of such completions, no
+// allocation) and wakes the task there, exactly once. The forwarded
+// cancellation is emitted on the operation's own executor (posted to the
+// initiation's get_executor(), or to the task's runtime when the initiation
+// names none), never from the wrong thread, and the task resumes only once
+// that emit has run. As with Asio itself, an operation on a multi-threaded
+// executor (a thread_pool without a strand) can be cancelled while it
+// completes on another thread: give such operations a strand when they
+// support cancellation. If the operation is destroyed without completing
+// (its io_context destroyed, its thread_pool stopped and joined first),
+// weft::abandoned_error is thrown instead of waiting forever.
 #pragma once
 
 #include <weft/detail/core.hpp>
+#include <weft/lowlevel/completion.hpp>
 #include <weft/lowlevel/park.hpp>
 
 #include <boost/asio/async_result.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/cancellation_type.hpp>
 #include <boost/asio/error.hpp>
 #include <boost/system/error_code.hpp>
 #include <boost/system/system_error.hpp>
 
+#include <atomic>
 #include <exception>
 #include <optional>
 #include <tuple>
@@ -56,17 +78,71 @@ class pooled_signal {
   pooled_signal(const pooled_signal&) = delete;
   pooled_signal& operator=(const pooled_signal&) = delete;
   boost::asio::cancellation_signal* operator->() const noexcept { return s_; }
+  boost::asio::cancellation_signal& get() const noexcept { return *s_; }
 
  private:
   boost::asio::cancellation_signal* s_;
 };
 
+/// Throws weft::abandoned_error for `what`.
+[[noreturn]] void throw_abandoned(const char* what);
+
+/// The executor of the calling thread's runtime.
+inline boost::asio::io_context::executor_type current_runtime_executor() {
+  return lowlevel::io_context().get_executor();
+}
+
+/// Emits terminal cancellation on `signal` from the operation's own
+/// executor `ex` (an Asio operation's cancellation handler may only run
+/// where the operation runs), unless `finished` is set by then: the
+/// operation's completion handler sets it, and a finished operation's
+/// cancellation handler may refer to what is gone. `done` holds the waiting
+/// task until the emit has run (or was dropped by a shut-down executor).
+template <class Executor>
+class cancellation_emit {
+ public:
+  cancellation_emit(lowlevel::completion& done, boost::asio::cancellation_signal& signal,
+                    const std::atomic<bool>& finished) noexcept
+      : done_(&done), signal_(&signal), finished_(&finished) {}
+  cancellation_emit(cancellation_emit&& o) noexcept
+      : done_(std::exchange(o.done_, nullptr)), signal_(o.signal_), finished_(o.finished_) {}
+  cancellation_emit(const cancellation_emit&) = delete;
+  cancellation_emit& operator=(const cancellation_emit&) = delete;
+  ~cancellation_emit() {
+    if (done_ != nullptr) done_->release();  // dropped unrun: nothing to cancel any more
+  }
+  void operator()() noexcept {
+    if (!finished_->load(std::memory_order_acquire)) signal_->emit(boost::asio::cancellation_type::terminal);
+    std::exchange(done_, nullptr)->release();  // last: the task may resume at once
+  }
+
+ private:
+  lowlevel::completion* done_;
+  boost::asio::cancellation_signal* signal_;
+  const std::atomic<bool>* finished_;
+};
+
+/// Forwards a cancellation to an operation running on `ex`: posts the emit
+/// there, holding `done` until it has run. Falls back to emitting here if
+/// the post fails.
+template <class Executor>
+void forward_cancellation(const Executor& ex, lowlevel::completion& done, boost::asio::cancellation_signal& signal,
+                          const std::atomic<bool>& finished) noexcept {
+  done.hold();
+  try {
+    boost::asio::post(ex, cancellation_emit<Executor>(done, signal, finished));
+  } catch (...) {  // no memory for the post (its emit object released the hold)
+    if (!finished.load(std::memory_order_acquire)) signal.emit(boost::asio::cancellation_type::terminal);
+  }
+}
+
 template <class... Args>
 struct fiber_completion_state {
   std::optional<std::tuple<std::decay_t<Args>...>> result;
   pooled_signal signal;
-  lowlevel::task_ref task;
-  bool parked = false;
+  lowlevel::completion done;         // the task's thread learns of the completion through it
+  std::atomic<bool> finished{false};  // the handler ran (read by a forwarded cancellation)
+  bool abandoned = false;             // the handler was destroyed without being called
 };
 
 void* coro_frame_allocate(std::size_t size);
@@ -89,44 +165,72 @@ struct recycling_allocator {
   }
 };
 
-/// The handler given to the Asio operation: stores the result and wakes the task.
+/// The handler given to the Asio operation: stores the result and completes
+/// the wait, on whatever thread the operation completes. A handler that is
+/// destroyed without being called (its executor shut down first) marks the
+/// wait abandoned instead of leaving the task parked forever. Handlers may
+/// be copied (code that keeps handlers in std::function does): copies are
+/// not checked for abandonment, as any of them may be the one called.
 template <class... Args>
 class fiber_handler {
  public:
   explicit fiber_handler(fiber_completion_state<Args...>* s) noexcept : s_(s) {}
+  fiber_handler(fiber_handler&& o) noexcept : s_(std::exchange(o.s_, nullptr)), copied_(o.copied_) {}
+  fiber_handler(const fiber_handler& o) noexcept : s_(o.s_), copied_(true) { o.copied_ = true; }
+  fiber_handler& operator=(const fiber_handler&) = delete;
+  ~fiber_handler() {
+    if (s_ != nullptr && !copied_) {
+      s_->abandoned = true;
+      s_->done.complete();
+    }
+  }
+
   using cancellation_slot_type = boost::asio::cancellation_slot;
-  cancellation_slot_type get_cancellation_slot() const noexcept { return s_->signal->slot(); }
+  cancellation_slot_type get_cancellation_slot() const noexcept {
+    return s_ != nullptr ? s_->signal->slot() : cancellation_slot_type();
+  }
+  // Operation memory is recycled per thread (the allocator's free lists
+  // are thread-local; memory freed on another thread joins that thread's).
   using allocator_type = recycling_allocator<void>;
   allocator_type get_allocator() const noexcept { return {}; }
 
   template <class... A>
   void operator()(A&&... a) {
-    s_->result.emplace(std::forward<A>(a)...);
-    if (s_->parked) {
-      s_->parked = false;
-      lowlevel::reschedule(s_->task);
-    }
+    fiber_completion_state<Args...>* s = std::exchange(s_, nullptr);
+    WEFT_INVARIANT(s != nullptr);  // called once (a copy called twice is a bug of the operation)
+    s->result.emplace(std::forward<A>(a)...);
+    s->finished.store(true, std::memory_order_release);
+    s->done.complete();  // last: the task may resume at once
   }
 
  private:
   fiber_completion_state<Args...>* s_;
+  mutable bool copied_ = false;
 };
 
-/// Parks until the handler ran; forwards a cancellation to the operation.
-/// Returns true if the task was cancelled while waiting.
-template <class... Args>
-bool wait_for_completion(fiber_completion_state<Args...>& s) {
+/// The executor an initiation runs its operation on, if it says.
+template <class Initiation>
+concept has_executor = requires(Initiation& i) { i.get_executor(); };
+
+/// Parks until the handler ran; forwards a cancellation to the operation,
+/// on the operation's executor (the runtime's when the initiation does not
+/// name one, or was consumed by starting the operation). Returns true if
+/// the task was cancelled while waiting.
+template <bool AskExecutor, class Initiation, class... Args>
+bool wait_for_completion(Initiation& initiation, fiber_completion_state<Args...>& s) {
   bool cancel_requested = false;
-  while (!s.result) {
-    s.parked = true;
-    auto abort = [&]() noexcept {
+  auto abort = [&]() noexcept {
+    if (!cancel_requested) {  // once: park() asks again if the task waits on
       cancel_requested = true;
-      s.signal->emit(boost::asio::cancellation_type::terminal);
-      return abort_result::failed;  // the operation completes (aborted) and wakes us
-    };
-    if (s.task.get()->wait_what_ == nullptr) describe_wait(*s.task.get(), "an Asio operation (use_fiber)");
-    lowlevel::park(abort);
-  }
+      if constexpr (AskExecutor)
+        forward_cancellation(initiation.get_executor(), s.done, s.signal.get(), s.finished);
+      else
+        forward_cancellation(current_runtime_executor(), s.done, s.signal.get(), s.finished);
+    }
+    return abort_result::failed;  // the operation completes (aborted) and wakes us
+  };
+  s.done.wait(abort, "an Asio operation (use_fiber)");
+  if (s.abandoned) throw_abandoned("weft::use_fiber");
   return cancel_requested;
 }
 
@@ -172,13 +276,18 @@ auto finish_completion(fiber_completion_state<First, Rest...>& s, bool cancel_re
   }
 }
 
-template <class... Args>
-auto run_with_fiber(auto&& initiation, use_fiber_t token, auto&&... init_args) {
-  fiber_completion_state<Args...> s;
-  s.task = lowlevel::current_task();
-  raise_if_cancelled_at_entry();  // a checkpoint before the operation starts
-  std::move(initiation)(fiber_handler<Args...>(&s), std::forward<decltype(init_args)>(init_args)...);
-  const bool cancel_requested = wait_for_completion(s);
+template <class... Args, class Initiation>
+auto run_with_fiber(Initiation&& initiation, use_fiber_t token, auto&&... init_args) {
+  fiber_completion_state<Args...> s;  // @throws std::logic_error outside a task
+  raise_if_cancelled_at_entry();     // a checkpoint before the operation starts
+  // Called as an lvalue where it can be: a cancellation asks it for the
+  // operation's executor later.
+  constexpr bool as_lvalue = std::is_invocable_v<Initiation&, fiber_handler<Args...>, decltype(init_args)...>;
+  if constexpr (as_lvalue)
+    initiation(fiber_handler<Args...>(&s), std::forward<decltype(init_args)>(init_args)...);
+  else
+    std::move(initiation)(fiber_handler<Args...>(&s), std::forward<decltype(init_args)>(init_args)...);
+  const bool cancel_requested = wait_for_completion<as_lvalue && has_executor<Initiation>>(initiation, s);
   if constexpr (sizeof...(Args) == 0) {
     (void)token;
     (void)cancel_requested;

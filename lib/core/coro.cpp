@@ -4,10 +4,7 @@
 
 #include <weft/coro.hpp>
 
-#include <boost/asio/post.hpp>
-
 #include <array>
-#include <atomic>
 #include <new>
 
 namespace weft::detail {
@@ -93,11 +90,16 @@ struct trampoline {
 
 }  // namespace
 
+// Resumes a weft coroutine chain on its task's fiber when the foreign
+// awaitable it waits for completes, wherever that happens. The fiber's side
+// (parked_, notified_) lives on the task's runtime thread only: a
+// completion on another thread reaches it through the runtime's inbox.
 class coro_drive {
  public:
-  enum : int { running = 0, parked = 1, notified = 2 };
-
-  coro_drive(task_base& t) noexcept : task_(t), rt_(*t.rt_) {}
+  coro_drive(task_base& t) noexcept : task_(t), rt_(*t.rt_) {
+    notify_call_.fn = &on_remote_notify;
+    notify_call_.drive = this;
+  }
   ~coro_drive() {
     if (trampoline_) trampoline_.destroy();
   }
@@ -110,54 +112,71 @@ class coro_drive {
   }
   void cancel_intercept() noexcept { pending_ = {}; }
 
-  // Called (through the trampoline) by whoever completes the foreign
-  // awaitable: an Asio handler, another coroutine, another thread.
+  // Called (through the trampoline, as the last thing it does before it
+  // is suspended again) by whoever completes the foreign awaitable: an
+  // Asio handler, another coroutine, another thread. Touches nothing after
+  // handing the notification over: the fiber may resume and end the drive.
   void notify() noexcept {
-    const int previous = state_.exchange(notified, std::memory_order_acq_rel);
-    if (previous != parked) return;  // the fiber has not parked yet: it will see `notified`
-    if (runtime::current() == &rt_) {
-      rt_.make_ready(task_);
-    } else {
-      // From another thread: the runtime's thread wakes the fiber. The post
-      // cannot run before the fiber is parked: both happen on that thread.
-      task_base* t = &task_;
-      runtime* rt = &rt_;
-      boost::asio::post(rt_.io(), [rt, t] { rt->make_ready(*t); });
-    }
+    if (t_runtime == &rt_)
+      mark_notified();
+    else
+      submit_remote(rt_, notify_call_);
   }
 
   void run(std::coroutine_handle<> top) {
     std::coroutine_handle<> next = top;
     for (;;) {
-      state_.store(running, std::memory_order_relaxed);
       next.resume();
       if (top.done()) return;
       WEFT_INVARIANT(pending_);  // every suspension inside a weft chain is intercepted
-      int expected = running;
-      if (state_.compare_exchange_strong(expected, parked, std::memory_order_acq_rel)) {
+      while (!notified_) {
         // A generic awaitable cannot be withdrawn: keep waiting, and let the
         // next checkpoint deliver a cancellation.
         auto abort = []() noexcept { return abort_result::failed; };
+        parked_ = true;
         describe_wait(task_, "await_ (a coroutine awaits a foreign awaitable)");
         rt_.park(task_, abort);
       }
+      notified_ = false;
       next = std::exchange(pending_, {});
     }
   }
 
  private:
-  static trampoline make_trampoline(coro_drive* drive) {
-    for (;;) {
-      drive->notify();
-      co_await std::suspend_always{};
+  struct notify_call : remote_call {
+    coro_drive* drive = nullptr;
+  };
+  static void on_remote_notify(remote_call* c, bool open) noexcept {
+    WEFT_INVARIANT(open);  // the fiber waits for it, so the runtime is running
+    static_cast<notify_call*>(c)->drive->mark_notified();
+  }
+  void mark_notified() noexcept {
+    notified_ = true;
+    if (parked_) {
+      parked_ = false;
+      rt_.make_ready(task_);
     }
+  }
+
+  // Notifies from await_suspend, where the trampoline is already suspended:
+  // after notify() nothing touches its frame, which the fiber may destroy.
+  struct notify_on_suspend {
+    coro_drive* drive;
+    bool await_ready() const noexcept { return false; }
+    void await_suspend(std::coroutine_handle<>) const noexcept { drive->notify(); }
+    void await_resume() const noexcept {}
+  };
+  static trampoline make_trampoline(coro_drive* drive) {
+    for (;;) co_await notify_on_suspend{drive};
   }
 
   task_base& task_;
   runtime& rt_;
   std::coroutine_handle<> pending_;
   std::coroutine_handle<> trampoline_;
-  std::atomic<int> state_{running};
+  notify_call notify_call_;
+  bool notified_ = false;
+  bool parked_ = false;
 };
 
 coro_drive* current_drive() noexcept {

@@ -37,11 +37,7 @@
 
 namespace weft::detail {
 
-namespace {
-
-thread_local runtime* t_runtime = nullptr;
-}  // namespace
-
+constinit thread_local runtime* t_runtime = nullptr;
 constinit thread_local task_base* t_current_task = nullptr;
 
 namespace {
@@ -334,10 +330,13 @@ void runtime::fire_expired() noexcept {
 
 runtime::runtime(const run_options& options)
     : clock_(options.clock ? options.clock : std::make_shared<real_clock>()),
+      inbox_(new inbox(io_)),
       work_(io_.get_executor()),
       wake_timer_(io_),
       stacks_(new stack_pool(options)) {
   if (clock_->runtime_ != nullptr) {
+    inbox_->close();
+    inbox_->release();
     stacks_->release();
     throw std::logic_error("weft::run: this clock is already in use by another running runtime");
   }
@@ -374,6 +373,9 @@ runtime::runtime(const run_options& options)
 }
 
 runtime::~runtime() {
+  // Every task has ended: nothing waits for a remote call any more. Calls
+  // that arrive from now on run as dropped (see inbox.hpp).
+  inbox_->close();
   // Let the dispatcher release the contexts of finished fibers, then give the
   // thread back its default scheduling algorithm.
   shutting_down_ = true;
@@ -391,6 +393,7 @@ runtime::~runtime() {
   clock_->runtime_ = nullptr;
   t_runtime = previous_;
   stacks_->release();
+  inbox_->release();
 }
 
 runtime* runtime::current() noexcept { return t_runtime; }
@@ -518,7 +521,21 @@ void runtime::finish_task(task_base& t, std::exception_ptr e) noexcept {
   t.release();
 }
 
+namespace {
+[[noreturn]] void woken_from_another_thread(task_base& t) noexcept {
+  std::fprintf(stderr,
+               "weft: task %llu of a weft runtime was woken from a thread that does not run that runtime (%s).\n"
+               "weft: weft's synchronization primitives (event, lock, semaphore, condition_variable, channels) and\n"
+               "weft: lowlevel::reschedule belong to one runtime: use them only from its thread. Wake a task from\n"
+               "weft: elsewhere with weft::use_fiber, greenback::await_ or weft::lowlevel::completion.\n",
+               static_cast<unsigned long long>(t.id_), t_runtime != nullptr ? "another runtime's thread" : "a thread without a weft runtime");
+  std::abort();
+}
+}  // namespace
+
 void runtime::make_ready(task_base& t) noexcept {
+  if (t_runtime != this) [[unlikely]]
+    woken_from_another_thread(t);
   WEFT_INVARIANT(t.state_ == task_base::state::parked);
   t.state_ = task_base::state::scheduled;
   t.abort_ = nullptr;
@@ -667,7 +684,9 @@ void throw_cancelled(task_base& t) {
 
 // --- entry points used by the public headers ------------------------------------
 
-runtime* current_runtime() noexcept { return t_runtime; }
+void submit_remote(runtime& rt, remote_call& call) noexcept { rt.remote_inbox().submit(call); }
+
+void make_ready(task_base& t) noexcept { t.rt_->make_ready(t); }
 
 
 void spawn_system_task(task_base* t) {

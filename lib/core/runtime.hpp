@@ -3,6 +3,7 @@
 #pragma once
 
 #include "core/deadline_queue.hpp"
+#include "core/inbox.hpp"
 #include "core/stack_guard.hpp"
 #include "core/stack_pool.hpp"
 #include "core/stall_monitor.hpp"
@@ -88,6 +89,8 @@ class runtime {
   void time_changed() noexcept { fire_expired(); }
 
   boost::asio::io_context& io() noexcept { return io_; }
+  /// Where other threads hand this runtime work (see inbox.hpp).
+  inbox& remote_inbox() noexcept { return *inbox_; }
   parking_lot& idle_waiters() noexcept { return idle_waiters_; }
   void call_soon(lowlevel::soon_call& c) noexcept { soon_.push_back(c); }
 
@@ -156,6 +159,9 @@ class runtime {
   // One thread runs the runtime and its I/O objects: no per-descriptor
   // locking in the reactor. Posting (from any thread) stays locked.
   boost::asio::io_context io_{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO};
+  // Posts its drains to io_; closed (and released) by ~runtime. Pending
+  // drains hold references of their own, so it outlives io_ if need be.
+  inbox* inbox_;
   boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_;
   boost::asio::steady_timer wake_timer_;
   std::chrono::steady_clock::time_point wake_armed_for_{};

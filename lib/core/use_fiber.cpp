@@ -5,6 +5,7 @@
 #include <boost/asio/cancellation_signal.hpp>
 
 #include <cstddef>
+#include <string>
 #include <vector>
 
 namespace weft::detail {
@@ -50,6 +51,12 @@ void release_op_signal(boost::asio::cancellation_signal* s) noexcept {
   // In the memory of the handler it replaces (never smaller): no allocation.
   if (s->slot().has_handler()) s->slot().emplace<no_cancellation>();
   t_signals.free.push_back(s);  // within the reserved capacity
+}
+
+void throw_abandoned(const char* what) {
+  throw abandoned_error(std::string(what) +
+                        ": the operation was destroyed without completing (the executor or execution context that "
+                        "was to complete it shut down first); its result is lost");
 }
 
 }  // namespace weft::detail

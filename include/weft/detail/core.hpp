@@ -106,6 +106,16 @@ struct eh_state {
 #endif
 };
 
+/// Work handed to a runtime from any thread (lowlevel::completion, and the
+/// runtime's inbox behind it). `fn` runs once: on the runtime's thread,
+/// outside any task, with `open` true; or, if the runtime has ended first,
+/// with `open` false on whichever thread finds that out. The call must stay
+/// alive until `fn` has started; `fn` may end its lifetime.
+struct remote_call {
+  remote_call* next = nullptr;
+  void (*fn)(remote_call* self, bool open) noexcept = nullptr;
+};
+
 /// A parked task waiting in a parking_lot. Lives on the waiter's stack.
 struct lot_entry : list_hook<lot_tag> {
   task_base* task = nullptr;
@@ -194,7 +204,15 @@ class task_base : public list_hook<scope_task_tag>, public list_hook<group_child
 [[noreturn]] void throw_cancelled(task_base& t);
 
 /// The runtime of the calling thread, or nullptr.
-runtime* current_runtime() noexcept;
+extern constinit thread_local runtime* t_runtime;
+inline runtime* current_runtime() noexcept { return t_runtime; }
+/// Queues `call` for `rt`'s thread (see remote_call). Thread-safe; `rt`
+/// must not have ended before this returns (a task of it waits for `call`).
+void submit_remote(runtime& rt, remote_call& call) noexcept;
+/// Makes the parked task `t` runnable. On t's runtime thread only: from any
+/// other thread this is a misuse that ends the program with a message
+/// (never a silent corruption of the runtime).
+void make_ready(task_base& t) noexcept;
 /// The running task of this thread (set by the scheduler at every switch).
 extern constinit thread_local task_base* t_current_task;
 /// The running task, or nullptr (not in a task, or no runtime).

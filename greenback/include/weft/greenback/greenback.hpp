@@ -41,6 +41,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 
+#include <atomic>
 #include <coroutine>
 #include <exception>
 #include <functional>
@@ -163,55 +164,79 @@ auto await_(A&& aw) {
 /// the header comment. Checkpoint: in a cancelled scope it throws before
 /// the coroutine starts. @throws the coroutine's exception; weft::cancelled;
 /// no_portal_error without a portal.
+namespace detail {
+// The outcome of an asio::awaitable run by await_, and the co_spawn
+// completion handler that stores it. Move-only: destroyed without being
+// called (the coroutine was destroyed unfinished, e.g. with the io_context
+// of an operation it awaited), it marks the wait abandoned.
+template <class T>
+struct awaitable_state {
+  std::exception_ptr error;
+  std::optional<std::conditional_t<std::is_void_v<T>, std::monostate, T>> value;
+  weft::lowlevel::completion done;
+  std::atomic<bool> finished{false};
+  bool abandoned = false;
+};
+
+template <class T>
+class awaitable_handler {
+ public:
+  explicit awaitable_handler(awaitable_state<T>* s) noexcept : s_(s) {}
+  awaitable_handler(awaitable_handler&& o) noexcept : s_(std::exchange(o.s_, nullptr)) {}
+  awaitable_handler(const awaitable_handler&) = delete;
+  awaitable_handler& operator=(const awaitable_handler&) = delete;
+  ~awaitable_handler() {
+    if (s_ != nullptr) {
+      s_->abandoned = true;
+      s_->done.complete();
+    }
+  }
+  void operator()(std::exception_ptr e) requires std::is_void_v<T> {
+    awaitable_state<T>* s = std::exchange(s_, nullptr);
+    s->error = e;
+    s->value.emplace();
+    finish(s);
+  }
+  template <class V>
+  void operator()(std::exception_ptr e, V&& v) requires(!std::is_void_v<T>) {
+    awaitable_state<T>* s = std::exchange(s_, nullptr);
+    s->error = e;
+    if (!e) s->value.emplace(std::forward<V>(v));
+    finish(s);
+  }
+
+ private:
+  static void finish(awaitable_state<T>* s) noexcept {
+    s->finished.store(true, std::memory_order_release);
+    s->done.complete();  // last: the task may resume at once
+  }
+  awaitable_state<T>* s_;
+};
+}  // namespace detail
+
 template <class T, class Executor>
 T await_(boost::asio::awaitable<T, Executor> aw) {
   detail::require_portal("greenback::await_");
   weft::detail::raise_if_cancelled_at_entry();  // a checkpoint before the coroutine starts
-  struct state {
-    std::exception_ptr error;
-    std::optional<std::conditional_t<std::is_void_v<T>, std::monostate, T>> value;
-    weft::lowlevel::task_ref task;
-    bool done = false;
-    bool parked = false;
-    void finish() {
-      done = true;
-      if (parked) {
-        parked = false;
-        weft::lowlevel::reschedule(task);
-      }
-    }
-  } s;
-  s.task = weft::lowlevel::current_task();
+  detail::awaitable_state<T> s;
   weft::detail::pooled_signal signal;  // outlives the coroutine: await_ waits for it to finish
   auto& io = weft::lowlevel::io_context();
   detail::start_as_handler(io, [&] {
-    if constexpr (std::is_void_v<T>) {
-      boost::asio::co_spawn(io, std::move(aw),
-                            boost::asio::bind_cancellation_slot(signal->slot(), [&s](std::exception_ptr e) {
-                              s.error = e;
-                              s.value.emplace();
-                              s.finish();
-                            }));
-    } else {
-      boost::asio::co_spawn(io, std::move(aw),
-                            boost::asio::bind_cancellation_slot(signal->slot(), [&s](std::exception_ptr e, T v) {
-                              s.error = e;
-                              if (!e) s.value.emplace(std::move(v));
-                              s.finish();
-                            }));
-    }
+    boost::asio::co_spawn(io, std::move(aw),
+                          boost::asio::bind_cancellation_slot(signal->slot(), detail::awaitable_handler<T>(&s)));
   });
   bool cancel_requested = false;
-  while (!s.done) {
-    s.parked = true;
-    auto abort = [&]() noexcept {
+  auto abort = [&]() noexcept {
+    if (!cancel_requested) {  // once: park() asks again while the coroutine finishes
       cancel_requested = true;
-      signal->emit(boost::asio::cancellation_type::terminal);
-      return weft::detail::abort_result::failed;  // wait for the coroutine to finish
-    };
-    weft::lowlevel::describe_wait("await_ of an asio::awaitable");
-    weft::lowlevel::park(abort);
-  }
+      // From a handler of the coroutine's io_context, where co_spawn's
+      // cancellation handler emits at once (never after the coroutine ended).
+      weft::detail::forward_cancellation(io.get_executor(), s.done, signal.get(), s.finished);
+    }
+    return weft::detail::abort_result::failed;  // wait for the coroutine to finish
+  };
+  s.done.wait(abort, "await_ of an asio::awaitable");
+  if (s.abandoned) weft::detail::throw_abandoned("greenback::await_");
   if (s.error) {
     if (cancel_requested) weft::lowlevel::raise_if_cancelled();
     std::rethrow_exception(s.error);
