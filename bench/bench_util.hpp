@@ -113,4 +113,40 @@ inline int reps() {
   return n > 0 ? n : 5;
 }
 
+/// One repetition of an alternating comparison: n operations of each side
+/// in `rounds` chunks, weft first in even rounds and the peer first in odd
+/// ones, so that a load change on the machine weighs on both sides alike.
+/// weft_chunk(m) and peer_chunk(m) run m operations and return the seconds
+/// their timed loop took. Adds the ns per operation of each side to w and p.
+template <class W, class P>
+void alternating_repetition(int n, int rounds, W&& weft_chunk, P&& peer_chunk, std::vector<double>& w,
+                            std::vector<double>& p) {
+  const int m = n / rounds;
+  double weft_seconds = 0;
+  double peer_seconds = 0;
+  for (int r = 0; r < rounds; ++r) {
+    if (r % 2 == 0) {
+      weft_seconds += weft_chunk(m);
+      peer_seconds += peer_chunk(m);
+    } else {
+      peer_seconds += peer_chunk(m);
+      weft_seconds += weft_chunk(m);
+    }
+  }
+  const double ops = static_cast<double>(m) * rounds;
+  w.push_back(weft_seconds * 1e9 / ops);
+  p.push_back(peer_seconds * 1e9 / ops);
+}
+
+/// reps() alternating repetitions; reports the medians in ns per `per`.
+template <class W, class P>
+void alternating_compare(const char* name, const char* peer_name, const char* per, int n, int rounds, W&& weft_chunk,
+                         P&& peer_chunk) {
+  std::vector<double> w, p;
+  for (int r = 0; r < reps(); ++r) alternating_repetition(n, rounds, weft_chunk, peer_chunk, w, p);
+  const std::string note = "(per " + std::string(per) + ", " + std::to_string(n / rounds * rounds) +
+                           " per side and repetition)";
+  report(name, median(w), peer_name, median(p), "ns", note.c_str());
+}
+
 }  // namespace bench

@@ -77,35 +77,9 @@ void check(const char* what, long got, long want) {
   }
 }
 
-// One repetition: n operations of each side in `rounds` alternating chunks.
-// weft_chunk(m) and peer_chunk(m) run m operations and return the seconds
-// their timed loop took. Adds the ns per operation of each side to w and p.
-template <class W, class P>
-void repetition(int n, W&& weft_chunk, P&& peer_chunk, std::vector<double>& w, std::vector<double>& p) {
-  const int m = n / rounds;
-  double weft_seconds = 0;
-  double peer_seconds = 0;
-  for (int r = 0; r < rounds; ++r) {
-    if (r % 2 == 0) {
-      weft_seconds += weft_chunk(m);
-      peer_seconds += peer_chunk(m);
-    } else {
-      peer_seconds += peer_chunk(m);
-      weft_seconds += weft_chunk(m);
-    }
-  }
-  const double ops = static_cast<double>(m) * rounds;
-  w.push_back(weft_seconds * 1e9 / ops);
-  p.push_back(peer_seconds * 1e9 / ops);
-}
-
 template <class W, class P>
 void compare(const char* name, const char* peer_name, const char* per, int n, W&& weft_chunk, P&& peer_chunk) {
-  std::vector<double> w, p;
-  for (int r = 0; r < bench::reps(); ++r) repetition(n, weft_chunk, peer_chunk, w, p);
-  const std::string note = "(per " + std::string(per) + ", " + std::to_string(n / rounds * rounds) +
-                           " per side and repetition)";
-  bench::report(name, bench::median(w), peer_name, bench::median(p), "ns", note.c_str());
+  bench::alternating_compare(name, peer_name, per, n, rounds, weft_chunk, peer_chunk);
 }
 
 // Runs fn(m) as the root task of a fresh runtime on a fresh thread.

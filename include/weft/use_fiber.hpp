@@ -276,8 +276,29 @@ auto finish_completion(fiber_completion_state<First, Rest...>& s, bool cancel_re
   }
 }
 
+/// What use_fiber returns for a completion signature void(Args...): the
+/// arguments after a leading error_code or exception_ptr; void, the one
+/// value, or a tuple of them.
+template <class... Values>
+struct values_result {
+  using type = std::tuple<std::decay_t<Values>...>;
+};
+template <>
+struct values_result<> {
+  using type = void;
+};
+template <class V>
+struct values_result<V> {
+  using type = std::decay_t<V>;
+};
+template <class... Args>
+struct fiber_result : values_result<Args...> {};
+template <class First, class... Rest>
+  requires(is_error_code_v<First> || is_exception_ptr_v<First>)
+struct fiber_result<First, Rest...> : values_result<Rest...> {};
+
 template <class... Args, class Initiation>
-auto run_with_fiber(Initiation&& initiation, use_fiber_t token, auto&&... init_args) {
+typename fiber_result<Args...>::type run_with_fiber(Initiation&& initiation, use_fiber_t token, auto&&... init_args) {
   fiber_completion_state<Args...> s;  // @throws std::logic_error outside a task
   raise_if_cancelled_at_entry();     // a checkpoint before the operation starts
   // Called as an lvalue where it can be: a cancellation asks it for the
@@ -305,7 +326,10 @@ template <class R, class... Args>
 class async_result<weft::use_fiber_t, R(Args...)> {
  public:
   template <class Initiation, class... InitArgs>
-  static auto initiate(Initiation&& initiation, weft::use_fiber_t token, InitArgs&&... args) {
+  // The return type is spelled out, not deduced: overload resolution
+  // (asio::deferred's const& operator()) must not instantiate the body.
+  static typename weft::detail::fiber_result<Args...>::type initiate(Initiation&& initiation, weft::use_fiber_t token,
+                                                                      InitArgs&&... args) {
     return weft::detail::run_with_fiber<Args...>(std::forward<Initiation>(initiation), token,
                                                  std::forward<InitArgs>(args)...);
   }

@@ -1,0 +1,193 @@
+// Cross-thread benchmarks: waits whose completion comes from another
+// thread, against the plain Asio way of doing the same hops, measured side
+// by side in one run.
+//
+//   pool_hop   a task doing `asio::post(pool, weft::use_fiber)` (hop to an
+//              asio::thread_pool thread and back to the task's runtime) vs
+//              an Asio callback chain doing the same hop: a handler on an
+//              io_context thread posts to the pool, whose handler posts the
+//              next step back to the io_context; per round trip
+//
+// Both sides use one asio::thread_pool of one thread, created per chunk,
+// and run on a fresh thread (a fresh runtime or io_context). A round trip
+// costs two thread wake-ups, whose price depends on whether the two
+// threads share a CPU: on both sides the loop's thread is pinned to the
+// first CPU this process may use and the pool's thread to the second (when
+// there is one), so that every chunk measures the same placement. Each
+// repetition runs both sides for the same number of hops, split into
+// `rounds` alternating chunks after untimed warm-up hops; medians over
+// BENCH_REPS repetitions are reported.
+//
+// Usage: bench_threads [name...]   (default: all)
+#include "bench_util.hpp"
+
+#include <weft/use_fiber.hpp>
+#include <weft/weft.hpp>
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/thread_pool.hpp>
+
+#include <pthread.h>
+#include <sched.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <future>
+#include <thread>
+
+namespace {
+
+constexpr int rounds = 10;
+
+// The i-th CPU this process may run on, or -1.
+int allowed_cpu(int i) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (::sched_getaffinity(0, sizeof set, &set) != 0) return -1;
+  for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu)
+    if (CPU_ISSET(cpu, &set) && i-- == 0) return cpu;
+  return -1;
+}
+
+void pin_this_thread(int cpu) {
+  if (cpu < 0) return;
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  ::pthread_setaffinity_np(::pthread_self(), sizeof set, &set);
+}
+
+const int loop_cpu = allowed_cpu(0);
+const int pool_cpu = allowed_cpu(1) >= 0 ? allowed_cpu(1) : allowed_cpu(0);
+
+// A thread pool of one thread, pinned.
+struct pinned_pool {
+  boost::asio::thread_pool pool{1};
+  pinned_pool() {
+    std::promise<void> pinned;
+    boost::asio::post(pool, [&pinned] {
+      pin_this_thread(pool_cpu);
+      pinned.set_value();
+    });
+    pinned.get_future().wait();
+  }
+  ~pinned_pool() { pool.join(); }
+};
+
+int warmup_of(int m) { return m / 20 + 1; }
+
+void check(const char* what, long got, long want) {
+  if (got != want) {
+    std::fprintf(stderr, "bench_threads: %s: %ld hops, expected %ld\n", what, got, want);
+    std::exit(1);
+  }
+}
+
+// --- pool_hop ---------------------------------------------------------------------
+//
+// Every hop checks where it runs: the pool side on the pool's thread, the
+// way back on the runtime's (io_context's) thread.
+
+long weft_hops(boost::asio::thread_pool& pool, int m, std::thread::id home) {
+  long hops = 0;
+  for (int i = 0; i < m; ++i) {
+    boost::asio::post(pool, weft::use_fiber);
+    if (std::this_thread::get_id() != home) return -1;
+    ++hops;
+  }
+  return hops;
+}
+
+double weft_pool_hop(int m) {
+  return bench::on_thread([m] {
+    pin_this_thread(loop_cpu);
+    pinned_pool pinned;
+    boost::asio::thread_pool& pool = pinned.pool;
+    return weft::run([&] {
+      const std::thread::id home = std::this_thread::get_id();
+      check("pool_hop weft warm-up", weft_hops(pool, warmup_of(m), home), warmup_of(m));
+      const double start = bench::now_seconds();
+      const long hops = weft_hops(pool, m, home);
+      const double seconds = bench::now_seconds() - start;
+      check("pool_hop weft", hops, m);
+      return seconds;
+    });
+  });
+}
+
+// The callback chain: step() runs on the io_context thread, posts to the
+// pool, and the pool's handler posts step() back.
+struct chain {
+  boost::asio::io_context& io;
+  boost::asio::thread_pool& pool;
+  std::thread::id home;
+  long left;
+  long hops = 0;
+  bool misplaced = false;
+  // io.run() must not return while a hop is on the pool.
+  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> busy{io.get_executor()};
+  void step() {
+    if (left == 0) {
+      busy.reset();
+      return;
+    }
+    --left;
+    boost::asio::post(pool, [this] {
+      boost::asio::post(io, [this] {
+        misplaced = misplaced || std::this_thread::get_id() != home;
+        ++hops;
+        step();
+      });
+    });
+  }
+};
+
+long asio_hops(boost::asio::io_context& io, boost::asio::thread_pool& pool, int m) {
+  chain c{io, pool, std::this_thread::get_id(), m};
+  boost::asio::post(io, [&c] { c.step(); });
+  io.restart();
+  io.run();
+  return c.misplaced ? -1 : c.hops;
+}
+
+double asio_pool_hop(int m) {
+  return bench::on_thread([m] {
+    pin_this_thread(loop_cpu);
+    pinned_pool pinned;
+    boost::asio::thread_pool& pool = pinned.pool;
+    boost::asio::io_context io(1);
+    check("pool_hop asio warm-up", asio_hops(io, pool, warmup_of(m)), warmup_of(m));
+    const double start = bench::now_seconds();
+    const long hops = asio_hops(io, pool, m);
+    const double elapsed = bench::now_seconds() - start;
+    check("pool_hop asio", hops, m);
+    return elapsed;
+  });
+}
+
+void bench_pool_hop() {
+  bench::alternating_compare("pool_hop", "asio_callbacks", "round trip", 40'000, rounds, weft_pool_hop,
+                             asio_pool_hop);
+}
+
+struct entry {
+  const char* name;
+  void (*fn)();
+};
+constexpr entry benches[] = {
+    {"pool_hop", bench_pool_hop},
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  for (const entry& e : benches) {
+    bool selected = argc < 2;
+    for (int i = 1; i < argc; ++i) selected = selected || std::strcmp(argv[i], e.name) == 0;
+    if (selected) e.fn();
+  }
+  return 0;
+}
