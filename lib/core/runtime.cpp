@@ -522,20 +522,24 @@ void runtime::finish_task(task_base& t, std::exception_ptr e) noexcept {
 }
 
 namespace {
-[[noreturn]] void woken_from_another_thread(task_base& t) noexcept {
+// A runtime's state is touched by its own thread only: anything else is a
+// misuse that would corrupt it silently, so it ends the program with a
+// message instead.
+[[noreturn]] void used_from_another_thread(const char* what) noexcept {
   std::fprintf(stderr,
-               "weft: task %llu of a weft runtime was woken from a thread that does not run that runtime (%s).\n"
-               "weft: weft's synchronization primitives (event, lock, semaphore, condition_variable, channels) and\n"
-               "weft: lowlevel::reschedule belong to one runtime: use them only from its thread. Wake a task from\n"
-               "weft: elsewhere with weft::use_fiber, greenback::await_ or weft::lowlevel::completion.\n",
-               static_cast<unsigned long long>(t.id_), t_runtime != nullptr ? "another runtime's thread" : "a thread without a weft runtime");
+               "weft: %s was called from a thread that does not run the runtime it belongs to (%s).\n"
+               "weft: A runtime's tasks, cancel scopes and synchronization primitives (event, lock, semaphore,\n"
+               "weft: condition_variable, channels) belong to the thread that runs it. From other threads, hand\n"
+               "weft: work to it with weft::use_fiber or greenback::await_ (an operation on any executor),\n"
+               "weft: weft::lowlevel::completion, or asio::post to its io_context.\n",
+               what, t_runtime != nullptr ? "from another runtime's thread" : "from a thread without a weft runtime");
   std::abort();
 }
 }  // namespace
 
 void runtime::make_ready(task_base& t) noexcept {
   if (t_runtime != this) [[unlikely]]
-    woken_from_another_thread(t);
+    used_from_another_thread("waking a task (an event, lock, semaphore, channel or lowlevel::reschedule)");
   WEFT_INVARIANT(t.state_ == task_base::state::parked);
   t.state_ = task_base::state::scheduled;
   t.abort_ = nullptr;
@@ -627,6 +631,8 @@ std::exception_ptr runtime::exit_scope(scope_node& s, task_base& t, std::excepti
 }
 
 void runtime::cancel(scope_node& s, cancel_reason reason) noexcept {
+  if (t_runtime != this) [[unlikely]]
+    used_from_another_thread("cancelling (cancel_scope::cancel, task::cancel)");
   if (s.cancel_called) return;
   s.cancel_called = true;
   s.reason = reason;

@@ -19,7 +19,11 @@
 //       it returns `abort_result::failed`; the task stays parked until the
 //       operation's completer calls `reschedule(task)`, and the cancellation
 //       is delivered at the task's next checkpoint.
-//  3. `reschedule` on a task that is not parked is a bug (checked always).
+//  3. `reschedule` on a task that is not parked is a bug (checked always),
+//     and so is `reschedule` from a thread other than the task's runtime's
+//     (checked always). For wakers on other threads (an operation completed
+//     by a thread pool, another runtime, a plain thread) use
+//     lowlevel::completion, which hands the wake to the task's runtime.
 #pragma once
 
 #include <weft/detail/core.hpp>
@@ -63,7 +67,9 @@ inline void describe_wait(const char* what, long long arg = -1) noexcept {
 }
 
 /// Makes a parked task runnable again. Must be called exactly once per park,
-/// on the runtime's thread (use asio::post from other threads).
+/// on the runtime's thread: from another thread it ends the program with a
+/// message (never a silent corruption). A waker on another thread uses
+/// lowlevel::completion (lowlevel/completion.hpp) instead.
 void reschedule(task_ref t) noexcept;
 
 /// True if a checkpoint in the current task would throw `cancelled` now.
@@ -82,7 +88,7 @@ struct soon_call : detail::list_hook<struct soon_call_tag> {
 /// Queues `call` to run (call.fn(&call)) at the next pass of this thread's
 /// runtime loop, outside any task — like an Asio handler, but without a trip
 /// through the io_context. For code on the runtime's own thread only (from
-/// other threads use asio::post). `call` must stay alive until it has run.
+/// other threads use lowlevel::completion or asio::post). `call` must stay alive until it has run.
 /// @throws std::logic_error when no runtime runs on this thread.
 void call_soon(soon_call& call);
 

@@ -1,4 +1,11 @@
 // weft::condition_variable: wait for a notification while holding a weft lock.
+//
+// Single-runtime by design: no locks on the hot path. Use it from the tasks
+// (and Asio handlers) of one runtime. A call from another thread that would
+// wake a task ends the program with a message naming the misuse, instead of
+// corrupting the runtime; other threads hand work to the runtime with
+// weft::use_fiber / greenback::await_ (operations on any executor),
+// weft::lowlevel::completion, or asio::post to its io_context.
 #pragma once
 
 #include <weft/detail/core.hpp>

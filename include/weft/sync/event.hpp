@@ -1,4 +1,11 @@
 // weft::event: a one-shot flag tasks can wait for.
+//
+// Single-runtime by design: no locks on the hot path. Use it from the tasks
+// (and Asio handlers) of one runtime. A call from another thread that would
+// wake a task ends the program with a message naming the misuse, instead of
+// corrupting the runtime; other threads hand work to the runtime with
+// weft::use_fiber / greenback::await_ (operations on any executor),
+// weft::lowlevel::completion, or asio::post to its io_context.
 #pragma once
 
 #include <weft/detail/core.hpp>
@@ -6,7 +13,7 @@
 namespace weft {
 
 /// Not thread-safe: belongs to one runtime (set() may be called from Asio
-/// handlers of that runtime too).
+/// handlers of that runtime too; see the header comment).
 class event {
  public:
   event() noexcept = default;

@@ -1,6 +1,8 @@
 // Locks for tasks: weft::lock and weft::fair_lock (strict FIFO hand-off).
 //
-// Not thread-safe: a lock belongs to one runtime. Owned by a task.
+// Not thread-safe: a lock belongs to one runtime (a release from another
+// thread that would wake a waiter ends the program with a message naming
+// the misuse, instead of corrupting the runtime). Owned by a task.
 // weft::lock_guard holds a lock for a block. basic_lock (the base of both)
 // also has the std::Lockable names, for std::unique_lock<weft::basic_lock>.
 #pragma once
