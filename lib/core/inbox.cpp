@@ -35,17 +35,12 @@ struct slot_allocator {
   }
 };
 
-// Holds a reference to the inbox until it has run (or been destroyed
-// unrun with the io_context).
+// The posted drain. The inbox outlives it: the runtime releases its
+// reference only after its io_context (and any drain still queued there)
+// is gone.
 class drain_handler {
  public:
-  explicit drain_handler(inbox* in) noexcept : in_(in) { in_->add_ref(); }
-  drain_handler(drain_handler&& o) noexcept : in_(std::exchange(o.in_, nullptr)) {}
-  drain_handler(const drain_handler&) = delete;
-  drain_handler& operator=(const drain_handler&) = delete;
-  ~drain_handler() {
-    if (in_ != nullptr) in_->release();
-  }
+  explicit drain_handler(inbox* in) noexcept : in_(in) {}
   using allocator_type = slot_allocator<void>;
   allocator_type get_allocator() const noexcept { return allocator_type(in_); }
   void operator()() noexcept { in_->drain(); }
@@ -74,9 +69,9 @@ void inbox::submit(remote_call& call) noexcept {
   } while (!head_.compare_exchange_weak(head, &call, std::memory_order_acq_rel, std::memory_order_relaxed));
   if (head != nullptr) return;  // a drain is posted already and takes this call too
   // The inbox was empty: this submit posts the drain. Until it has, no one
-  // can run `call`, so the runtime (whose task may wait for it) is alive;
-  // the extra reference keeps the mutex alive while we leave it.
-  add_ref();
+  // can run `call`, so a runtime whose task waits for `call` is running.
+  // close() takes the mutex too: the runtime cannot end (and release the
+  // inbox) before we have left it.
   bool posted = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -89,7 +84,6 @@ void inbox::submit(remote_call& call) noexcept {
     }
   }
   if (!posted) run_all(head_.exchange(nullptr, std::memory_order_acq_rel), false);
-  release();
 }
 
 void inbox::drain() noexcept { run_all(head_.exchange(nullptr, std::memory_order_acq_rel), !closed_); }

@@ -11,6 +11,8 @@
 // after that runs with `open == false`, on whichever thread finds it (the
 // runtime's own, or the submitter's), so that it can release what it
 // holds. Nothing is lost and nothing is posted to a destroyed io_context.
+// A submitter that may outlive the runtime holds a reference (add_ref) for
+// as long as it may submit.
 #pragma once
 
 #include <weft/detail/core.hpp>
@@ -27,7 +29,10 @@ namespace weft::detail {
 
 class inbox {
  public:
-  /// An inbox posting to `io`, with one reference (the runtime's).
+  /// An inbox posting to `io`, with one reference (the runtime's, released
+  /// only once `io` is destroyed: a drain still queued there is destroyed
+  /// with it and gives its memory back to the inbox). Other holders (a
+  /// thread that may submit after the runtime ended) take references.
   explicit inbox(boost::asio::io_context& io) noexcept : io_(&io) {}
   inbox(const inbox&) = delete;
   inbox& operator=(const inbox&) = delete;

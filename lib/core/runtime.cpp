@@ -243,9 +243,16 @@ void runtime::reactor_pass() noexcept {
     // here and before blocking, not on every pass (it takes a lock).
     if (io_.stopped()) io_.restart();
     io_.poll();  // a pass that interrupts busy tasks: give all of I/O its turn
-  } else {
+  } else if (!real_clock_ || !idle_waiters_.empty()) {
+    // Whether anything is ready must be known before the runtime counts as
+    // idle (wait_all_tasks_blocked, an autojumping clock).
     run_ready_handlers();
   }
+  // Otherwise no task is ready (the dispatcher runs a pass only then, or
+  // when one is due): io_.run_one() below runs what is ready without
+  // blocking, or blocks for it, in one reactor call; looking first with a
+  // non-blocking poll would cost an epoll_wait that finds nothing whenever
+  // the runtime waits for I/O, a timer or another thread.
   fire_expired();
   for (;;) {
     if (algo_->has_ready_tasks()) return;
@@ -263,13 +270,16 @@ void runtime::reactor_pass() noexcept {
     run_ready_handlers();
   }
   arm_wake_timer();
-  if (io_.stopped()) {
+  probe_.idle.store(true, std::memory_order_relaxed);
+  const std::size_t ran = io_.run_one();
+  probe_.idle.store(false, std::memory_order_relaxed);
+  if (ran == 0) {
+    // Only a stopped io_context (io_context().stop()) runs nothing: the
+    // work guard keeps it from running out of work. Asking stopped() before
+    // blocking instead would take the scheduler's lock on every idle pass.
     io_.restart();
     return;  // the next pass runs what the stop held back
   }
-  probe_.idle.store(true, std::memory_order_relaxed);
-  io_.run_one();
-  probe_.idle.store(false, std::memory_order_relaxed);
   run_ready_handlers();
   fire_expired();
 }
@@ -330,17 +340,16 @@ void runtime::fire_expired() noexcept {
 
 runtime::runtime(const run_options& options)
     : clock_(options.clock ? options.clock : std::make_shared<real_clock>()),
-      inbox_(new inbox(io_)),
       work_(io_.get_executor()),
       wake_timer_(io_),
       stacks_(new stack_pool(options)) {
   if (clock_->runtime_ != nullptr) {
     inbox_->close();
-    inbox_->release();
     stacks_->release();
     throw std::logic_error("weft::run: this clock is already in use by another running runtime");
   }
   clock_->runtime_ = this;
+  real_clock_ = dynamic_cast<const real_clock*>(clock_.get()) != nullptr;
   root_scope_.rt = this;
   system_scope_.rt = this;
   system_scope_.role = scope_node::kind::system;
@@ -393,7 +402,6 @@ runtime::~runtime() {
   clock_->runtime_ = nullptr;
   t_runtime = previous_;
   stacks_->release();
-  inbox_->release();
 }
 
 runtime* runtime::current() noexcept { return t_runtime; }

@@ -90,7 +90,7 @@ class runtime {
 
   boost::asio::io_context& io() noexcept { return io_; }
   /// Where other threads hand this runtime work (see inbox.hpp).
-  inbox& remote_inbox() noexcept { return *inbox_; }
+  inbox& remote_inbox() noexcept { return *inbox_.in; }
   parking_lot& idle_waiters() noexcept { return idle_waiters_; }
   void call_soon(lowlevel::soon_call& c) noexcept { soon_.push_back(c); }
 
@@ -155,13 +155,25 @@ class runtime {
   eh_state foreign_eh_;  // fibers that are not weft tasks (plain Boost.Fiber fibers)
   eh_state eh_scratch_;  // a finished task's last words, never read
 
+  // Owns the runtime's reference to its inbox.
+  struct inbox_owner {
+    inbox* in;
+    explicit inbox_owner(inbox* i) noexcept : in(i) {}
+    inbox_owner(const inbox_owner&) = delete;
+    inbox_owner& operator=(const inbox_owner&) = delete;
+    ~inbox_owner() { in->release(); }
+    inbox* operator->() const noexcept { return in; }
+  };
   std::shared_ptr<weft::clock> clock_;
+  bool real_clock_ = false;  // a weft::real_clock: it never autojumps
   // One thread runs the runtime and its I/O objects: no per-descriptor
   // locking in the reactor. Posting (from any thread) stays locked.
+  // Where other threads hand this runtime work. Declared before io_, so
+  // that it goes after io_ and any drain still queued there (which gives
+  // its memory back to it); it only keeps io_'s address until then.
+  // Closed by ~runtime.
+  inbox_owner inbox_{new inbox(io_)};
   boost::asio::io_context io_{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO};
-  // Posts its drains to io_; closed (and released) by ~runtime. Pending
-  // drains hold references of their own, so it outlives io_ if need be.
-  inbox* inbox_;
   boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_;
   boost::asio::steady_timer wake_timer_;
   std::chrono::steady_clock::time_point wake_armed_for_{};

@@ -53,9 +53,15 @@ std::atomic<long>* call::finished = nullptr;
 
 // The loop's thread: an io_context run until told to stop, like a runtime's.
 struct loop {
+  // As in the runtime: the reference to the inbox goes after the
+  // io_context, whose queued drains give their memory back to the inbox.
+  struct owner {
+    inbox* in;
+    ~owner() { in->release(); }
+  } held{new inbox(io)};
   boost::asio::io_context io{1};
   boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work{io.get_executor()};
-  inbox* in = new inbox(io);
+  inbox* in = held.in;
   std::thread::id id;
   std::thread thread{[this] {
     id = std::this_thread::get_id();
@@ -63,7 +69,6 @@ struct loop {
   }};
   ~loop() {
     if (thread.joinable()) stop();
-    in->release();
   }
   // On the loop's thread: close the inbox, then let run() return.
   void close_and_stop() {
@@ -172,6 +177,6 @@ TEST_CASE("inbox: submits racing the close each run exactly once, open before th
       }
     }
     CHECK(open <= static_cast<long>(producers) * per_producer);
-    l.reset();  // releases the inbox (after the loop's io_context is gone)
+    l.reset();
   }
 }
