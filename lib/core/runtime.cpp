@@ -243,16 +243,9 @@ void runtime::reactor_pass() noexcept {
     // here and before blocking, not on every pass (it takes a lock).
     if (io_.stopped()) io_.restart();
     io_.poll();  // a pass that interrupts busy tasks: give all of I/O its turn
-  } else if (!real_clock_ || !idle_waiters_.empty()) {
-    // Whether anything is ready must be known before the runtime counts as
-    // idle (wait_all_tasks_blocked, an autojumping clock).
+  } else {
     run_ready_handlers();
   }
-  // Otherwise no task is ready (the dispatcher runs a pass only then, or
-  // when one is due): io_.run_one() below runs what is ready without
-  // blocking, or blocks for it, in one reactor call; looking first with a
-  // non-blocking poll would cost an epoll_wait that finds nothing whenever
-  // the runtime waits for I/O, a timer or another thread.
   fire_expired();
   for (;;) {
     if (algo_->has_ready_tasks()) return;
@@ -349,7 +342,6 @@ runtime::runtime(const run_options& options)
     throw std::logic_error("weft::run: this clock is already in use by another running runtime");
   }
   clock_->runtime_ = this;
-  real_clock_ = dynamic_cast<const real_clock*>(clock_.get()) != nullptr;
   root_scope_.rt = this;
   system_scope_.rt = this;
   system_scope_.role = scope_node::kind::system;

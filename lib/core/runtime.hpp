@@ -165,7 +165,6 @@ class runtime {
     inbox* operator->() const noexcept { return in; }
   };
   std::shared_ptr<weft::clock> clock_;
-  bool real_clock_ = false;  // a weft::real_clock: it never autojumps
   // One thread runs the runtime and its I/O objects: no per-descriptor
   // locking in the reactor. Posting (from any thread) stays locked.
   // Where other threads hand this runtime work. Declared before io_, so
