@@ -106,6 +106,25 @@ inline void report(const char* name, double weft, const char* peer_name, double 
   std::fflush(stdout);
 }
 
+/// Prints how this program links Boost.Fiber and Boost.Context (what a
+/// task switch costs depends on it): BENCH_INFO linkage boost_fiber=static
+/// boost_context=static, or shared, as found in /proc/self/maps.
+inline void print_linkage(const char* program) {
+  bool fiber_shared = false;
+  bool context_shared = false;
+  if (FILE* f = std::fopen("/proc/self/maps", "r")) {
+    char line[4096];
+    while (std::fgets(line, sizeof line, f) != nullptr) {
+      fiber_shared = fiber_shared || std::strstr(line, "libboost_fiber.so") != nullptr;
+      context_shared = context_shared || std::strstr(line, "libboost_context.so") != nullptr;
+    }
+    std::fclose(f);
+  }
+  std::printf("BENCH_INFO linkage program=%s boost_fiber=%s boost_context=%s\n", program,
+              fiber_shared ? "shared" : "static", context_shared ? "shared" : "static");
+  std::fflush(stdout);
+}
+
 /// Number of repetitions (BENCH_REPS, default 5); medians are reported.
 inline int reps() {
   const char* r = std::getenv("BENCH_REPS");

@@ -184,6 +184,7 @@ constexpr entry benches[] = {
 }  // namespace
 
 int main(int argc, char** argv) {
+  bench::print_linkage("bench_threads");
   for (const entry& e : benches) {
     bool selected = argc < 2;
     for (int i = 1; i < argc; ++i) selected = selected || std::strcmp(argv[i], e.name) == 0;
