@@ -98,6 +98,13 @@ inline double cpu_seconds() {
          static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 }
 
+/// System CPU time of this process, in seconds.
+inline double system_seconds() {
+  rusage ru{};
+  ::getrusage(RUSAGE_SELF, &ru);
+  return static_cast<double>(ru.ru_stime.tv_sec) + static_cast<double>(ru.ru_stime.tv_usec) / 1e6;
+}
+
 /// Prints the standard line: BENCH <name> weft=<v><unit> <peer>=<v><unit> ratio=<weft/peer>.
 inline void report(const char* name, double weft, const char* peer_name, double peer, const char* unit,
                    const char* extra = "") {

@@ -10,6 +10,10 @@
 //                 stacks vs stack_guard::none, per task
 //   skynet        1,000,000 tasks (tree of 10) vs the same on raw Boost.Fiber,
 //                 same stack size; each run in its own process, peak RSS printed
+//   burst_spawn   a fresh process starts 100,000 tasks (16 KiB stacks) at
+//                 once, each yields once, and joins them (the runtime's end
+//                 included) vs the same with raw Boost.Fiber fibers
+//                 (fixedsize_stack of 16 KiB); wall time, system time printed
 //   idle_memory   RSS per parked task, 100,000 parked tasks vs parked fibers
 //   idle_cpu      CPU time of a runtime sleeping 1 s, as a share of wall time,
 //                 vs a plain thread sleeping 1 s
@@ -181,6 +185,59 @@ long fiber_skynet(long num, long size, long div) {
   return std::accumulate(results.begin(), results.end(), 0L);
 }
 
+// --- burst_spawn ------------------------------------------------------------------
+
+constexpr long burst_tasks = 100'000;
+
+void bench_burst_spawn() {
+  std::vector<double> w, f, wsys, fsys;
+  for (int r = 0; r < bench::reps(); ++r) {
+    auto wr = bench::in_child([] {
+      const double start = bench::now_seconds();
+      const double sys = bench::system_seconds();
+      long done = 0;
+      weft::run(options_with_stack(small_stack), [&done] {
+        weft::open_task_group([&done](weft::task_group& tg) {
+          for (long i = 0; i < burst_tasks; ++i)
+            tg.start_soon([&done] {
+              weft::coro_yield();
+              ++done;
+            });
+        });
+      });
+      const double t = bench::now_seconds() - start;
+      if (done != burst_tasks) std::_Exit(4);
+      return std::vector<double>{t, bench::system_seconds() - sys};
+    });
+    auto fr = bench::in_child([] {
+      const double start = bench::now_seconds();
+      const double sys = bench::system_seconds();
+      long done = 0;
+      {
+        std::vector<boost::fibers::fiber> fibers;
+        fibers.reserve(burst_tasks);
+        for (long i = 0; i < burst_tasks; ++i)
+          fibers.emplace_back(std::allocator_arg, boost::fibers::fixedsize_stack(small_stack), [&done] {
+            boost::this_fiber::yield();
+            ++done;
+          });
+        for (auto& fiber : fibers) fiber.join();
+      }
+      const double t = bench::now_seconds() - start;
+      if (done != burst_tasks) std::_Exit(4);
+      return std::vector<double>{t, bench::system_seconds() - sys};
+    });
+    w.push_back(wr[0] * 1e3);
+    wsys.push_back(wr[1] * 1e3);
+    f.push_back(fr[0] * 1e3);
+    fsys.push_back(fr[1] * 1e3);
+  }
+  const std::string note = "(100k tasks, 16 KiB stacks, fresh process; system time weft=" +
+                           std::to_string(static_cast<long>(bench::median(wsys))) +
+                           "ms boost_fiber=" + std::to_string(static_cast<long>(bench::median(fsys))) + "ms)";
+  bench::report("burst_spawn", bench::median(w), "boost_fiber", bench::median(f), "ms", note.c_str());
+}
+
 constexpr long skynet_size = 1'000'000;
 constexpr long skynet_expected = skynet_size * (skynet_size - 1) / 2;
 
@@ -340,6 +397,7 @@ constexpr entry benches[] = {
     {"spawn_join", bench_spawn_join},
     {"guarded_spawn_join", bench_guarded_spawn_join},
     {"skynet", bench_skynet},
+    {"burst_spawn", bench_burst_spawn},
     {"idle_memory", bench_idle_memory},
     {"idle_cpu", bench_idle_cpu},
     {"cancel_scope", bench_cancel_scope},
