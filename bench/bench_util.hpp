@@ -132,6 +132,25 @@ inline void print_linkage(const char* program) {
   std::fflush(stdout);
 }
 
+/// A named benchmark of a bench program.
+struct entry {
+  const char* name;
+  void (*fn)();
+};
+
+/// The main of every bench program: prints its linkage, then runs the
+/// benchmarks named on the command line (all of them without arguments).
+template <std::size_t N>
+int main_of(const char* program, const entry (&benches)[N], int argc, char** argv) {
+  print_linkage(program);
+  for (const entry& e : benches) {
+    bool selected = argc < 2;
+    for (int i = 1; i < argc; ++i) selected = selected || std::strcmp(argv[i], e.name) == 0;
+    if (selected) e.fn();
+  }
+  return 0;
+}
+
 /// Number of repetitions (BENCH_REPS, default 5); medians are reported.
 inline int reps() {
   const char* r = std::getenv("BENCH_REPS");

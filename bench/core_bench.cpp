@@ -388,11 +388,7 @@ void bench_switch_watchdog() {
   bench::report("switch_watchdog", bench::median(on), "unwatched", bench::median(off), "ns");
 }
 
-struct entry {
-  const char* name;
-  void (*fn)();
-};
-constexpr entry benches[] = {
+constexpr bench::entry benches[] = {
     {"switch", bench_switch},
     {"spawn_join", bench_spawn_join},
     {"guarded_spawn_join", bench_guarded_spawn_join},
@@ -406,12 +402,4 @@ constexpr entry benches[] = {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  bench::print_linkage("bench_core");
-  for (const entry& e : benches) {
-    bool selected = argc < 2;
-    for (int i = 1; i < argc; ++i) selected = selected || std::strcmp(argv[i], e.name) == 0;
-    if (selected) e.fn();
-  }
-  return 0;
-}
+int main(int argc, char** argv) { return bench::main_of("bench_core", benches, argc, argv); }

@@ -306,11 +306,7 @@ void bench_portal_run_sync() {
           [](int m) { return in_runtime(weft_portal_run_sync, m); }, fiber_spawn_join);
 }
 
-struct entry {
-  const char* name;
-  void (*fn)();
-};
-constexpr entry benches[] = {
+constexpr bench::entry benches[] = {
     {"await_ready", bench_await_ready},
     {"await_asio", bench_await_asio},
     {"use_fiber", bench_use_fiber},
@@ -319,12 +315,4 @@ constexpr entry benches[] = {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  bench::print_linkage("bench_greenback");
-  for (const entry& e : benches) {
-    bool selected = argc < 2;
-    for (int i = 1; i < argc; ++i) selected = selected || std::strcmp(argv[i], e.name) == 0;
-    if (selected) e.fn();
-  }
-  return 0;
-}
+int main(int argc, char** argv) { return bench::main_of("bench_greenback", benches, argc, argv); }

@@ -815,11 +815,7 @@ void bench_conn_memory() {
   bench::report("conn_memory", w, "asio_callbacks", p, "KiB", extra);
 }
 
-struct entry {
-  const char* name;
-  void (*fn)();
-};
-constexpr entry benches[] = {
+constexpr bench::entry benches[] = {
     {"tcp_pingpong", bench_tcp_pingpong},
     {"tcp_echo_100", bench_tcp_echo_100},
     {"udp_pingpong", bench_udp_pingpong},
@@ -828,12 +824,4 @@ constexpr entry benches[] = {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  bench::print_linkage("bench_net");
-  for (const entry& e : benches) {
-    bool selected = argc < 2;
-    for (int i = 1; i < argc; ++i) selected = selected || std::strcmp(argv[i], e.name) == 0;
-    if (selected) e.fn();
-  }
-  return 0;
-}
+int main(int argc, char** argv) { return bench::main_of("bench_net", benches, argc, argv); }

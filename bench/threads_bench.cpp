@@ -173,22 +173,10 @@ void bench_pool_hop() {
                              asio_pool_hop);
 }
 
-struct entry {
-  const char* name;
-  void (*fn)();
-};
-constexpr entry benches[] = {
+constexpr bench::entry benches[] = {
     {"pool_hop", bench_pool_hop},
 };
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  bench::print_linkage("bench_threads");
-  for (const entry& e : benches) {
-    bool selected = argc < 2;
-    for (int i = 1; i < argc; ++i) selected = selected || std::strcmp(argv[i], e.name) == 0;
-    if (selected) e.fn();
-  }
-  return 0;
-}
+int main(int argc, char** argv) { return bench::main_of("bench_threads", benches, argc, argv); }

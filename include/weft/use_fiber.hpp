@@ -131,7 +131,8 @@ void forward_cancellation(const Executor& ex, lowlevel::completion& done, boost:
   done.hold();
   try {
     boost::asio::post(ex, cancellation_emit<Executor>(done, signal, finished));
-  } catch (...) {  // no memory for the post (its emit object released the hold)
+  } catch (const std::exception&) {  // no memory for the post (its emit object released the hold);
+                                     // a post never throws weft::cancelled
     if (!finished.load(std::memory_order_acquire)) signal.emit(boost::asio::cancellation_type::terminal);
   }
 }

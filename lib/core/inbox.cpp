@@ -5,6 +5,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 
+#include <exception>
 #include <new>
 #include <utility>
 
@@ -79,7 +80,8 @@ void inbox::submit(remote_call& call) noexcept {
       try {
         boost::asio::post(*io_, drain_handler(this));
         posted = true;
-      } catch (...) {  // no memory for the post: fall through, run the calls here as dropped
+      } catch (const std::exception&) {  // no memory for the post (never weft::cancelled):
+                                         // fall through, run the calls here as dropped
       }
     }
   }

@@ -126,121 +126,119 @@ void in_many_tasks(int tasks, int iterations, Body body) {
   });
 }
 
+/// Runs cell(place, form) for every cell of the matrix (the cancellation
+/// rows without the unsupported cell), naming the cell in failures.
+template <class Cell>
+void for_each_cell(bool cancellation, Cell cell) {
+  for (place_kind k : all_places) {
+    for (form f : all_forms) {
+      if (cancellation && !cancellation_supported(f, k)) continue;
+      const std::string where = name_of(k), how = name_of(f);
+      CAPTURE(where);
+      CAPTURE(how);
+      cell(k, f);
+    }
+  }
+}
+
 }  // namespace
 
 TEST_CASE("completions from anywhere: the value arrives, the right task wakes, exactly once") {
   hang_backstop backstop(240s, "the normal-completion matrix");
   leak_check leaks;
   places p;
-  for (place_kind k : all_places) {
-    for (form f : all_forms) {
-      const std::string where = name_of(k), how = name_of(f);
-      CAPTURE(where);
-      CAPTURE(how);
-      int wrong = 0;
-      long completed = 0;
-      weft_test::run([&] {
-        in_many_tasks(16, 25 * scale, [&](int t, int i) {
-          const int x = t * 100000 + i;
-          if (value_op(f, p, k, x) != 2 * x) ++wrong;
-          ++completed;
-        });
+  for_each_cell(false, [&](place_kind k, form f) {
+    int wrong = 0;
+    long completed = 0;
+    weft_test::run([&] {
+      in_many_tasks(16, 25 * scale, [&](int t, int i) {
+        const int x = t * 100000 + i;
+        if (value_op(f, p, k, x) != 2 * x) ++wrong;
+        ++completed;
       });
-      CHECK(wrong == 0);
-      CHECK(completed == 16L * 25 * scale);
-    }
-  }
+    });
+    CHECK(wrong == 0);
+    CHECK(completed == 16L * 25 * scale);
+  });
 }
 
 TEST_CASE("completions from anywhere: a cancellation while the operation is pending") {
   hang_backstop backstop(240s, "the cancel-while-pending matrix");
   leak_check leaks;
   places p;
-  for (place_kind k : all_places) {
-    for (form f : all_forms) {
-      if (!cancellation_supported(f, k)) continue;
-      const std::string where = name_of(k), how = name_of(f);
-      CAPTURE(where);
-      CAPTURE(how);
-      int not_caught = 0;
-      int returned_anyway = 0;
-      int wrong_value = 0;
-      weft_test::run([&] {
-        in_many_tasks(8, 5 * scale, [&](int, int) {
-          if (f == form::custom_awaitable) {
-            // Not cancellable: it runs to its end, which comes (from the
-            // place) only after the cancellation; the cancellation is then
-            // delivered at the next checkpoint.
-            gated g{p, k, {}};
-            weft::cancel_scope scope;
-            weft::open_task_group([&](weft::task_group& tg) {
-              tg.start_soon([&] {  // runs once the waiter has parked
-                scope.cancel();
-                g.open();
-              });
-              scope.run([&] {
-                if (greenback::await_(g) != 42) ++wrong_value;
-                weft::checkpoint();
-              });
+  for_each_cell(true, [&](place_kind k, form f) {
+    int not_caught = 0;
+    int returned_anyway = 0;
+    int wrong_value = 0;
+    weft_test::run([&] {
+      in_many_tasks(8, 5 * scale, [&](int, int) {
+        if (f == form::custom_awaitable) {
+          // Not cancellable: it runs to its end, which comes (from the
+          // place) only after the cancellation; the cancellation is then
+          // delivered at the next checkpoint.
+          gated g{p, k, {}};
+          weft::cancel_scope scope;
+          weft::open_task_group([&](weft::task_group& tg) {
+            tg.start_soon([&] {  // runs once the waiter has parked
+              scope.cancel();
+              g.open();
             });
-            if (!scope.cancelled_caught()) ++not_caught;
-            return;
-          }
-          // The manual clock jumps to the scope's deadline once every task
-          // waits: the operations (an hour of real time) are still pending.
-          sleeper s(p, k);
-          auto scope = weft::move_on_after(1s);
-          scope.run([&] {
-            timed_op(f, p, k, s, 1h);
-            ++returned_anyway;
+            scope.run([&] {
+              if (greenback::await_(g) != 42) ++wrong_value;
+              weft::checkpoint();
+            });
           });
           if (!scope.cancelled_caught()) ++not_caught;
+          return;
+        }
+        // The manual clock jumps to the scope's deadline once every task
+        // waits: the operations (an hour of real time) are still pending.
+        sleeper s(p, k);
+        auto scope = weft::move_on_after(1s);
+        scope.run([&] {
+          timed_op(f, p, k, s, 1h);
+          ++returned_anyway;
         });
+        if (!scope.cancelled_caught()) ++not_caught;
       });
-      CHECK(not_caught == 0);
-      CHECK(returned_anyway == 0);
-      CHECK(wrong_value == 0);
-    }
-  }
+    });
+    CHECK(not_caught == 0);
+    CHECK(returned_anyway == 0);
+    CHECK(wrong_value == 0);
+  });
 }
 
 TEST_CASE("completions from anywhere: a completion racing the cancellation") {
   hang_backstop backstop(240s, "the completion-racing-cancellation matrix");
   leak_check leaks;
   places p;
-  for (place_kind k : all_places) {
-    for (form f : all_forms) {
-      if (!cancellation_supported(f, k)) continue;
-      const std::string where = name_of(k), how = name_of(f);
-      CAPTURE(where);
-      CAPTURE(how);
-      int not_caught = 0;
-      long completed = 0;
-      long cancelled = 0;
-      weft_test::run([&] {
-        in_many_tasks(8, 12 * scale, [&](int t, int i) {
-          sleeper s(p, k);
-          weft::cancel_scope scope;
-          weft::open_task_group([&](weft::task_group& g) {
-            // Runs as soon as the waiter parks: the cancellation is
-            // forwarded while the wait (0 to 40 us) may be completing.
-            g.start_soon([&] { scope.cancel(); });
-            scope.run([&] {
-              try {
-                timed_op(f, p, k, s, std::chrono::microseconds((t * 7 + i * 13) % 41));
-              } catch (const weft::cancelled&) {
-                ++cancelled;
-                throw;
-              }
-              ++completed;
-              weft::checkpoint();  // then the cancellation comes here
-            });
+  for_each_cell(true, [&](place_kind k, form f) {
+    int not_caught = 0;
+    long completed = 0;
+    long cancelled = 0;
+    weft_test::run([&] {
+      in_many_tasks(8, 12 * scale, [&](int t, int i) {
+        sleeper s(p, k);
+        weft::cancel_scope scope;
+        weft::open_task_group([&](weft::task_group& g) {
+          // Runs as soon as the waiter parks: the cancellation is
+          // forwarded while the wait (0 to 40 us) may be completing.
+          g.start_soon([&] { scope.cancel(); });
+          scope.run([&] {
+            try {
+              timed_op(f, p, k, s, std::chrono::microseconds((t * 7 + i * 13) % 41));
+            } catch (const weft::cancelled&) {
+              ++cancelled;
+              throw;
+            }
+            ++completed;
+            weft::checkpoint();  // then the cancellation comes here
           });
-          if (!scope.cancelled_caught()) ++not_caught;
         });
+        if (!scope.cancelled_caught()) ++not_caught;
       });
-      CHECK(not_caught == 0);
-      CHECK(completed + cancelled == 8L * 12 * scale);
-    }
-  }
+    });
+    CHECK(not_caught == 0);
+    CHECK(completed + cancelled == 8L * 12 * scale);
+  });
 }

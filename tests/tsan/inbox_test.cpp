@@ -84,6 +84,26 @@ struct loop {
   }
 };
 
+// `producers` x `per_producer` calls, numbered in submission order, and the
+// counters their runs update.
+struct batch {
+  std::vector<std::atomic<int>> last;
+  std::atomic<long> finished{0};
+  std::vector<std::unique_ptr<call[]>> calls;
+  batch(int producers, int per_producer) : last(static_cast<std::size_t>(producers)) {
+    for (auto& l : last) l = -1;
+    call::last_seq = last.data();
+    call::finished = &finished;
+    for (int p = 0; p < producers; ++p) {
+      calls.emplace_back(new call[per_producer]);
+      for (int i = 0; i < per_producer; ++i) {
+        calls[p][i].producer = p;
+        calls[p][i].seq = i;
+      }
+    }
+  }
+};
+
 void wait_for(const std::atomic<long>& n, long want) {
   const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(60);
   while (n.load(std::memory_order_acquire) < want) {
@@ -97,19 +117,9 @@ void wait_for(const std::atomic<long>& n, long want) {
 TEST_CASE("inbox: calls from many threads run once each, in order per thread, on the loop's thread") {
   constexpr int producers = 4;
   constexpr int per_producer = 20000;
-  std::vector<std::atomic<int>> last(producers);
-  for (auto& l : last) l = -1;
-  std::atomic<long> finished{0};
-  call::last_seq = last.data();
-  call::finished = &finished;
-  std::vector<std::unique_ptr<call[]>> calls;
-  for (int p = 0; p < producers; ++p) {
-    calls.emplace_back(new call[per_producer]);
-    for (int i = 0; i < per_producer; ++i) {
-      calls[p][i].producer = p;
-      calls[p][i].seq = i;
-    }
-  }
+  batch b(producers, per_producer);
+  auto& calls = b.calls;
+  auto& finished = b.finished;
   loop l;
   std::vector<std::thread> threads;
   for (int p = 0; p < producers; ++p)
@@ -133,19 +143,9 @@ TEST_CASE("inbox: submits racing the close each run exactly once, open before th
   constexpr int producers = 3;
   constexpr int per_producer = 5000;
   for (int round = 0; round < 20; ++round) {
-    std::vector<std::atomic<int>> last(producers);
-    for (auto& l : last) l = -1;
-    std::atomic<long> finished{0};
-    call::last_seq = last.data();
-    call::finished = &finished;
-    std::vector<std::unique_ptr<call[]>> calls;
-    for (int p = 0; p < producers; ++p) {
-      calls.emplace_back(new call[per_producer]);
-      for (int i = 0; i < per_producer; ++i) {
-        calls[p][i].producer = p;
-        calls[p][i].seq = i;
-      }
-    }
+    batch b(producers, per_producer);
+    auto& calls = b.calls;
+    auto& finished = b.finished;
     auto l = std::make_unique<loop>();
     std::promise<void> go;
     std::shared_future<void> started = go.get_future().share();
