@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <new>
 #include <tuple>
 #include <typeinfo>
 #include <optional>
@@ -66,9 +67,30 @@ template <class F, class... Args>
 using task_result_t = std::invoke_result_t<std::decay_t<F>, std::decay_t<Args>...>;
 
 template <class F, class... Args>
+using task_impl_t = task_impl<task_result_t<F, Args...>, std::decay_t<F>, std::decay_t<Args>...>;
+
+template <class F, class... Args>
 auto make_task(F&& fn, Args&&... args) {
-  using T = task_result_t<F, Args...>;
-  return new task_impl<T, std::decay_t<F>, std::decay_t<Args>...>(std::forward<F>(fn), std::forward<Args>(args)...);
+  return new task_impl_t<F, Args...>(std::forward<F>(fn), std::forward<Args>(args)...);
+}
+
+/// Starts fn(args...) in `group` as a task without a handle: in its own
+/// stack when the task object is small enough, else on the heap.
+template <class F, class... Args>
+void spawn_detached(task_group& group, task_options&& options, F&& fn, Args&&... args) {
+  using impl = task_impl_t<F, Args...>;
+  if constexpr (sizeof(impl) <= in_stack_task_max_size && alignof(impl) <= in_stack_task_max_align) {
+    auto refs = std::forward_as_tuple(std::forward<F>(fn), std::forward<Args>(args)...);
+    using refs_t = decltype(refs);
+    spawn_in_stack(group, std::move(options), sizeof(impl),
+                   [](void* mem, void* a) -> task_base* {
+                     return std::apply([mem](auto&&... x) { return ::new (mem) impl(std::forward<decltype(x)>(x)...); },
+                                       std::move(*static_cast<refs_t*>(a)));
+                   },
+                   &refs);
+  } else {
+    spawn(group, make_task(std::forward<F>(fn), std::forward<Args>(args)...), std::move(options));
+  }
 }
 }  // namespace detail
 

@@ -39,7 +39,7 @@ class task_group {
   }
   template <class F, class... Args>
   void start_soon(task_options options, F&& fn, Args&&... args) {
-    detail::spawn(*this, detail::make_task(std::forward<F>(fn), std::forward<Args>(args)...), std::move(options));
+    detail::spawn_detached(*this, std::move(options), std::forward<F>(fn), std::forward<Args>(args)...);
   }
 
   /// Starts fn(args...) as a new child task and returns its handle once the

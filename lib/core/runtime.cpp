@@ -66,13 +66,16 @@ task_base* task_of(boost::fibers::context* ctx) noexcept {
 }
 
 // Hands Boost.Fiber the stack we already took from the pool (minus the header).
+// Hands Boost.Fiber the part of a task's stack below what weft keeps at its
+// top (the task_link, and the task object of an in-stack task).
 struct fiber_stack_allocator {
   stack_pool* pool;
   boost::context::stack_context sctx;
+  std::size_t header;
   boost::context::stack_context allocate() noexcept { return sctx; }
   void deallocate(boost::context::stack_context& s) noexcept {
-    s.sp = static_cast<char*>(s.sp) + stack_header;
-    s.size += stack_header;
+    s.sp = static_cast<char*>(s.sp) + header;
+    s.size += header;
     pool->deallocate(s);
   }
 };
@@ -451,15 +454,39 @@ void run_root(const run_options& options, task_base* root) {
 // --- tasks --------------------------------------------------------------------
 
 void runtime::create_fiber(task_base* t, std::size_t stack_size) {
-  boost::context::stack_context sctx = stacks_->allocate(stack_size, &t->stack_canary_);
+  start_fiber(t, stacks_->allocate(stack_size, &t->stack_canary_), stack_header);
+}
+
+task_base* runtime::create_fiber_in_stack(std::size_t stack_size, std::size_t size, task_constructor construct,
+                                          void* args) {
+  bool canary = false;
+  boost::context::stack_context sctx = stacks_->allocate(stack_size, &canary);
+  // [task object][task_link] at the top; the fiber's own record and frames below.
+  char* top = static_cast<char*>(sctx.sp);
+  const auto at = (reinterpret_cast<std::uintptr_t>(top - stack_header) - size) & ~std::uintptr_t{in_stack_task_max_align - 1};
+  task_base* t = nullptr;
+  try {
+    t = construct(reinterpret_cast<void*>(at), args);
+  } catch (...) {
+    stacks_->deallocate(sctx);
+    throw;
+  }
+  t->in_stack_ = true;
+  t->stack_canary_ = canary;
+  start_fiber(t, sctx, static_cast<std::size_t>(top - reinterpret_cast<char*>(at)));
+  return t;
+}
+
+void runtime::start_fiber(task_base* t, const boost::context::stack_context& sctx, std::size_t header) noexcept {
   t->stack_size_ = sctx.size;
   t->stack_bottom_ = static_cast<char*>(sctx.sp) - sctx.size;
   char* top = static_cast<char*>(sctx.sp);
   auto* link = ::new (top - stack_header) task_link(t);
   boost::context::stack_context inner = sctx;
-  inner.sp = top - stack_header;
-  inner.size = sctx.size - stack_header;
-  boost::fibers::fiber f(boost::fibers::launch::post, static_cast<boost::fibers::fiber_properties*>(link), std::allocator_arg, fiber_stack_allocator{stacks_, inner},
+  inner.sp = top - header;
+  inner.size = sctx.size - header;
+  boost::fibers::fiber f(boost::fibers::launch::post, static_cast<boost::fibers::fiber_properties*>(link),
+                         std::allocator_arg, fiber_stack_allocator{stacks_, inner, header},
                          [t] { t->rt_->task_main(t); });
   f.detach();
   ++live_tasks_;

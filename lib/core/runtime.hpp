@@ -64,7 +64,12 @@ class runtime {
 
   // Tasks.
   void create_fiber(task_base* t, std::size_t stack_size);
+  /// A fiber whose task object is constructed at the top of its stack (see
+  /// spawn_in_stack). @throws what the allocation or the constructor throws.
+  task_base* create_fiber_in_stack(std::size_t stack_size, std::size_t size, task_constructor construct, void* args);
   void task_main(task_base* t) noexcept;
+  /// Starts the fiber of `t` on `sctx`, whose top `header` bytes are weft's.
+  void start_fiber(task_base* t, const boost::context::stack_context& sctx, std::size_t header) noexcept;
   void make_ready(task_base& t) noexcept;
   void park(task_base& t, const abort_fn& abort);
   void yield(task_base& t) noexcept;

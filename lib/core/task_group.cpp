@@ -101,41 +101,50 @@ void group_access::child_finished(task_group& g, task_base&, std::exception_ptr 
 
 void spawn(task_group& g, task_base* t, task_options&& options) { group_access::spawn(g, t, std::move(options)); }
 
-void group_access::spawn(task_group& g, task_base* t, task_options&& options) {
+void spawn_in_stack(task_group& g, task_options&& options, std::size_t size, task_constructor construct, void* args) {
+  group_access::spawn_in_stack(g, std::move(options), size, construct, args);
+}
+
+runtime* group_access::admit(task_group& g) {
   runtime* rt = runtime::current();
-  if (g.phase_ != task_group::phase::open && g.phase_ != task_group::phase::closing) {
-    t->release();
+  if (g.phase_ != task_group::phase::open && g.phase_ != task_group::phase::closing)
     throw std::logic_error(g.phase_ == task_group::phase::idle
                                ? "weft::task_group: cannot start a task in a task group that has not been entered"
                                : "weft::task_group: cannot start a task in a task group that has already exited");
-  }
-  if (rt == nullptr || rt != g.scope_.node_.rt) {
-    t->release();
+  if (rt == nullptr || rt != g.scope_.node_.rt)
     throw std::logic_error("weft::task_group: tasks can only be started from the thread that runs the group's runtime");
-  }
   // child_finished (noexcept) records a failure of each live child, and
   // exit adds the body's: make room for all of them now.
   const std::size_t room = g.failures_.size() + g.live_ + 2;
-  if (g.failures_.capacity() < room) {
-    try {
-      g.failures_.reserve(std::max(room, 2 * g.failures_.capacity()));
-    } catch (...) {
-      t->release();
-      throw;
-    }
-  }
+  if (g.failures_.capacity() < room) g.failures_.reserve(std::max(room, 2 * g.failures_.capacity()));
+  return rt;
+}
+
+void group_access::adopt(task_group& g, runtime* rt, task_base* t, task_options&& options) noexcept {
   t->rt_ = rt;
   t->id_ = rt->next_task_id();
   t->group_ = &g;
   t->explicit_name_ = std::move(options.name);
+  rt->link_task_scope(*t, g.scope_.node_);
+  ++g.live_;
+}
+
+void group_access::spawn(task_group& g, task_base* t, task_options&& options) {
+  runtime* rt = nullptr;
   try {
+    rt = admit(g);
     rt->create_fiber(t, options.stack_size);
   } catch (...) {
     t->release();
     throw;
   }
-  rt->link_task_scope(*t, g.scope_.node_);
-  ++g.live_;
+  adopt(g, rt, t, std::move(options));
+}
+
+void group_access::spawn_in_stack(task_group& g, task_options&& options, std::size_t size, task_constructor construct,
+                                  void* args) {
+  runtime* rt = admit(g);
+  adopt(g, rt, rt->create_fiber_in_stack(options.stack_size, size, construct, args), std::move(options));
 }
 
 void start(task_group& g, task_base* t, task_options&& options) {

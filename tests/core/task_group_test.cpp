@@ -1,6 +1,8 @@
 #include "support/support.hpp"
 
 #include <algorithm>
+#include <array>
+#include <cstdint>
 #include <functional>
 #include <stdexcept>
 #include <string>
@@ -803,5 +805,96 @@ TEST_CASE("running() counts the children that have not finished yet") {
       CHECK(tg.running() == 1);
     });
     CHECK(now_s() == 3);
+  });
+}
+
+// --- where start_soon puts the task object ---------------------------------------------
+// A start_soon task has no handle: a small task object lives at the top of its
+// own stack, a large or over-aligned one on the heap. Either way the function,
+// its arguments and its captures behave the same.
+
+namespace {
+struct throws_when_copied {
+  int* copies_tried;
+  throws_when_copied(int* c) : copies_tried(c) {}
+  throws_when_copied(const throws_when_copied& o) : copies_tried(o.copies_tried) {
+    ++*copies_tried;
+    throw std::runtime_error("copy failed");
+  }
+  void operator()() const {}
+};
+
+struct destruction_counter {
+  int* destroyed;
+  explicit destruction_counter(int* d) : destroyed(d) {}
+  destruction_counter(destruction_counter&& o) noexcept : destroyed(std::exchange(o.destroyed, nullptr)) {}
+  ~destruction_counter() {
+    if (destroyed != nullptr) ++*destroyed;
+  }
+};
+}  // namespace
+
+TEST_CASE("start_soon: a function whose copy throws throws from start_soon and leaves nothing behind") {
+  leak_check lc;
+  run([] {
+    int copies_tried = 0;
+    int ran = 0;
+    weft::open_task_group([&](weft::task_group& tg) {
+      const throws_when_copied fn(&copies_tried);
+      CHECK_THROWS_WITH_AS(tg.start_soon(fn), "copy failed", std::runtime_error);
+      CHECK(copies_tried == 1);
+      CHECK(tg.running() == 0);
+      // The group still works.
+      tg.start_soon([&] { ++ran; });
+      CHECK(tg.running() == 1);
+    });
+    CHECK(ran == 1);
+  });
+}
+
+TEST_CASE("start_soon: small, large and over-aligned task objects all run and release their captures when done") {
+  leak_check lc;
+  run([] {
+    int destroyed = 0;
+    std::vector<std::string> seen;
+    struct alignas(64) aligned_int {
+      int v;
+    };
+    weft::open_task_group([&](weft::task_group& tg) {
+      tg.start_soon([&seen, c = destruction_counter(&destroyed)] {
+        weft::sleep(1s);
+        seen.push_back("small");
+      });
+      std::array<char, 4096> big{};
+      big[4095] = 'x';
+      tg.start_soon([&seen, big, c = destruction_counter(&destroyed)] {
+        weft::sleep(2s);
+        seen.push_back(std::string("large ") + big[4095]);
+      });
+      const aligned_int a{7};
+      tg.start_soon([&seen, a, c = destruction_counter(&destroyed)] {
+        CHECK(reinterpret_cast<std::uintptr_t>(&a) % 64 == 0);
+        weft::sleep(3s);
+        seen.push_back("aligned " + std::to_string(a.v));
+      });
+      weft::testing::wait_all_tasks_blocked();
+      CHECK(weft::testing::live_stacks() >= 3);
+      CHECK(destroyed == 0);
+      weft::sleep(1.5s);
+      CHECK(destroyed == 1);  // the first task ended: its captures are gone
+    });
+    CHECK(destroyed == 3);
+    CHECK(seen == std::vector<std::string>{"small", "large x", "aligned 7"});
+  });
+}
+
+TEST_CASE("start_soon: a task whose function throws still reaches its group, and its object goes with its stack") {
+  leak_check lc;
+  run([] {
+    CHECK_THROWS_AS(weft::open_task_group([&](weft::task_group& tg) {
+                      for (int i = 0; i < 100; ++i) tg.start_soon([] { weft::sleep(1s); });
+                      tg.start_soon([] { throw std::runtime_error("child failed"); });
+                    }),
+                    weft::exception_group);
   });
 }

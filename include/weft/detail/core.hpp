@@ -156,7 +156,11 @@ class task_base : public list_hook<scope_task_tag>, public list_hook<group_child
 
   void add_ref() noexcept { ++refs_; }
   void release() noexcept {
-    if (--refs_ == 0) delete this;
+    if (--refs_ != 0) return;
+    if (in_stack_)
+      this->~task_base();  // its memory is its stack's, returned with the stack
+    else
+      delete this;
   }
 
   /// Runs the user's function and stores its value. Called once on the task's fiber.
@@ -192,6 +196,7 @@ class task_base : public list_hook<scope_task_tag>, public list_hook<group_child
   bool wake_cancelled_ = false;
   bool ended_cancelled_ = false;
   bool stack_canary_ = false;  // its stack has a canary instead of a guard (lib/core/stack_guard.hpp)
+  bool in_stack_ = false;      // constructed at the top of its own stack (see spawn_in_stack)
 
  protected:
   virtual ~task_base();
@@ -239,6 +244,20 @@ inline void raise_if_cancelled_at_entry() {
 /// Hands `t` (one reference transferred) to the runtime: creates its fiber and
 /// schedules it as a child of `group`. Throws if the group does not accept tasks.
 void spawn(task_group& group, task_base* t, task_options&& opts);
+/// Constructs a task object in `mem` (from arguments behind `args`) and
+/// returns it; may throw, and then has constructed nothing.
+using task_constructor = task_base* (*)(void* mem, void* args);
+/// Task objects of at most this size and alignment can live at the top of
+/// their own stack (see spawn_in_stack).
+inline constexpr std::size_t in_stack_task_max_size = 512;
+inline constexpr std::size_t in_stack_task_max_align = 16;
+/// Like spawn, for a task that nothing else will hold (no handle): its object
+/// (`size` bytes) is constructed by `construct` at the top of the stack its
+/// fiber runs on, so that starting it touches no more memory than the stack
+/// itself, and the object is destroyed (not freed) by its last release, when
+/// the task ends. The group is checked first: if it refuses the task,
+/// nothing is constructed.
+void spawn_in_stack(task_group& group, task_options&& opts, std::size_t size, task_constructor construct, void* args);
 /// Starts `t` (one reference transferred) on this thread's runtime outside
 /// any task group; it is cancelled once the root task has ended, and the
 /// runtime waits for it. For fibers started on behalf of coroutines that run
