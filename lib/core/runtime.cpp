@@ -30,6 +30,7 @@
 
 #include <cxxabi.h>
 
+#include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -159,13 +160,15 @@ void runtime::prepare_switch(boost::fibers::context* to, task_base* t) noexcept 
   t_current_task = t;
   probe_.count_switch();
   if (detaching_) return;  // set_algo() picks without switching
-  eh_state* next = t != nullptr ? &t->eh_
-                   : to->is_context(boost::fibers::type::dispatcher_context) ? &dispatcher_eh_
-                   : to == main_ctx_ ? &main_eh_
-                                     : &foreign_eh_;
-  *eh_current_ = *eh_globals_;
-  *eh_globals_ = *next;
-  eh_current_ = next;
+  thread_state* next = t != nullptr ? &t->saved_
+                       : to->is_context(boost::fibers::type::dispatcher_context) ? &dispatcher_state_
+                       : to == main_ctx_ ? &main_state_
+                                         : &foreign_state_;
+  state_current_->eh = *eh_globals_;
+  state_current_->errno_value = *errno_;
+  *eh_globals_ = next->eh;
+  *errno_ = next->errno_value;
+  state_current_ = next;
   before_switch(to);
 }
 
@@ -359,7 +362,8 @@ runtime::runtime(const run_options& options)
   // Itanium C++ ABI: __cxa_get_globals() is the thread's __cxa_eh_globals,
   // whose layout eh_state mirrors.
   eh_globals_ = reinterpret_cast<eh_state*>(abi::__cxa_get_globals());
-  eh_current_ = &main_eh_;
+  errno_ = &errno;
+  state_current_ = &main_state_;
 #if defined(WEFT_ASAN_FIBERS)
   pthread_attr_t attr;
   if (pthread_getattr_np(pthread_self(), &attr) == 0) {

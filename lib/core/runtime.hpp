@@ -110,7 +110,7 @@ class runtime {
   /// current task and carries the per-thread state that must be per task.
   void prepare_switch(boost::fibers::context* to, task_base* t) noexcept;
   /// A finished task's state slot goes away with it (see finish_task).
-  void forget_current_state() noexcept { eh_current_ = &eh_scratch_; }
+  void forget_current_state() noexcept { state_current_ = &state_scratch_; }
 
   // AddressSanitizer must be told about every stack switch, or exceptions
   // thrown on task stacks leave stale poison behind. No-ops otherwise.
@@ -151,14 +151,16 @@ class runtime {
   bool run_soon_calls() noexcept;
   void wait_on_main();
 
-  // Exception state (see eh_state): the thread's live copy, and the slot of
-  // the context now running, where it is saved when that context switches out.
+  // Per-thread state kept per context (see thread_state): the thread's live
+  // exception state and errno, and the slot of the context now running,
+  // where they are saved when that context switches out.
   eh_state* eh_globals_ = nullptr;
-  eh_state* eh_current_ = nullptr;
-  eh_state main_eh_;
-  eh_state dispatcher_eh_;
-  eh_state foreign_eh_;  // fibers that are not weft tasks (plain Boost.Fiber fibers)
-  eh_state eh_scratch_;  // a finished task's last words, never read
+  int* errno_ = nullptr;
+  thread_state* state_current_ = nullptr;
+  thread_state main_state_;
+  thread_state dispatcher_state_;
+  thread_state foreign_state_;  // fibers that are not weft tasks (plain Boost.Fiber fibers)
+  thread_state state_scratch_;  // a finished task's last words, never read
 
   // Owns the runtime's reference to its inbox.
   struct inbox_owner {

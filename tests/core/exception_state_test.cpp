@@ -1,15 +1,18 @@
 // Each task has its own C++ exception state: the exceptions being handled
 // (std::current_exception, `throw;`) and std::uncaught_exceptions() are kept
-// per task across parks, not shared by the tasks of a thread.
+// per task across parks, not shared by the tasks of a thread. So is errno.
 
 #include "support/support.hpp"
 
+#include <cerrno>
 #include <exception>
 #include <mutex>
 #include <set>
 #include <stdexcept>
 #include <string>
 #include <vector>
+
+#include <unistd.h>
 
 using namespace weft_test;
 
@@ -284,4 +287,55 @@ TEST_CASE("weft::run called inside a catch block leaves the caller's exception i
     });
     CHECK(what_of_current() == "outside");
   }
+}
+
+TEST_CASE("errno is per task: three tasks each read their own errno after parking") {
+  leak_check lc;
+  run([] {
+    std::vector<int> seen(3, -1);
+    std::vector<int> at_start(3, -1);
+    errno = 77;
+    weft::open_task_group([&](weft::task_group& tg) {
+      for (int i = 0; i < 3; ++i) {
+        tg.start_soon([&, i] {
+          at_start[static_cast<std::size_t>(i)] = errno;
+          errno = 100 + i;
+          weft::sleep(weft::duration(3 - i));  // they wake in the other order
+          seen[static_cast<std::size_t>(i)] = errno;
+        });
+      }
+    });
+    CHECK(errno == 77);  // the body's own, across the group's wait
+    CHECK(at_start == std::vector<int>{0, 0, 0});
+    CHECK(seen == std::vector<int>{100, 101, 102});
+  });
+}
+
+TEST_CASE("errno from a failed system call survives a park while another task's call fails differently") {
+  leak_check lc;
+  run([] {
+    int seen = 0;
+    weft::open_task_group([&](weft::task_group& tg) {
+      tg.start_soon([&] {
+        char c = 0;
+        if (::write(-1, &c, 1) < 0) {
+          weft::sleep(2s);  // e.g. logging the failure through an async API
+          seen = errno;
+        }
+      });
+      tg.start_soon([&] {
+        weft::sleep(1s);
+        int fds[2];
+        REQUIRE(::pipe(fds) == 0);
+        ::close(fds[1]);
+        ::close(fds[0]);
+        char c = 0;
+        CHECK(::read(fds[0], &c, 1) < 0);  // EBADF too: make it differ
+        errno = EAGAIN;
+        weft::sleep(2s);
+        CHECK(errno == EAGAIN);
+      });
+    });
+    CHECK(seen == EBADF);
+  });
 }

@@ -106,6 +106,14 @@ struct eh_state {
 #endif
 };
 
+/// What C and C++ keep per thread that code running in tasks expects to be
+/// its own: the exception state and `errno`. The runtime saves the running
+/// context's copy and installs the next one's at every switch.
+struct thread_state {
+  eh_state eh;
+  int errno_value = 0;
+};
+
 /// Work handed to a runtime from any thread (lowlevel::completion, and the
 /// runtime's inbox behind it). `fn` runs once: on the runtime's thread,
 /// outside any task, with `open` true; or, if the runtime has ended first,
@@ -191,7 +199,7 @@ class task_base : public list_hook<scope_task_tag>, public list_hook<group_child
   long long wait_arg_ = -1;
   time_point wait_until_ = inf_time;
   void* asan_fake_stack_ = nullptr;  // used by AddressSanitizer builds only
-  eh_state eh_;                      // this task's exception state while it is switched out
+  thread_state saved_;               // its exception state and errno while it is switched out
   state state_ = state::created;
   bool wake_cancelled_ = false;
   bool ended_cancelled_ = false;
