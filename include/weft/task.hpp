@@ -95,7 +95,12 @@ void spawn_detached(task_group& group, task_options&& options, F&& fn, Args&&...
 }  // namespace detail
 
 /// A handle to a task started with task_group::start (or gather). Copies
-/// share the task. Handles are used on the runtime's thread only.
+/// share the task. Handles are used on the task's runtime's thread, with
+/// one exception: a task of another runtime may wait() for it and join()
+/// it through a handle it borrows (by reference: copying or destroying a
+/// handle stays on the task's own thread); that wait goes through the
+/// task's runtime, so it also works while that runtime's thread is busy.
+/// cancel() from another thread ends the program with a message.
 template <class T>
 class task {
  public:

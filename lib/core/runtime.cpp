@@ -11,6 +11,7 @@
 #include "core/group_access.hpp"
 
 #include <weft/cancel_scope.hpp>
+#include <weft/lowlevel/completion.hpp>
 #include <weft/lowlevel/park.hpp>
 #include <weft/task_group.hpp>
 
@@ -30,11 +31,13 @@
 
 #include <cxxabi.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <stdexcept>
+#include <string>
 
 namespace weft::detail {
 
@@ -336,6 +339,11 @@ void runtime::fire_expired() noexcept {
 }
 
 // --- lifetime -----------------------------------------------------------------
+
+std::uint64_t runtime::next_serial() noexcept {
+  static std::atomic<std::uint64_t> last{0};
+  return last.fetch_add(1, std::memory_order_relaxed) + 1;
+}
 
 runtime::runtime(const run_options& options)
     : clock_(options.clock ? options.clock : std::make_shared<real_clock>()),
@@ -745,7 +753,77 @@ task_base& require_task(const char* what) {
   return *t;
 }
 
+namespace {
+// A task of one runtime waiting for a task of another. The target's state
+// and its joiners belong to its own thread: the wait is registered there
+// (through its runtime's inbox), woken from there through a completion, and
+// withdrawn from there if the waiter is cancelled. The target's runtime
+// cannot end before the target has, and an ended runtime runs late calls
+// with `open == false`: then the target is done.
+struct remote_join {
+  struct call : remote_call {
+    remote_join* join = nullptr;
+  };
+  explicit remote_join(task_base& t) : target(t) {
+    enlist.join = this;
+    enlist.fn = &on_enlist;
+    withdraw.join = this;
+    withdraw.fn = &on_withdraw;
+    entry.wake = &on_wake;
+    entry.data = this;
+  }
+  static void on_enlist(remote_call* c, bool open) noexcept {
+    remote_join& j = *static_cast<call*>(c)->join;
+    if (!open || j.target.done()) {
+      j.done.complete();
+      return;
+    }
+    j.target.joiners_.add(j.entry);
+  }
+  static void on_wake(lot_entry& e) noexcept {
+    static_cast<remote_join*>(e.data)->done.complete();
+  }
+  static void on_withdraw(remote_call* c, bool open) noexcept {
+    remote_join& j = *static_cast<call*>(c)->join;
+    if (open && j.entry.linked()) {
+      intrusive_list<lot_entry, lot_tag>::erase(j.entry);
+      j.done.complete();
+    }
+    j.done.release();
+  }
+
+  task_base& target;
+  lowlevel::completion done;
+  lot_entry entry;
+  call enlist;
+  call withdraw;
+};
+
+void wait_done_remote(task_base& me, task_base& t) {
+  raise_if_cancelled_at_entry();
+  remote_join j(t);
+  submit_remote(*t.rt_, j.enlist);
+  bool aborted = false;
+  auto abort = [&]() noexcept {
+    if (!aborted) {
+      aborted = true;
+      j.done.hold();  // until the withdrawal has run on the target's thread
+      submit_remote(*t.rt_, j.withdraw);
+    }
+    return abort_result::failed;
+  };
+  describe_wait(me, "join of a task of another runtime, id", static_cast<long long>(t.id_));
+  j.done.wait(abort);
+  if (aborted) throw_cancelled(me);
+}
+}  // namespace
+
 void wait_done(task_base& t) {
+  if (t_runtime != nullptr && t.rt_ != t_runtime) {
+    task_base& me = require_task("weft::task::wait");
+    wait_done_remote(me, t);
+    return;
+  }
   if (t.done()) {
     raise_if_cancelled_at_entry();
     return;
@@ -768,8 +846,20 @@ bool cancel_task(task_base& t) noexcept {
 
 // --- parking lot ----------------------------------------------------------------
 
+void parking_lot::check_same_runtime(const char* what) const {
+  const task_base* waiter = waiters_.front().task;
+  if (waiter == nullptr || waiter->rt_ == t_runtime) return;
+  throw std::logic_error(
+      std::string(what) + ": its waiters are tasks of another runtime than this thread's. weft's synchronization "
+                          "objects (event, lock, semaphore, condition_variable, channels) and task handles belong to "
+                          "the runtime whose tasks use them, on its thread; from other threads, hand work to that "
+                          "runtime (weft::use_fiber, greenback::await_, lowlevel::completion, or asio::post to its "
+                          "io_context)");
+}
+
 void parking_lot::park(lot_entry& entry, const char* what, long long arg) {
   task_base& me = require_task("weft: a blocking call");
+  if (!waiters_.empty()) check_same_runtime(what);
   describe_wait(me, what, arg);
   entry.task = &me;
   waiters_.push_back(entry);
@@ -783,7 +873,10 @@ void parking_lot::park(lot_entry& entry, const char* what, long long arg) {
 lot_entry* parking_lot::unpark_one() noexcept {
   if (waiters_.empty()) return nullptr;
   lot_entry& e = waiters_.pop_front();
-  e.task->rt_->make_ready(*e.task);
+  if (e.wake != nullptr)
+    e.wake(e);
+  else
+    e.task->rt_->make_ready(*e.task);
   return &e;
 }
 

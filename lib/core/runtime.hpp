@@ -74,6 +74,8 @@ class runtime {
   void park(task_base& t, const abort_fn& abort);
   void yield(task_base& t) noexcept;
   std::uint64_t next_task_id() noexcept { return ++last_task_id_; }
+  /// Unique among the runtimes of the process, ever (task ids are per runtime).
+  std::uint64_t serial() const noexcept { return serial_; }
 
   // Cancel tree.
   void enter_scope(scope_node& s, task_base& t);
@@ -198,6 +200,8 @@ class runtime {
   parking_lot idle_waiters_;
   intrusive_list<lowlevel::soon_call, lowlevel::soon_call_tag> soon_;
   std::uint64_t last_task_id_ = 0;
+  const std::uint64_t serial_ = next_serial();
+  static std::uint64_t next_serial() noexcept;
   std::size_t live_tasks_ = 0;
   runtime* previous_ = nullptr;
   boost::fibers::context* switching_to_ = nullptr;

@@ -43,10 +43,10 @@ std::exception_ptr task_group::exit(std::exception_ptr in_flight) {
   if (in_flight) {
     if (is_cancelled(in_flight)) {
       if (!first_cancel_) first_cancel_ = in_flight;
-    } else {
+    } else if (std::find(failures_.begin(), failures_.end(), in_flight) == failures_.end()) {
       failures_.insert(failures_.begin(), in_flight);
       body_failed_ = true;
-    }
+    }  // else: a child's failure the body joined and let through, recorded once
     // The body is gone: cancel the children rather than wait for them forever.
     rt.cancel(scope_.node_, cancel_reason::task_group_failure);
   }
@@ -87,9 +87,9 @@ void group_access::child_finished(task_group& g, task_base&, std::exception_ptr 
   if (escaped) {
     if (is_cancelled(escaped)) {
       if (!g.first_cancel_) g.first_cancel_ = escaped;
-    } else {
+    } else if (std::find(g.failures_.begin(), g.failures_.end(), escaped) == g.failures_.end()) {
       g.failures_.push_back(escaped);  // within the capacity reserved by spawn
-    }
+    }  // else: a sibling's failure this child joined and let through, recorded once
     // Any exception escaping a child cancels the body and the siblings.
     g.scope_.node_.rt->cancel(g.scope_.node_, cancel_reason::task_group_failure);
   }

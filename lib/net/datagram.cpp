@@ -14,19 +14,23 @@ namespace weft::net {
 
 namespace asio = boost::asio;
 
-datagram_transport::datagram_transport(socket_type socket) : socket_(std::move(socket)) {
+datagram_transport::datagram_transport(socket_type socket)
+    : socket_(std::move(socket)), runtime_(detail::current_runtime_serial()) {
   if (!socket_.is_open()) throw std::invalid_argument("weft::net::datagram_transport: the socket is not open");
   boost::system::error_code ec;
   socket_.non_blocking(true, ec);
   if (ec) throw std::system_error(std::error_code(ec), "weft::net::datagram_transport");
 }
 datagram_transport::datagram_transport(datagram_transport&& o) noexcept
-    : socket_(std::move(o.socket_)), buffer_(std::move(o.buffer_)), closing_(std::exchange(o.closing_, true)) {}
+    : socket_(std::move(o.socket_)),
+      runtime_(o.runtime_),
+      buffer_(std::move(o.buffer_)), closing_(std::exchange(o.closing_, true)) {}
 datagram_transport& datagram_transport::operator=(datagram_transport&& o) noexcept {
   if (this != &o) {
     boost::system::error_code ignored;
     socket_.close(ignored);
     socket_ = std::move(o.socket_);
+    runtime_ = o.runtime_;
     buffer_ = std::move(o.buffer_);
     closing_ = std::exchange(o.closing_, true);
   }
@@ -38,6 +42,7 @@ datagram_transport::~datagram_transport() {
 }
 
 void datagram_transport::check_usable(const char* what) const try {
+  detail::check_runtime(runtime_, what);
   if (closing_ || !socket_.is_open()) detail::throw_closed(what);
 } catch (const boost::system::system_error& e) {
   detail::rethrow_as_std(e, "weft::net::datagram_transport::check_usable");

@@ -11,6 +11,7 @@
 #include <sys/un.h>
 
 #include <cerrno>
+#include <cstdint>
 #include <cstdio>
 #include <optional>
 #include <stdexcept>
@@ -19,6 +20,16 @@
 #include <system_error>
 
 namespace weft::net::detail {
+
+/// The serial number of the calling thread's runtime (0: none). A socket
+/// belongs to the runtime whose io_context it was opened on; used from any
+/// other (an ended one's successor on the same thread included), its
+/// reactor is gone or not its own.
+std::uint64_t current_runtime_serial() noexcept;
+
+/// Throws std::logic_error naming `what` unless the calling thread runs the
+/// runtime with serial number `serial`.
+void check_runtime(std::uint64_t serial, const char* what);
 
 /// Marks a transport side busy for one call; a second concurrent user gets
 /// busy_resource_error.

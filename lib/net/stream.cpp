@@ -1,5 +1,6 @@
 // Stream transports.
 
+#include "core/runtime.hpp"
 #include "net/io.hpp"
 
 #include <weft/net/stream.hpp>
@@ -16,7 +17,23 @@ namespace weft::net {
 
 namespace asio = boost::asio;
 
-stream_transport::stream_transport(socket_type socket) : socket_(std::move(socket)) {
+namespace detail {
+std::uint64_t current_runtime_serial() noexcept {
+  const weft::detail::runtime* rt = weft::detail::current_runtime();
+  return rt != nullptr ? rt->serial() : 0;
+}
+
+void check_runtime(std::uint64_t serial, const char* what) {
+  if (serial == current_runtime_serial() && serial != 0) [[likely]]
+    return;
+  throw std::logic_error(std::string(what) +
+                         ": this socket belongs to the runtime that opened it, which has ended or runs on another "
+                         "thread; use it only in the tasks of that runtime (destroying it anywhere is safe)");
+}
+}  // namespace detail
+
+stream_transport::stream_transport(socket_type socket)
+    : socket_(std::move(socket)), runtime_(detail::current_runtime_serial()) {
   if (!socket_.is_open()) throw std::invalid_argument("weft::net::stream_transport: the socket is not open");
   boost::system::error_code ec;
   socket_.non_blocking(true, ec);
@@ -25,6 +42,7 @@ stream_transport::stream_transport(socket_type socket) : socket_(std::move(socke
 
 stream_transport::stream_transport(stream_transport&& o) noexcept
     : socket_(std::move(o.socket_)),
+      runtime_(o.runtime_),
       closing_(std::exchange(o.closing_, true)),
       eof_(o.eof_),
       read_error_(o.read_error_) {}
@@ -34,6 +52,7 @@ stream_transport& stream_transport::operator=(stream_transport&& o) noexcept {
     boost::system::error_code ignored;
     socket_.close(ignored);
     socket_ = std::move(o.socket_);
+    runtime_ = o.runtime_;
     closing_ = std::exchange(o.closing_, true);
     eof_ = o.eof_;
     read_error_ = o.read_error_;
@@ -52,6 +71,7 @@ stream_transport::~stream_transport() {
 }
 
 void stream_transport::check_usable(const char* what) const try {
+  detail::check_runtime(runtime_, what);
   if (closing_ || !socket_.is_open()) detail::throw_closed(what);
 } catch (const boost::system::system_error& e) {
   detail::rethrow_as_std(e, "weft::net::stream_transport::check_usable");

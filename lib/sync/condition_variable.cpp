@@ -23,12 +23,16 @@ void condition_variable::wait() {
   if (interrupted) std::rethrow_exception(interrupted);
 }
 
-void condition_variable::notify(std::size_t n) noexcept {
+void condition_variable::notify(std::size_t n) {
+  waiters_.check_waker("weft::condition_variable::notify");
   while (n-- > 0 && waiters_.unpark_one() != nullptr) {
   }
 }
 
-void condition_variable::notify_all() noexcept { waiters_.unpark_all(); }
+void condition_variable::notify_all() {
+  waiters_.check_waker("weft::condition_variable::notify_all");
+  waiters_.unpark_all();
+}
 
 async_backend& condition_variable::backend() const noexcept { return builtin_backend(); }
 

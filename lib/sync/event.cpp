@@ -5,8 +5,9 @@
 
 namespace weft {
 
-void event::set() noexcept {
+void event::set() {
   if (set_) return;
+  waiters_.check_waker("weft::event::set");
   set_ = true;
   waiters_.unpark_all();
 }

@@ -30,6 +30,7 @@ bool semaphore::try_acquire() noexcept {
 }
 
 void semaphore::release() {
+  waiters_.check_waker("weft::semaphore::release");
   if (waiters_.unpark_one() != nullptr) return;
   if (value_ == max_) throw std::logic_error("weft::semaphore::release: the semaphore is already at its maximum value");
   ++value_;

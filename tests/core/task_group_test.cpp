@@ -898,3 +898,41 @@ TEST_CASE("start_soon: a task whose function throws still reaches its group, and
                     weft::exception_group);
   });
 }
+
+TEST_CASE("a failure the body joined and let through is in the exception group once") {
+  leak_check lc;
+  run([] {
+    try {
+      weft::open_task_group([&](weft::task_group& tg) {
+        auto child = tg.start([] {
+          weft::sleep(1s);
+          throw std::runtime_error("child failed");
+        });
+        child.join();  // rethrows the child's exception, which the body lets through
+      });
+      FAIL("no exception");
+    } catch (const weft::exception_group& g) {
+      REQUIRE(g.size() == 1);
+      CHECK_THROWS_WITH(std::rethrow_exception(g.exceptions()[0]), "child failed");
+    }
+  });
+}
+
+TEST_CASE("a failure a sibling joined and let through is in the exception group once") {
+  leak_check lc;
+  run([] {
+    try {
+      weft::open_task_group([&](weft::task_group& tg) {
+        auto failing = tg.start([] {
+          weft::sleep(1s);
+          throw std::runtime_error("first failed");
+        });
+        tg.start_soon([failing] { failing.join(); });
+      });
+      FAIL("no exception");
+    } catch (const weft::exception_group& g) {
+      REQUIRE(g.size() == 1);
+      CHECK_THROWS_WITH(std::rethrow_exception(g.exceptions()[0]), "first failed");
+    }
+  });
+}

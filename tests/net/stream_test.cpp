@@ -600,3 +600,23 @@ TEST_CASE("recv and send_all are cancel points even when they would not block") 
     CHECK(p.server.recv(10) == "ready");  // the data is still there
   });
 }
+
+TEST_CASE("a transport used after its runtime ended throws logic_error, and destroying it stays safe") {
+  std::optional<stream_pair> kept;
+  std::optional<std::pair<net::datagram_transport, net::datagram_transport>> datagrams;
+  run_real([&] {
+    kept.emplace(tcp_pair());
+    datagrams.emplace(unix_datagram_pair());
+  });
+  // Outside any runtime.
+  CHECK_THROWS_WITH_AS(kept->server.recv(10), doctest::Contains("runtime that opened it"), std::logic_error);
+  // In a later runtime on the same thread: its reactor is not the socket's.
+  run_real([&] {
+    CHECK_THROWS_WITH_AS(kept->server.recv(10), doctest::Contains("runtime that opened it"), std::logic_error);
+    CHECK_THROWS_AS(kept->client.send_all("x"), std::logic_error);
+    CHECK_THROWS_AS(datagrams->first.recv(), std::logic_error);
+    CHECK_THROWS_AS(datagrams->second.send("x"), std::logic_error);
+  });
+  kept.reset();
+  datagrams.reset();
+}

@@ -542,3 +542,31 @@ TEST_CASE("a waiter cancelled as a fair lock is released is handed the lock only
     CHECK_FALSE(l.locked());
   });
 }
+
+TEST_CASE("a lock held by a task that has ended cannot be released by any other task") {
+  leak_check lc;
+  run([] {
+    weft::lock l;
+    weft::open_task_group([&](weft::task_group& tg) {
+      tg.start_soon([&] { l.acquire(); });  // ends holding it
+    });
+    CHECK(l.locked());
+    // New tasks reuse the ended owner's memory (its stack, its heap block):
+    // ownership must not be judged by address.
+    int refused = 0;
+    weft::open_task_group([&](weft::task_group& tg) {
+      for (int i = 0; i < 4; ++i)
+        tg.start_soon([&] {
+          try {
+            l.release();
+          } catch (const std::logic_error& e) {
+            CHECK(std::string(e.what()).find("another task") != std::string::npos);
+            ++refused;
+          }
+        });
+    });
+    CHECK(refused == 4);
+    CHECK(l.locked());
+    CHECK_FALSE(l.try_acquire());
+  });
+}

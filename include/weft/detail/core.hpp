@@ -128,6 +128,9 @@ struct remote_call {
 struct lot_entry : list_hook<lot_tag> {
   task_base* task = nullptr;
   void* data = nullptr;  // for the primitive's own use (hand-off values)
+  /// If set, unparking calls it instead of rescheduling `task` (a waiter
+  /// that is not a task of this runtime: a join from another runtime).
+  void (*wake)(lot_entry& self) noexcept = nullptr;
 };
 
 /// A FIFO of parked tasks: the building block of every wait queue
@@ -142,11 +145,21 @@ class parking_lot {
   /// value through entry->data before calling.
   lot_entry* unpark_one() noexcept;
   std::size_t unpark_all() noexcept;
+  /// Throws std::logic_error naming `what` if this lot has waiters and they
+  /// are tasks of another runtime than the calling thread's: a waker must
+  /// run on the waiters' thread. One compare when there are waiters.
+  void check_waker(const char* what) const {
+    if (!waiters_.empty()) check_same_runtime(what);
+  }
   bool empty() const noexcept { return waiters_.empty(); }
   std::size_t size() const noexcept { return waiters_.size(); }
   lot_entry& front() noexcept { return waiters_.front(); }
+  const lot_entry& front() const noexcept { return waiters_.front(); }
+  /// Queues an entry with a `wake` function, without parking anyone.
+  void add(lot_entry& entry) noexcept { waiters_.push_back(entry); }
 
  private:
+  void check_same_runtime(const char* what) const;
   intrusive_list<lot_entry, lot_tag> waiters_;
 };
 

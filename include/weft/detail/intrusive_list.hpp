@@ -34,6 +34,7 @@ class intrusive_list {
 
   bool empty() const noexcept { return head_.next == &head_; }
   T& front() noexcept { return static_cast<T&>(*head_.next); }
+  const T& front() const noexcept { return static_cast<const T&>(*head_.next); }
 
   void push_back(T& item) noexcept {
     hook& h = item;

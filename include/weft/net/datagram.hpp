@@ -7,6 +7,7 @@
 #include <boost/asio/generic/datagram_protocol.hpp>
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <span>
 #include <string>
@@ -63,6 +64,7 @@ class datagram_transport {
  private:
   void check_usable(const char* what) const;
   socket_type socket_;
+  std::uint64_t runtime_;  // the serial number of the runtime whose io_context the socket uses
   std::unique_ptr<char[]> buffer_;  // receive buffer, allocated on first use
   bool receiving_ = false;
   bool closing_ = false;

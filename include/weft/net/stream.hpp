@@ -16,6 +16,7 @@
 #include <boost/system/error_code.hpp>
 
 #include <cstddef>
+#include <cstdint>
 #include <span>
 #include <string>
 #include <string_view>
@@ -103,6 +104,7 @@ class stream_transport {
   void close_now() noexcept;
   void check_usable(const char* what) const;
   socket_type socket_;
+  std::uint64_t runtime_;  // the serial number of the runtime whose io_context the socket uses
   bool receiving_ = false;
   bool sending_ = false;
   bool closing_ = false;

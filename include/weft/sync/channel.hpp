@@ -1,9 +1,11 @@
 // weft::channel<T>: a bounded FIFO channel between tasks.
 //
 // Single-runtime by design: no locks on the hot path. Use it from the tasks
-// (and Asio handlers) of one runtime. A call from another thread that would
-// wake a task ends the program with a message naming the misuse, instead of
-// corrupting the runtime; other threads hand work to the runtime with
+// (and Asio handlers) of one runtime. A call from another thread (or from a
+// task of another runtime) that would wake or join its waiters is refused,
+// never a silent corruption of the runtime: send and receive throw
+// std::logic_error naming the rule; close(), which cannot throw, ends the
+// program with a message. Other threads hand work to the runtime with
 // weft::use_fiber / greenback::await_ (operations on any executor),
 // weft::lowlevel::completion, or asio::post to its io_context.
 #pragma once
@@ -72,6 +74,7 @@ class channel {
 
   /// Receives without blocking; empty if no value is available.
   std::optional<T> try_receive() {
+    senders_.check_waker("weft::channel::receive");
     if (!buffer_.empty()) {
       std::optional<T> v(std::move(buffer_.front()));
       buffer_.pop_front();
@@ -119,6 +122,7 @@ class channel {
 
   bool try_send_impl(T& value) {
     if (closed_) throw channel_closed();
+    receivers_.check_waker("weft::channel::send");
     if (!receivers_.empty()) {
       static_cast<recv_slot*>(receivers_.front().data)->value.emplace(std::move(value));
       receivers_.unpark_one();

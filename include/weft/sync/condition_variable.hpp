@@ -53,8 +53,10 @@ class condition_variable {
     while (!pred()) wait();
   }
   /// Wakes up to n waiters (in FIFO order). Not a checkpoint.
-  void notify(std::size_t n = 1) noexcept;
-  void notify_all() noexcept;
+  /// @throws std::logic_error if the waiters are tasks of another runtime
+  /// than the calling thread's (notify_all too).
+  void notify(std::size_t n = 1);
+  void notify_all();
 
   async_backend& backend() const noexcept;
 

@@ -9,6 +9,8 @@
 
 #include <weft/detail/core.hpp>
 
+#include <cstdint>
+
 namespace weft {
 
 class condition_variable;
@@ -25,15 +27,19 @@ class basic_lock {
   /// lock (with nobody waiting) does not yield. A cancelled waiter leaves
   /// the queue clean.
   /// @throws weft::cancelled; std::logic_error if the calling task already
-  /// holds it (weft locks are not reentrant) or outside a task.
+  /// holds it (weft locks are not reentrant), if it is held or awaited by
+  /// tasks of another runtime (a lock belongs to one runtime's thread), or
+  /// outside a task.
   void acquire();
   /// Takes the lock if that needs no waiting. Not a checkpoint.
   bool try_acquire();
   /// Releases the lock. @throws std::logic_error if the lock is not held
-  /// by the calling task.
+  /// by the calling task (also when its owner has ended: ownership is by
+  /// task identity, never by a pointer another task could come to reuse).
   void release();
-  /// True while some task holds the lock.
-  bool locked() const noexcept { return owner_ != nullptr; }
+  /// True while some task holds the lock (also one that has ended since:
+  /// a lock is never released on its owner's behalf).
+  bool locked() const noexcept { return owner_.task != 0; }
 
   // std::Lockable (reachable through basic_lock&: the derived classes'
   // names hide lock()).
@@ -49,7 +55,15 @@ class basic_lock {
  private:
   friend class condition_variable;
   bool owned_by_current() const noexcept;
-  detail::task_base* owner_ = nullptr;
+  // The owner: its runtime's serial number and its id, unique in the process.
+  struct owner_id {
+    std::uint64_t runtime = 0;
+    std::uint64_t task = 0;
+    friend bool operator==(const owner_id&, const owner_id&) = default;
+  };
+  static owner_id id_of(const detail::task_base& t) noexcept;
+  void check_runtime(const detail::task_base& me, const char* what) const;
+  owner_id owner_;
   detail::parking_lot waiters_;
   bool fair_;
 };

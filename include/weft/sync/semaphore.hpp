@@ -29,7 +29,8 @@ class semaphore {
   void acquire();
   bool try_acquire() noexcept;
   /// Returns one unit (handed to the first waiter, if any).
-  /// @throws std::logic_error if that would exceed the maximum.
+  /// @throws std::logic_error if that would exceed the maximum, or if the
+  /// waiters are tasks of another runtime than the calling thread's.
   void release();
   std::size_t value() const noexcept { return value_; }
   std::size_t max_value() const noexcept { return max_; }
