@@ -9,6 +9,11 @@
 // await_s it (greenback::autoawait), the decorator wraps that, and the result
 // is again an async function, awaitable from an asio::awaitable (which has no
 // portal of its own) and from task code.
+//
+// A synchronous decorator that blocks can be entered again meanwhile: while
+// memoize() waits for the service, other tasks call it, miss the cache and
+// would each call the service too. memoize() therefore fills its cache inside
+// a weft::single_flight call, so concurrent misses for one key make one call.
 #include <weft/greenback/asio.hpp>
 #include <weft/weft.hpp>
 
@@ -22,6 +27,7 @@
 #include <cstdio>
 #include <exception>
 #include <map>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -48,17 +54,25 @@ auto retry(int attempts, int& retries) {
   };
 }
 
-// Remembers fn's result for every key.
-auto memoize(int& hits) {
-  return [&hits](auto fn) {
-    return [fn = std::move(fn), cache = std::map<std::string, std::string>{}, &hits](const std::string& key) mutable {
-      if (auto it = cache.find(key); it != cache.end()) {
+// Remembers fn's result for every key. The cache is filled inside the
+// single_flight call, before the callers waiting for that call wake up.
+auto memoize(int& hits, int& calls) {
+  return [&hits, &calls](auto fn) {
+    struct state {
+      std::map<std::string, std::string> cache;
+      weft::single_flight<std::string, std::string> in_flight;  // cannot move; the decorated function can
+    };
+    return [fn = std::move(fn), s = std::make_shared<state>(), &hits, &calls](const std::string& key) mutable {
+      if (auto it = s->cache.find(key); it != s->cache.end()) {
         ++hits;
         return it->second;
       }
-      std::string value = fn(key);
-      cache.emplace(key, value);
-      return value;
+      return s->in_flight.call(key, [&] {
+        ++calls;
+        std::string value = fn(key);
+        s->cache.emplace(key, value);
+        return value;
+      });
     };
   };
 }
@@ -96,7 +110,12 @@ boost::asio::awaitable<std::vector<std::string>> dashboard(Fetch& fetch, std::ve
 int main() {
   int retries = 0;
   int hits = 0;
+  int memo_calls = 0;
   int service_calls = 0;
+  int retries_before_concurrent = 0;
+  std::vector<std::string> from_concurrent;
+  int concurrent_calls = 0;
+  int concurrent_service_calls = 0;
   std::vector<std::string> from_asio;
   std::string from_task;
   std::string asio_error;
@@ -106,8 +125,8 @@ int main() {
     quote_service service;
     auto remote_quote = [&service](const std::string& symbol) { return service.quote(symbol); };
     // memoize(retry(3)(remote_quote)), as an async function.
-    auto fetch = greenback::decorate_as_sync([&](auto fn) { return memoize(hits)(retry(3, retries)(std::move(fn))); })(
-        remote_quote);
+    auto fetch = greenback::decorate_as_sync(
+        [&](auto fn) { return memoize(hits, memo_calls)(retry(3, retries)(std::move(fn))); })(remote_quote);
 
     // From an asio::awaitable co_spawned on the runtime.
     weft::event done;
@@ -138,6 +157,16 @@ int main() {
       hopeless_failed = true;
     }
     service_calls = service.calls();
+    retries_before_concurrent = retries;
+
+    // Four tasks miss the cache for the same symbol at once: one call of the
+    // memoized function (with its retries), whose value all four get.
+    const int calls_before = memo_calls;
+    weft::open_task_group([&](weft::task_group& tg) {
+      for (int i = 0; i < 4; ++i) tg.start_soon([&] { from_concurrent.push_back(greenback::await_(fetch("FLIGHT"))); });
+    });
+    concurrent_calls = memo_calls - calls_before;
+    concurrent_service_calls = service.calls() - service_calls;
   });
 
   const std::vector<std::string> expected_asio = {"WEFT=128", "ASIO=128", "WEFT=128"};
@@ -154,8 +183,14 @@ int main() {
   report("hopeless call fails:", hopeless_failed, hopeless_failed ? "runtime_error" : "no exception");
   // WEFT, ASIO, FIBER: 3 calls each (2 failures + success); BOOST: 1.
   report("service calls:", service_calls == 10, std::to_string(service_calls));
-  report("retries:", retries == 6, std::to_string(retries));
+  report("retries:", retries_before_concurrent == 6, std::to_string(retries_before_concurrent));
   report("cache hits:", hits == 2, std::to_string(hits));
+  // FLIGHT: one call of the memoized function, 3 service requests (2 failures + success).
+  const bool shared = from_concurrent == std::vector<std::string>(4, "FLIGHT=142");
+  report("concurrent misses:", shared && concurrent_calls == 1 && concurrent_service_calls == 3,
+         std::to_string(from_concurrent.size()) + " callers, " + std::to_string(concurrent_calls) +
+             (concurrent_calls == 1 ? " call, " : " calls, ") + std::to_string(concurrent_service_calls) +
+             " requests" + (shared ? "" : " (wrong values)"));
   std::printf("%s\n", failures == 0 ? "decorators behaved" : "FAILED");
   return failures == 0 ? 0 : 1;
 }

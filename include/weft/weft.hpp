@@ -11,6 +11,7 @@
 #include <weft/sync/event.hpp>
 #include <weft/sync/lock.hpp>
 #include <weft/sync/semaphore.hpp>
+#include <weft/sync/single_flight.hpp>
 #include <weft/task.hpp>
 #include <weft/task_group.hpp>
 #include <weft/time.hpp>
