@@ -28,7 +28,7 @@ void check_runtime(std::uint64_t serial, const char* what) {
     return;
   throw std::logic_error(std::string(what) +
                          ": this socket belongs to the runtime that opened it, which has ended or runs on another "
-                         "thread; use it only in the tasks of that runtime (destroying it anywhere is safe)");
+                         "thread; use it only in the tasks of that runtime");
 }
 }  // namespace detail
 
