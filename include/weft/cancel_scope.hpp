@@ -95,6 +95,25 @@ auto timeout(duration d, F&& fn);
 template <class F>
 auto ignore_cancellation(F&& fn);
 
+/// Cleanup that may park — a destructor that awaits (`greenback::await_`),
+/// closing a connection — in a task that may be cancelled: runs fn() shielded
+/// from cancellation from outside (like ignore_cancellation), so the task's
+/// own cancellation does not make fn's blocking calls throw weft::cancelled
+/// out of a destructor (std::terminate). Returns fn's value; whatever fn
+/// throws comes out unchanged.
+template <class F>
+auto shielded(F&& fn);
+/// The same with a time limit, so that a stuck cleanup cannot hang the
+/// task's end: once `limit` has passed, fn's blocking calls are cancelled
+/// (inside fn), and shielded() catches that cancellation of its own and
+/// returns false (void fn) or an empty std::optional (fn returning R);
+/// true, or the value, if fn finished. It never throws weft::cancelled (a
+/// cancellation from outside is delivered at the next checkpoint after it).
+/// @throws std::invalid_argument if limit is negative or NaN; whatever else
+/// fn throws.
+template <class F>
+auto shielded(duration limit, F&& fn);
+
 // ---------------------------------------------------------------------------
 
 namespace detail {
@@ -153,6 +172,23 @@ auto timeout_at(time_point t, F&& fn) {
 template <class F>
 auto timeout(duration d, F&& fn) {
   return timeout_at(detail::deadline_after(d), std::forward<F>(fn));
+}
+
+template <class F>
+auto shielded(F&& fn) {
+  return ignore_cancellation(std::forward<F>(fn));
+}
+
+template <class F>
+auto shielded(duration limit, F&& fn) {
+  cancel_scope scope(detail::deadline_after(limit), /*shield=*/true);
+  using R = std::decay_t<std::invoke_result_t<F&>>;
+  if constexpr (std::is_void_v<R>) {
+    scope.run([&] { fn(); });
+    return !scope.cancelled_caught();
+  } else {
+    return scope.run([&]() -> R { return fn(); });
+  }
 }
 
 template <class F>

@@ -16,9 +16,10 @@ namespace weft {
 
 /// How task stacks are allocated.
 enum class stack_kind {
-  /// Fixed-size stacks from a per-runtime pool (mmap'ed in slabs of 64,
-  /// reused), each with a guard below it as `run_options::stack_guard`
-  /// says. The default.
+  /// Fixed-size stacks from a per-runtime pool, one per stack size
+  /// (mmap'ed in slabs of up to 64, reused; a slab whose stacks are all
+  /// free and trimmed is unmapped), each with a guard below it as
+  /// `run_options::stack_guard` says. The default.
   pooled,
   /// Each stack is its own mapping, unmapped as soon as its task ends, with
   /// a real guard below it whatever `run_options::stack_guard` says
@@ -87,8 +88,10 @@ struct run_options {
   /// How a stack overflow is caught, for pooled stacks and for tasks that
   /// ask for their own stack size (see stack_guard).
   weft::stack_guard stack_guard = weft::stack_guard::automatic;
-  /// How many free stacks the pool keeps ready; memory of stacks freed
-  /// beyond that is returned to the system (the address space is kept).
+  /// How many free stacks the pool keeps ready, per stack size; memory of
+  /// stacks freed beyond that is returned to the system (in batches of
+  /// 256), and so is the address space of a slab (up to 64 stacks, at most
+  /// 16 MiB) whose stacks are all free and trimmed.
   std::size_t stack_pool_size = 1024;
   /// The stall watchdog: when > 0, a monitor thread reports (on stderr,
   /// once per stall) a task that has run this long without a checkpoint —

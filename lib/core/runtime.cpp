@@ -9,6 +9,7 @@
 
 #include "core/runtime.hpp"
 #include "core/group_access.hpp"
+#include "core/sanitizer_check.hpp"
 
 #include <weft/cancel_scope.hpp>
 #include <weft/lowlevel/completion.hpp>
@@ -445,6 +446,7 @@ void runtime::spawn_system(task_base* t) {
 }
 
 void run_root(const run_options& options, task_base* root) {
+  warn_if_unannotated_asan();
   if (t_runtime != nullptr) {
     root->release();
     throw std::logic_error(

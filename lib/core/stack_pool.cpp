@@ -9,14 +9,19 @@
 #include <sanitizer/asan_interface.h>
 #endif
 
+#include <weft/detail/core.hpp>
+
 #include <algorithm>
 #include <atomic>
+#include <memory>
 #include <new>
 
 namespace weft::detail {
 
 namespace {
 std::atomic<std::size_t> g_stacks_in_use{0};
+std::atomic<std::size_t> g_mapped_bytes{0};
+std::atomic<std::size_t> g_slabs_mapped{0};
 
 std::size_t page_size() noexcept {
   static const std::size_t size = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
@@ -24,9 +29,11 @@ std::size_t page_size() noexcept {
 }
 
 constexpr std::size_t min_stack_size = 16 * 1024;
-// Stacks per slab mapping, and how far the warm list may overshoot `keep`
-// before a trim (so that trims are batched).
-constexpr std::size_t slab_stacks = 64;
+// At most this many stacks per slab mapping, and at most this much address
+// space per slab (large stacks come a few per slab); and how far a warm list
+// may overshoot `keep` before a trim (so that trims are batched).
+constexpr std::size_t max_slab_stacks = 64;
+constexpr std::size_t max_slab_bytes = 16 * 1024 * 1024;
 constexpr std::size_t trim_batch = 256;
 
 // Room for `n` more elements, growing geometrically (a reserve() of the
@@ -56,14 +63,13 @@ stack_pool::stack_pool(const run_options& options)
       kind_(options.stacks),
       guard_(resolve_stack_guard(options.stack_guard)),
       gap_(guard_ == stack_guard::none && kind_ == stack_kind::pooled ? 0 : stack_guard_size()),
-      stride_(default_size_ + gap_),
-      keep_(options.stack_pool_size) {}
+      keep_(options.stack_pool_size) {
+  if (kind_ == stack_kind::pooled) (void)class_of(default_size_);
+}
 
 stack_pool::~stack_pool() {
-  for (const slab& s : slabs_) {
-    ::munmap(s.base, stride_ * slab_stacks);
-    if (s.guard == stack_guard::mprotect) release_mprotect_guards(slab_stacks);
-  }
+  for (auto& c : classes_)
+    for (const slab& s : c->slabs) unmap_slab(*c, s);
 }
 
 void stack_pool::release() noexcept {
@@ -71,64 +77,82 @@ void stack_pool::release() noexcept {
 }
 
 std::size_t stack_pool::stacks_in_use() noexcept { return g_stacks_in_use.load(std::memory_order_relaxed); }
+std::size_t stack_pool::mapped_bytes() noexcept { return g_mapped_bytes.load(std::memory_order_relaxed); }
+std::size_t stack_pool::slabs_mapped() noexcept { return g_slabs_mapped.load(std::memory_order_relaxed); }
 
-void* stack_pool::take_pooled() {
-  if (!warm_.empty()) {
-    void* bottom = warm_.back();
-    warm_.pop_back();
+stack_pool::slab& stack_pool::size_class::slab_of(const void* bottom) noexcept {
+  auto it = std::upper_bound(slabs.begin(), slabs.end(), static_cast<const char*>(bottom),
+                             [](const char* b, const slab& s) { return b < s.base; });
+  WEFT_INVARIANT(it != slabs.begin());
+  return *(it - 1);
+}
+
+stack_pool::size_class& stack_pool::class_of(std::size_t size) {
+  // Few sizes per program: a linear search, the default size first.
+  for (auto& c : classes_)
+    if (c->size == size) return *c;
+  auto c = std::make_unique<size_class>();
+  c->size = size;
+  c->stride = size + gap_;
+  c->per_slab = std::clamp<std::size_t>(max_slab_bytes / c->stride, 1, max_slab_stacks);
+  reserve_more(classes_, 1);
+  classes_.push_back(std::move(c));
+  return *classes_.back();
+}
+
+void stack_pool::map_slab(size_class& c) {
+  // A slab: [gap][stack][gap][stack]...; the guards go in the gaps, all at
+  // once (the address space is all that guards cost).
+  // Room first, so that nothing throws once the slab is mapped. warm and
+  // cold can each come to hold every stack of the class: with room for all
+  // of them, deallocate() and trim() (noexcept) never allocate.
+  reserve_more(c.slabs, 1);
+  const std::size_t all = (c.slabs.size() + 1) * c.per_slab;
+  reserve_more(c.cold, all - c.cold.size());
+  reserve_more(c.warm, all - c.warm.size());
+  const std::size_t len = c.slab_bytes();
+  char* base = static_cast<char*>(map_stack_memory(len));
+  const stack_guard got = guard_ == stack_guard::madvise || guard_ == stack_guard::mprotect
+                              ? install_stack_guards(base, c.stride, c.per_slab, guard_)
+                              : guard_;
+  c.slabs.insert(std::upper_bound(c.slabs.begin(), c.slabs.end(), base,
+                                  [](const char* b, const slab& s) { return b < s.base; }),
+                 slab{base, got, 0});
+  if (got == stack_guard::canary) ++c.canary_slabs;
+  g_mapped_bytes.fetch_add(len, std::memory_order_relaxed);
+  g_slabs_mapped.fetch_add(1, std::memory_order_relaxed);
+  // Handed out from its start: the lowest stack is taken first.
+  for (std::size_t i = c.per_slab; i-- > 0;) c.cold.push_back(base + i * c.stride + gap_);
+}
+
+void stack_pool::unmap_slab(size_class& c, const slab& s) noexcept {
+  ::munmap(s.base, c.slab_bytes());
+  if (s.guard == stack_guard::mprotect) release_mprotect_guards(c.per_slab);
+  g_mapped_bytes.fetch_sub(c.slab_bytes(), std::memory_order_relaxed);
+}
+
+void* stack_pool::take_pooled(size_class& c) {
+  if (!c.warm.empty()) {
+    void* bottom = c.warm.back();
+    c.warm.pop_back();
     return bottom;
   }
-  if (cold_.empty()) {
-    // A slab: [gap][stack][gap][stack]...; the guards go in the gaps, all
-    // at once (the address space is all that guards cost).
-    // Room first, so that nothing throws once the slab is mapped.
-    // warm_ and cold_ can each come to hold every pooled stack: with room
-    // for all of them, deallocate() and trim() (noexcept) never allocate.
-    reserve_more(slabs_, 1);
-    reserve_more(canary_slabs_, 1);
-    const std::size_t all = (slabs_.size() + 1) * slab_stacks;
-    reserve_more(cold_, all - cold_.size());
-    reserve_more(warm_, all - warm_.size());
-    const std::size_t len = stride_ * slab_stacks;
-    char* base = static_cast<char*>(map_stack_memory(len));
-    const stack_guard got = guard_ == stack_guard::madvise || guard_ == stack_guard::mprotect
-                                ? install_stack_guards(base, stride_, slab_stacks, guard_)
-                                : guard_;
-    slabs_.push_back({base, got});
-    if (got == stack_guard::canary)
-      canary_slabs_.insert(std::upper_bound(canary_slabs_.begin(), canary_slabs_.end(), base), base);
-    // Hand out the slab from its start; the rest becomes cold (untouched).
-    for (std::size_t i = slab_stacks; i-- > 1;) cold_.push_back(base + i * stride_ + gap_);
-    return base + gap_;
-  }
-  void* bottom = cold_.back();
-  cold_.pop_back();
+  if (c.cold.empty()) map_slab(c);
+  void* bottom = c.cold.back();
+  c.cold.pop_back();
+  ++c.slab_of(bottom).busy;
   return bottom;
 }
 
-bool stack_pool::pooled_has_canary(const void* bottom) const noexcept {
-  // Mixed pools (the mprotect budget ran out while this pool grew) are rare:
-  // the common cases answer without a search.
-  if (canary_slabs_.empty()) return false;
-  if (canary_slabs_.size() == slabs_.size()) return true;
-  auto it = std::upper_bound(canary_slabs_.begin(), canary_slabs_.end(), static_cast<const char*>(bottom),
-                             [](const char* b, const char* s) { return b < s; });
-  return it != canary_slabs_.begin() && static_cast<const char*>(bottom) < *(it - 1) + stride_ * slab_stacks;
-}
-
 void* stack_pool::map_own(std::size_t size, bool* canary) {
-  // [gap][stack] in a mapping of its own. stack_kind::guarded always gets a
-  // real guard, even beyond the mprotect budget.
-  const bool debug = kind_ == stack_kind::guarded;
+  // [gap][stack] in a mapping of its own (stack_kind::guarded), always with
+  // a real guard, even beyond the mprotect budget.
   const std::size_t len = gap_ + size;
   char* base = static_cast<char*>(map_stack_memory(len));
   stack_guard want = guard_;
-  if (debug && (want == stack_guard::canary || want == stack_guard::none))
-    want = resolve_stack_guard(stack_guard::automatic);
-  const stack_guard got = want == stack_guard::madvise || want == stack_guard::mprotect
-                              ? install_stack_guards(base, len, 1, want, /*forced=*/debug)
-                              : want;
-  if (got == stack_guard::none && debug) {
+  if (want == stack_guard::canary || want == stack_guard::none) want = resolve_stack_guard(stack_guard::automatic);
+  const stack_guard got = install_stack_guards(base, len, 1, want, /*forced=*/true);
+  if (got == stack_guard::none) {
     ::munmap(base, len);
     throw std::bad_alloc();
   }
@@ -141,7 +165,7 @@ void* stack_pool::map_own(std::size_t size, bool* canary) {
       throw;
     }
   }
-  *canary = got == stack_guard::canary;
+  *canary = false;
   return base + gap_;
 }
 
@@ -153,9 +177,13 @@ void stack_pool::unmap_own(void* bottom, std::size_t size) noexcept {
 boost::context::stack_context stack_pool::allocate(std::size_t size, bool* canary) {
   size = size == 0 ? default_size_ : normalize_stack_size(size);
   void* bottom = nullptr;
-  if (size == default_size_ && kind_ == stack_kind::pooled) {
-    bottom = take_pooled();
-    *canary = pooled_has_canary(bottom);
+  if (kind_ == stack_kind::pooled) {
+    size_class& c = class_of(size);
+    bottom = take_pooled(c);
+    // Mixed classes (the mprotect budget ran out while the class grew) are
+    // rare: the common cases answer without a search.
+    *canary = c.canary_slabs != 0 &&
+              (c.canary_slabs == c.slabs.size() || c.slab_of(bottom).guard == stack_guard::canary);
   } else {
     bottom = map_own(size, canary);
   }
@@ -177,33 +205,56 @@ void stack_pool::deallocate(boost::context::stack_context& sctx) noexcept {
   ASAN_UNPOISON_MEMORY_REGION(bottom, sctx.size);
 #endif
   g_stacks_in_use.fetch_sub(1, std::memory_order_relaxed);
-  if (sctx.size == default_size_ && kind_ == stack_kind::pooled) {
-    warm_.push_back(bottom);  // within the capacity reserved per slab
-    if (warm_.size() > keep_ + trim_batch) trim();
+  if (kind_ == stack_kind::pooled) {
+    // Its class exists (it was allocated from it): found without allocating.
+    size_class* c = nullptr;
+    for (auto& k : classes_)
+      if (k->size == sctx.size) c = k.get();
+    WEFT_INVARIANT(c != nullptr);
+    c->warm.push_back(bottom);  // within the capacity reserved per slab
+    if (c->warm.size() > keep_ + trim_batch) trim(*c);
   } else {
     unmap_own(bottom, sctx.size);
   }
   release();
 }
 
-void stack_pool::trim() noexcept {
-  // Give back the memory of the oldest warm stacks, coalescing neighbours
-  // (stacks of one slab usually finish together) into few madvise calls.
-  // A range spans the gaps between its stacks: MADV_DONTNEED keeps guard
-  // markers and mprotect'ed pages as they are.
+void stack_pool::trim(size_class& c) noexcept {
+  // Give back the memory of the oldest warm stacks. A slab left with no
+  // stack in use or warm is unmapped whole; the other stacks are trimmed
+  // with madvise, coalescing neighbours (stacks of one slab usually finish
+  // together) into few calls. A range spans the gaps between its stacks:
+  // MADV_DONTNEED keeps guard markers and mprotect'ed pages as they are.
   // Sorted in place and moved within reserved capacity: no allocation.
-  const auto n = static_cast<std::ptrdiff_t>(warm_.size() - keep_);
-  const auto old = warm_.begin() + n;
-  std::sort(warm_.begin(), old);
-  for (auto i = warm_.begin(); i != old;) {
+  const auto n = static_cast<std::ptrdiff_t>(c.warm.size() - keep_);
+  const auto old = c.warm.begin() + n;
+  std::sort(c.warm.begin(), old);
+  bool emptied = false;
+  for (auto i = c.warm.begin(); i != old; ++i) emptied |= --c.slab_of(*i).busy == 0;
+  for (auto i = c.warm.begin(); i != old;) {
     char* start = static_cast<char*>(*i);
+    if (c.slab_of(start).busy == 0) {  // unmapped below
+      ++i;
+      continue;
+    }
     auto j = i + 1;
-    while (j != old && static_cast<char*>(*j) == start + static_cast<std::size_t>(j - i) * stride_) ++j;
-    ::madvise(start, static_cast<std::size_t>(j - i - 1) * stride_ + default_size_, MADV_DONTNEED);
+    while (j != old && static_cast<char*>(*j) == start + static_cast<std::size_t>(j - i) * c.stride) ++j;
+    ::madvise(start, static_cast<std::size_t>(j - i - 1) * c.stride + c.size, MADV_DONTNEED);
     i = j;
   }
-  cold_.insert(cold_.end(), warm_.begin(), old);  // within the capacity reserved per slab
-  warm_.erase(warm_.begin(), old);
+  c.cold.insert(c.cold.end(), c.warm.begin(), old);  // within the capacity reserved per slab
+  c.warm.erase(c.warm.begin(), old);
+  if (!emptied) return;
+  // Drop the stacks of emptied slabs (all cold now), then the slabs.
+  c.cold.erase(std::remove_if(c.cold.begin(), c.cold.end(), [&c](void* b) { return c.slab_of(b).busy == 0; }),
+               c.cold.end());
+  for (const slab& s : c.slabs) {
+    if (s.busy != 0) continue;
+    if (s.guard == stack_guard::canary) --c.canary_slabs;
+    unmap_slab(c, s);
+  }
+  c.slabs.erase(std::remove_if(c.slabs.begin(), c.slabs.end(), [](const slab& s) { return s.busy == 0; }),
+                c.slabs.end());
 }
 
 }  // namespace weft::detail

@@ -7,16 +7,21 @@
 #include <boost/context/stack_context.hpp>
 
 #include <cstddef>
+#include <memory>
 #include <unordered_set>
 #include <vector>
 
 namespace weft::detail {
 
-/// Pooled stacks are carved from slabs (one mmap per `slab_stacks` stacks) and
-/// reused LIFO, so that the hot stacks stay in cache. At most `keep` free
-/// stacks keep their memory; beyond that, the oldest free stacks give their
-/// memory back to the system in batches (madvise over adjacent ranges) and
-/// are reused last. Address space is returned when the pool is destroyed.
+/// Pooled stacks are carved from slabs (one mmap per slab of up to 64
+/// stacks) and reused LIFO, so that the hot stacks stay in cache. Each
+/// stack size has its own pool (a size class: the runtime's default size,
+/// and every size tasks ask for with task_options::stack_size). Per size,
+/// at most `keep` free stacks keep their memory; beyond that, the oldest
+/// free stacks give their memory back to the system in batches (madvise
+/// over adjacent ranges) and are reused last. A slab whose stacks are all
+/// free and have given their memory back is unmapped at that moment, so
+/// that the address space of a burst is returned too.
 ///
 /// Below every stack lie stack_guard_size() bytes for its guard (see
 /// stack_guard.hpp), installed once, when the slab is mapped: guard markers
@@ -46,29 +51,45 @@ class stack_pool {
 
   /// Stacks currently handed out, over all pools of the process.
   static std::size_t stacks_in_use() noexcept;
+  /// Bytes of address space mapped for pooled stacks (guards included),
+  /// over all pools of the process.
+  static std::size_t mapped_bytes() noexcept;
+  /// Slabs mapped so far, over all pools of the process.
+  static std::size_t slabs_mapped() noexcept;
 
  private:
   ~stack_pool();
   struct slab {
     char* base;
     stack_guard guard;  // what its stacks got: madvise, mprotect, canary or none
+    std::size_t busy;   // its stacks in use or free with their memory (not cold)
   };
-  void* take_pooled();
-  bool pooled_has_canary(const void* bottom) const noexcept;
+  /// The pool of one stack size.
+  struct size_class {
+    std::size_t size;
+    std::size_t stride;    // from one stack to the next in a slab
+    std::size_t per_slab;  // stacks per slab
+    std::vector<void*> warm;  // free stacks (bottoms) whose memory is kept, oldest first
+    std::vector<void*> cold;  // free stacks whose memory was given back (or never touched)
+    std::vector<slab> slabs;  // sorted by base
+    std::size_t canary_slabs = 0;
+    std::size_t slab_bytes() const noexcept { return stride * per_slab; }
+    slab& slab_of(const void* bottom) noexcept;
+  };
+  size_class& class_of(std::size_t size);
+  void* take_pooled(size_class& c);
+  void map_slab(size_class& c);
+  void unmap_slab(size_class& c, const slab& s) noexcept;
   void* map_own(std::size_t size, bool* canary);
   void unmap_own(void* bottom, std::size_t size) noexcept;
-  void trim() noexcept;
+  void trim(size_class& c) noexcept;
 
   std::size_t default_size_;
   stack_kind kind_;
-  stack_guard guard_;   // resolved: madvise, mprotect, canary or none
-  std::size_t gap_;     // bytes below each stack for its guard (0 with stack_guard::none)
-  std::size_t stride_;  // from one pooled stack to the next in a slab
+  stack_guard guard_;  // resolved: madvise, mprotect, canary or none
+  std::size_t gap_;    // bytes below each stack for its guard (0 with stack_guard::none)
   std::size_t keep_;
-  std::vector<void*> warm_;  // free pooled stacks (bottoms) whose memory is kept, oldest first
-  std::vector<void*> cold_;  // free pooled stacks whose memory was given back
-  std::vector<slab> slabs_;
-  std::vector<char*> canary_slabs_;  // bases of slabs whose stacks have canaries, sorted
+  std::vector<std::unique_ptr<size_class>> classes_;  // [0]: the default size
   std::unordered_set<void*> own_mprotected_;  // own mappings (bottoms) with an mprotect guard
   std::size_t refs_ = 1;
 };

@@ -32,6 +32,8 @@ void wait_all_tasks_blocked() {
 }
 
 std::size_t live_stacks() noexcept { return detail::stack_pool::stacks_in_use(); }
+std::size_t mapped_stack_bytes() noexcept { return detail::stack_pool::mapped_bytes(); }
+std::size_t stack_slabs_mapped() noexcept { return detail::stack_pool::slabs_mapped(); }
 
 }  // namespace weft::testing
 

@@ -9,5 +9,10 @@ namespace weft::testing {
 std::size_t live_task_objects() noexcept;
 /// Task stacks handed out and not yet returned, in the process.
 std::size_t live_stacks() noexcept;
+/// Bytes of address space mapped for pooled task stacks (with their guards),
+/// in the process.
+std::size_t mapped_stack_bytes() noexcept;
+/// Stack slabs (mappings of pooled stacks) mapped so far, in the process.
+std::size_t stack_slabs_mapped() noexcept;
 
 }  // namespace weft::testing
