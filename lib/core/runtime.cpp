@@ -389,7 +389,21 @@ runtime::runtime(const run_options& options)
   if (options.stall_warning.count() > 0) monitor_ = std::make_unique<stall_monitor>(probe_, options.stall_warning);
 }
 
+io_binding::io_binding(void* s, detach_fn d) noexcept : self(s), detach(d) {
+  if (runtime* rt = t_runtime) rt->bind_io(*this);
+}
+
+io_binding::~io_binding() {
+  if (static_cast<list_hook<io_binding_tag>&>(*this).linked()) intrusive_list<io_binding, io_binding_tag>::erase(*this);
+}
+
 runtime::~runtime() {
+  // I/O objects that outlive the runtime (a transport kept past weft::run)
+  // leave its io_context before it goes.
+  while (!io_bindings_.empty()) {
+    io_binding& b = io_bindings_.pop_front();
+    b.detach(b.self);
+  }
   // Every task has ended: nothing waits for a remote call any more. Calls
   // that arrive from now on run as dropped (see inbox.hpp).
   inbox_->close();

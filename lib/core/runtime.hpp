@@ -74,6 +74,7 @@ class runtime {
   void park(task_base& t, const abort_fn& abort);
   void yield(task_base& t) noexcept;
   std::uint64_t next_task_id() noexcept { return ++last_task_id_; }
+  void bind_io(io_binding& b) noexcept { io_bindings_.push_back(b); }
   /// Unique among the runtimes of the process, ever (task ids are per runtime).
   std::uint64_t serial() const noexcept { return serial_; }
 
@@ -182,6 +183,8 @@ class runtime {
   // Closed by ~runtime.
   inbox_owner inbox_{new inbox(io_)};
   boost::asio::io_context io_{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO};
+  // Holders of io_'s I/O objects, detached by ~runtime (see io_binding).
+  intrusive_list<io_binding, io_binding_tag> io_bindings_;
   boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_;
   boost::asio::steady_timer wake_timer_;
   std::chrono::steady_clock::time_point wake_armed_for_{};

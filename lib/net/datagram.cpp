@@ -41,6 +41,14 @@ datagram_transport::~datagram_transport() {
   socket_.close(ignored);
 }
 
+void datagram_transport::detach(void* self) noexcept {
+  auto& t = *static_cast<datagram_transport*>(self);
+  boost::system::error_code ignored;
+  t.socket_.close(ignored);
+  t.closing_ = true;
+  t.socket_ = socket_type(detail::orphan_io_context());
+}
+
 void datagram_transport::check_usable(const char* what) const try {
   detail::check_runtime(runtime_, what);
   if (closing_ || !socket_.is_open()) detail::throw_closed(what);
@@ -128,6 +136,14 @@ datagram_listener& datagram_listener::operator=(datagram_listener&& o) noexcept 
   }
   return *this;
 }
+void datagram_listener::detach(void* self) noexcept {
+  auto& l = *static_cast<datagram_listener*>(self);
+  boost::system::error_code ignored;
+  l.socket_.close(ignored);
+  l.closing_ = true;
+  l.socket_ = socket_type(detail::orphan_io_context());
+}
+
 datagram_listener::~datagram_listener() {
   boost::system::error_code ignored;
   socket_.close(ignored);

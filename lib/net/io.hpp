@@ -6,6 +6,7 @@
 #include <weft/net/endpoint.hpp>
 
 #include <boost/asio/error.hpp>
+#include <boost/asio/io_context.hpp>
 #include <boost/system/system_error.hpp>
 
 #include <sys/un.h>
@@ -30,6 +31,11 @@ std::uint64_t current_runtime_serial() noexcept;
 /// Throws std::logic_error naming `what` unless the calling thread runs the
 /// runtime with serial number `serial`.
 void check_runtime(std::uint64_t serial, const char* what);
+
+/// An io_context that is never run and never destroyed: the home of the I/O
+/// objects of transports and listeners that outlive their runtime (closed),
+/// so that destroying them later is safe.
+boost::asio::io_context& orphan_io_context() noexcept;
 
 /// Marks a transport side busy for one call; a second concurrent user gets
 /// busy_resource_error.

@@ -30,6 +30,14 @@ stream_listener& stream_listener::operator=(stream_listener&& o) noexcept {
   }
   return *this;
 }
+void stream_listener::detach(void* self) noexcept {
+  auto& l = *static_cast<stream_listener*>(self);
+  boost::system::error_code ignored;
+  l.acceptor_.close(ignored);
+  l.closing_ = true;
+  l.acceptor_ = acceptor_type(detail::orphan_io_context());
+}
+
 stream_listener::~stream_listener() {
   boost::system::error_code ignored;
   acceptor_.close(ignored);

@@ -23,6 +23,11 @@ std::uint64_t current_runtime_serial() noexcept {
   return rt != nullptr ? rt->serial() : 0;
 }
 
+boost::asio::io_context& orphan_io_context() noexcept {
+  static auto* const context = new boost::asio::io_context(1);  // never destroyed, on purpose
+  return *context;
+}
+
 void check_runtime(std::uint64_t serial, const char* what) {
   if (serial == current_runtime_serial() && serial != 0) [[likely]]
     return;
@@ -58,6 +63,19 @@ stream_transport& stream_transport::operator=(stream_transport&& o) noexcept {
     read_error_ = o.read_error_;
   }
   return *this;
+}
+
+void stream_transport::detach(void* self) noexcept {
+  // Its runtime ends: closed as the destructor would (abortively, unless
+  // aclose() ran), then parked on an io_context that never ends.
+  auto& t = *static_cast<stream_transport*>(self);
+  boost::system::error_code ignored;
+  if (t.socket_.is_open()) {
+    t.socket_.set_option(asio::socket_base::linger(true, 0), ignored);
+    t.socket_.close(ignored);
+  }
+  t.closing_ = true;
+  t.socket_ = socket_type(detail::orphan_io_context());
 }
 
 stream_transport::~stream_transport() {

@@ -649,3 +649,27 @@ TEST_CASE("a transport used outside any runtime throws logic_error") {
     CHECK(error.find("runtime that opened it") != std::string::npos);
   });
 }
+
+TEST_CASE("transports and listeners that outlive their runtime are closed at its end, refuse use, and are destroyed safely") {
+  std::optional<stream_pair> kept;
+  std::optional<std::pair<net::datagram_transport, net::datagram_transport>> datagrams;
+  std::optional<net::stream_listener> listener;
+  run_real([&] {
+    kept.emplace(tcp_pair());
+    datagrams.emplace(unix_datagram_pair());
+    listener.emplace(std::move(net::create_tcp_listeners("127.0.0.1", 0).at(0)));
+  });
+  CHECK_FALSE(kept->server.socket().is_open());  // closed when the runtime ended
+  CHECK_THROWS_WITH_AS(kept->server.recv(10), doctest::Contains("runtime that opened it"), std::logic_error);
+  // In a later runtime on the same thread: its reactor is not the socket's.
+  run_real([&] {
+    CHECK_THROWS_WITH_AS(kept->server.recv(10), doctest::Contains("runtime that opened it"), std::logic_error);
+    CHECK_THROWS_AS(kept->client.send_all("x"), std::logic_error);
+    CHECK_THROWS_AS(datagrams->first.recv(), std::logic_error);
+    CHECK_THROWS_AS(datagrams->second.send("x"), std::logic_error);
+    CHECK(error_of([&] { (void)listener->accept(); }) == EBADF);
+  });
+  kept.reset();
+  datagrams.reset();
+  listener.reset();
+}

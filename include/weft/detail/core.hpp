@@ -56,6 +56,26 @@ struct scope_child_tag;
 struct scope_task_tag;
 struct group_child_tag;
 struct lot_tag;
+struct io_binding_tag;
+
+/// Ties an object that holds an Asio I/O object of the running runtime's
+/// io_context (a socket, an acceptor) to that runtime. When the runtime
+/// ends, before its io_context goes, it calls detach(self), which closes the
+/// I/O object and moves it to an io_context that never ends, so that the
+/// holder can still be destroyed later (or used, and refuse). Bound on
+/// construction to the calling thread's runtime, if any; unbound by the
+/// destructor. The runtime's thread only.
+class io_binding : public list_hook<io_binding_tag> {
+ public:
+  using detach_fn = void (*)(void* self) noexcept;
+  io_binding(void* self, detach_fn detach) noexcept;
+  io_binding(const io_binding&) = delete;
+  io_binding& operator=(const io_binding&) = delete;
+  ~io_binding();
+
+  void* self;
+  detach_fn detach;
+};
 
 /// A node of the cancel-status tree. Each entered cancel scope is one node;
 /// its parent is the scope that was innermost in the entering task (or, for

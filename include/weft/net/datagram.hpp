@@ -68,6 +68,8 @@ class datagram_transport {
   std::unique_ptr<char[]> buffer_;  // receive buffer, allocated on first use
   bool receiving_ = false;
   bool closing_ = false;
+  static void detach(void* self) noexcept;
+  weft::detail::io_binding binding_{this, &detach};  // last: unbound before socket_ goes
 };
 
 }  // namespace weft::net

@@ -68,6 +68,8 @@ class stream_listener {
   acceptor_type acceptor_;
   bool accepting_ = false;
   bool closing_ = false;
+  static void detach(void* self) noexcept;
+  weft::detail::io_binding binding_{this, &detach};  // last: unbound before the socket goes
 };
 
 /// A bound (unconnected) UDP or Unix datagram socket serving many peers.
@@ -120,6 +122,8 @@ class datagram_listener {
   std::unique_ptr<char[]> buffer_;  // receive buffer, allocated on first use
   bool receiving_ = false;
   bool closing_ = false;
+  static void detach(void* self) noexcept;
+  weft::detail::io_binding binding_{this, &detach};  // last: unbound before the socket goes
 };
 
 }  // namespace weft::net

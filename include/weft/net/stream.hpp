@@ -110,6 +110,8 @@ class stream_transport {
   bool closing_ = false;
   bool eof_ = false;
   boost::system::error_code read_error_;  // a connection error seen by recv sticks
+  static void detach(void* self) noexcept;
+  weft::detail::io_binding binding_{this, &detach};  // last: unbound before socket_ goes
 };
 
 }  // namespace weft::net
