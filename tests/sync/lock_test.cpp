@@ -547,24 +547,26 @@ TEST_CASE("a lock held by a task that has ended cannot be released by any other 
   leak_check lc;
   run([] {
     weft::lock l;
-    weft::open_task_group([&](weft::task_group& tg) {
-      tg.start_soon([&] { l.acquire(); });  // ends holding it
-    });
-    CHECK(l.locked());
-    // New tasks reuse the ended owner's memory (its stack, its heap block):
-    // ownership must not be judged by address.
     int refused = 0;
-    weft::open_task_group([&](weft::task_group& tg) {
-      for (int i = 0; i < 4; ++i)
-        tg.start_soon([&] {
-          try {
-            l.release();
-          } catch (const std::logic_error& e) {
-            CHECK(std::string(e.what()).find("another task") != std::string::npos);
-            ++refused;
-          }
-        });
-    });
+    // One function for the owner and the others, so that their task objects
+    // are alike: new tasks reuse the ended owner's memory (its stack, its
+    // heap block), and ownership must not be judged by address.
+    auto body = [&](bool take) {
+      if (take) {
+        l.acquire();  // and ends holding it
+        return;
+      }
+      try {
+        l.release();
+      } catch (const std::logic_error& e) {
+        CHECK(std::string(e.what()).find("another task") != std::string::npos);
+        ++refused;
+      }
+    };
+    weft::open_task_group([&](weft::task_group& tg) { tg.start_soon(body, true); });
+    CHECK(l.locked());
+    for (int round = 0; round < 4; ++round)
+      weft::open_task_group([&](weft::task_group& tg) { tg.start_soon(body, false); });
     CHECK(refused == 4);
     CHECK(l.locked());
     CHECK_FALSE(l.try_acquire());
