@@ -68,8 +68,7 @@ stack_pool::stack_pool(const run_options& options)
 }
 
 stack_pool::~stack_pool() {
-  for (auto& c : classes_)
-    for (const slab& s : c->slabs) unmap_slab(*c, s);
+  for (auto& c : classes_) unmap_slabs(*c, [](const slab&) { return true; });
 }
 
 void stack_pool::release() noexcept {
@@ -125,10 +124,27 @@ void stack_pool::map_slab(size_class& c) {
   for (std::size_t i = c.per_slab; i-- > 0;) c.cold.push_back(base + i * c.stride + gap_);
 }
 
-void stack_pool::unmap_slab(size_class& c, const slab& s) noexcept {
-  ::munmap(s.base, c.slab_bytes());
-  if (s.guard == stack_guard::mprotect) release_mprotect_guards(c.per_slab);
-  g_mapped_bytes.fetch_sub(c.slab_bytes(), std::memory_order_relaxed);
+template <class Pred>
+void stack_pool::unmap_slabs(size_class& c, Pred which) noexcept {
+  // Slabs mapped one after another usually lie next to each other (the
+  // kernel hands out addresses downwards): one munmap per run of adjacent
+  // slabs, not one per slab, at the end of a burst.
+  const std::size_t len = c.slab_bytes();
+  char* run = nullptr;
+  std::size_t run_len = 0;
+  for (const slab& s : c.slabs) {
+    if (!which(s)) continue;
+    if (s.guard == stack_guard::mprotect) release_mprotect_guards(c.per_slab);
+    g_mapped_bytes.fetch_sub(len, std::memory_order_relaxed);
+    if (run != nullptr && run + run_len == s.base) {
+      run_len += len;
+      continue;
+    }
+    if (run != nullptr) ::munmap(run, run_len);
+    run = s.base;
+    run_len = len;
+  }
+  if (run != nullptr) ::munmap(run, run_len);
 }
 
 void* stack_pool::take_pooled(size_class& c) {
@@ -248,11 +264,9 @@ void stack_pool::trim(size_class& c) noexcept {
   // Drop the stacks of emptied slabs (all cold now), then the slabs.
   c.cold.erase(std::remove_if(c.cold.begin(), c.cold.end(), [&c](void* b) { return c.slab_of(b).busy == 0; }),
                c.cold.end());
-  for (const slab& s : c.slabs) {
-    if (s.busy != 0) continue;
-    if (s.guard == stack_guard::canary) --c.canary_slabs;
-    unmap_slab(c, s);
-  }
+  for (const slab& s : c.slabs)
+    if (s.busy == 0 && s.guard == stack_guard::canary) --c.canary_slabs;
+  unmap_slabs(c, [](const slab& s) { return s.busy == 0; });
   c.slabs.erase(std::remove_if(c.slabs.begin(), c.slabs.end(), [](const slab& s) { return s.busy == 0; }),
                 c.slabs.end());
 }

@@ -79,7 +79,10 @@ class stack_pool {
   size_class& class_of(std::size_t size);
   void* take_pooled(size_class& c);
   void map_slab(size_class& c);
-  void unmap_slab(size_class& c, const slab& s) noexcept;
+  /// Unmaps the slabs of `c` for which `which(slab)` holds (the caller
+  /// drops them from c.slabs).
+  template <class Pred>
+  void unmap_slabs(size_class& c, Pred which) noexcept;
   void* map_own(std::size_t size, bool* canary);
   void unmap_own(void* bottom, std::size_t size) noexcept;
   void trim(size_class& c) noexcept;
