@@ -27,7 +27,6 @@
 // Usage: bench_greenback [name...]   (default: all)
 #include "bench_util.hpp"
 
-#include <weft/greenback/asio.hpp>
 #include <weft/greenback/greenback.hpp>
 #include <weft/use_fiber.hpp>
 #include <weft/weft.hpp>

@@ -16,7 +16,7 @@ namespace {
 class fiber_backend final : public async_backend {
  public:
   std::string_view name() const noexcept override { return "weft"; }
-  void bootstrap(detail::function_ref<void()> fn, const run_options& options) override {
+  void bootstrap(function_ref<void()> fn, const run_options& options) override {
     weft::run(options, [fn] { fn(); });
   }
   void coro_yield() override { weft::coro_yield(); }
@@ -25,9 +25,9 @@ class fiber_backend final : public async_backend {
   void sleep_until(time_point t) override { weft::sleep_until(t); }
   [[noreturn]] void sleep_forever() override { weft::sleep_forever(); }
   time_point current_time() override { return weft::current_time(); }
-  void ignore_cancellation(detail::function_ref<void()> fn) override { weft::ignore_cancellation(fn); }
+  void ignore_cancellation(function_ref<void()> fn) override { weft::ignore_cancellation(fn); }
   task_info get_current_task() override { return weft::get_current_task(); }
-  void with_task_group(detail::function_ref<void(task_group&)> body) override { open_task_group(body); }
+  void with_task_group(function_ref<void(task_group&)> body) override { open_task_group(body); }
 };
 
 constexpr std::string_view supported = "\"weft\"";

@@ -14,7 +14,7 @@
 // memoize() waits for the service, other tasks call it, miss the cache and
 // would each call the service too. memoize() therefore fills its cache inside
 // a weft::single_flight call, so concurrent misses for one key make one call.
-#include <weft/greenback/asio.hpp>
+#include <weft/greenback/greenback.hpp>
 #include <weft/weft.hpp>
 
 #include <boost/asio/awaitable.hpp>

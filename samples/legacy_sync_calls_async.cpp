@@ -8,7 +8,7 @@
 // that calls it (the fiber parks while the coroutine runs on the runtime's
 // io_context), so several documents render concurrently, each in its own
 // task, without threads and without rewriting render() as a coroutine.
-#include <weft/greenback/asio.hpp>
+#include <weft/greenback/greenback.hpp>
 #include <weft/weft.hpp>
 
 #include <boost/asio/awaitable.hpp>

@@ -1,7 +1,7 @@
 // weft::async_generator<T, S>: a coroutine that co_yields values and co_awaits.
 //
 //   weft::async_generator<int> count(int n) {
-//     for (int i = 0; i < n; ++i) { co_await weft::coro_sleep(...); co_yield i; }
+//     for (int i = 0; i < n; ++i) { weft::sleep(1s); co_yield i; }  // on a task's fiber: blocking calls work
 //   }
 //   while (auto v = co_await gen.next()) use(*v);      // from a coroutine
 //   for (int v : greenback::async_iter(gen)) use(v);   // from task code

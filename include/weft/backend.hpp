@@ -8,7 +8,7 @@
 
 #include <weft/cancel_scope.hpp>
 #include <weft/checkpoint.hpp>
-#include <weft/detail/function_ref.hpp>
+#include <weft/function_ref.hpp>
 #include <weft/run.hpp>
 #include <weft/sync/condition_variable.hpp>
 #include <weft/sync/event.hpp>
@@ -30,7 +30,7 @@ class async_backend {
 
   // Runners.
   /// Runs fn as the root task of a fresh runtime on the calling thread.
-  virtual void bootstrap(detail::function_ref<void()> fn, const run_options& options = {}) = 0;
+  virtual void bootstrap(function_ref<void()> fn, const run_options& options = {}) = 0;
 
   // Checkpoints and time (see checkpoint.hpp).
   virtual void coro_yield() = 0;
@@ -41,7 +41,7 @@ class async_backend {
   virtual time_point current_time() = 0;
 
   // Cancellation.
-  virtual void ignore_cancellation(detail::function_ref<void()> fn) = 0;
+  virtual void ignore_cancellation(function_ref<void()> fn) = 0;
   cancel_scope open_cancel_scope(time_point deadline = inf_time) { return cancel_scope(deadline); }
   cancel_scope move_on_after(duration d) { return weft::move_on_after(d); }
   cancel_scope move_on_at(time_point t) { return weft::move_on_at(t); }
@@ -57,7 +57,7 @@ class async_backend {
   // Tasks.
   virtual task_info get_current_task() = 0;
   /// Opens a task group around body (see open_task_group).
-  virtual void with_task_group(detail::function_ref<void(task_group&)> body) = 0;
+  virtual void with_task_group(function_ref<void(task_group&)> body) = 0;
 
   // Synchronisation primitives (not thread-safe; cancellable).
   lock create_lock() { return lock(); }

@@ -8,7 +8,9 @@
 // per-thread free list.
 #pragma once
 
+#include <weft/awaitable.hpp>
 #include <weft/detail/core.hpp>
+#include <weft/lowlevel/frame_pool.hpp>
 
 #include <coroutine>
 #include <cstddef>
@@ -25,9 +27,6 @@ class coro;
 
 namespace detail {
 
-void* coro_frame_allocate(std::size_t size);
-void coro_frame_deallocate(void* frame, std::size_t size) noexcept;
-
 /// The context of a fiber driving a coroutine chain (greenback::await_):
 /// foreign awaitables inside weft coroutines are made to resume the chain on
 /// that fiber. Lives on the fiber's stack; see lib/core/coro.cpp.
@@ -36,8 +35,8 @@ class coro_drive;
 /// Runs the not yet started coroutine `top` on the current task's fiber
 /// until it is done, parking the fiber whenever the chain waits for a
 /// foreign awaitable. Such waits cannot be withdrawn: a cancellation that
-/// arrives meanwhile is delivered at the next checkpoint.
-/// @throws std::logic_error outside a weft task.
+/// arrives meanwhile is delivered at the next checkpoint. `task` is the
+/// running task (lowlevel::drive_coroutine checks that).
 void drive_on_fiber(task_base& task, std::coroutine_handle<> top);
 
 /// The drive of the running task, or nullptr.
@@ -48,28 +47,10 @@ std::coroutine_handle<> drive_intercept(coro_drive& drive, std::coroutine_handle
 /// Undoes drive_intercept when the foreign awaitable did not suspend after all.
 void drive_cancel_intercept(coro_drive& drive) noexcept;
 
-template <class A>
-decltype(auto) get_awaiter(A&& a) {
-  if constexpr (requires { std::forward<A>(a).operator co_await(); })
-    return std::forward<A>(a).operator co_await();
-  else if constexpr (requires { operator co_await(std::forward<A>(a)); })
-    return operator co_await(std::forward<A>(a));
-  else
-    return std::forward<A>(a);
-}
-
-template <class A>
-using awaiter_t = std::remove_reference_t<decltype(get_awaiter(std::declval<A>()))>;
-
-template <class A>
-concept awaitable = requires(awaiter_t<A>& w, std::coroutine_handle<> h) {
-  { w.await_ready() } -> std::convertible_to<bool>;
-  w.await_suspend(h);
-  w.await_resume();
-};
-
-template <class A>
-using await_result_t = decltype(std::declval<awaiter_t<A>&>().await_resume());
+using weft::awaitable;
+using weft::await_result_t;
+using weft::awaiter_t;
+using weft::get_awaiter;
 
 /// Wraps a foreign awaiter so that, when a fiber drives the coroutine, the
 /// coroutine is resumed on that fiber rather than wherever the awaitable
@@ -112,8 +93,8 @@ struct is_coro<coro<T>> : std::true_type {};
 
 class coro_promise_base {
  public:
-  static void* operator new(std::size_t size) { return coro_frame_allocate(size); }
-  static void operator delete(void* frame, std::size_t size) noexcept { coro_frame_deallocate(frame, size); }
+  static void* operator new(std::size_t size) { return lowlevel::frame_allocate(size); }
+  static void operator delete(void* frame, std::size_t size) noexcept { lowlevel::frame_deallocate(frame, size); }
 
   std::suspend_always initial_suspend() noexcept { return {}; }
 
@@ -213,6 +194,22 @@ class [[nodiscard]] coro {
  private:
   handle_type h_;
 };
+
+/// True for weft::coro types (whatever their cv-ref qualification).
+template <class T>
+inline constexpr bool is_coro_v = detail::is_coro<std::remove_cvref_t<T>>::value;
+
+namespace lowlevel {
+/// Runs the coroutine `top`, not yet started, on the current task's fiber
+/// until it is done (what greenback::await_ does with a weft::coro): weft's
+/// blocking calls work inside it, and whenever the coroutine chain waits
+/// for a foreign awaitable the fiber parks until that awaitable resumes the
+/// chain, which then continues on the fiber. A foreign wait cannot be
+/// withdrawn: a cancellation that arrives meanwhile is delivered at the
+/// next checkpoint. The coroutine's result stays in its promise.
+/// @throws std::logic_error outside a weft task.
+void drive_coroutine(std::coroutine_handle<> top);
+}  // namespace lowlevel
 
 namespace detail {
 template <class T>

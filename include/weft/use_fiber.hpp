@@ -33,7 +33,9 @@
 #pragma once
 
 #include <weft/detail/core.hpp>
+#include <weft/lowlevel/asio.hpp>
 #include <weft/lowlevel/completion.hpp>
+#include <weft/lowlevel/frame_pool.hpp>
 #include <weft/lowlevel/park.hpp>
 
 #include <boost/asio/async_result.hpp>
@@ -65,105 +67,23 @@ inline constexpr use_fiber_t use_fiber{};
 
 namespace detail {
 
-boost::asio::cancellation_signal* acquire_op_signal();
-void release_op_signal(boost::asio::cancellation_signal* s) noexcept;
-
-/// A cancellation signal for one operation, lent from a per-thread pool:
-/// the handler memory an operation installs in it is reused by the next
-/// operation. Return it only once the operation has completed.
-class pooled_signal {
- public:
-  pooled_signal() : s_(acquire_op_signal()) {}
-  ~pooled_signal() { release_op_signal(s_); }
-  pooled_signal(const pooled_signal&) = delete;
-  pooled_signal& operator=(const pooled_signal&) = delete;
-  boost::asio::cancellation_signal* operator->() const noexcept { return s_; }
-  boost::asio::cancellation_signal& get() const noexcept { return *s_; }
-
- private:
-  boost::asio::cancellation_signal* s_;
-};
-
-/// Throws weft::abandoned_error for `what`.
-[[noreturn]] void throw_abandoned(const char* what);
+using lowlevel::forward_cancellation;
+using lowlevel::operation_signal;
+using lowlevel::recycling_allocator;
+using lowlevel::throw_abandoned;
 
 /// The executor of the calling thread's runtime.
 inline boost::asio::io_context::executor_type current_runtime_executor() {
   return lowlevel::io_context().get_executor();
 }
 
-/// Emits terminal cancellation on `signal` from the operation's own
-/// executor `ex` (an Asio operation's cancellation handler may only run
-/// where the operation runs), unless `finished` is set by then: the
-/// operation's completion handler sets it, and a finished operation's
-/// cancellation handler may refer to what is gone. `done` holds the waiting
-/// task until the emit has run (or was dropped by a shut-down executor).
-template <class Executor>
-class cancellation_emit {
- public:
-  cancellation_emit(lowlevel::completion& done, boost::asio::cancellation_signal& signal,
-                    const std::atomic<bool>& finished) noexcept
-      : done_(&done), signal_(&signal), finished_(&finished) {}
-  cancellation_emit(cancellation_emit&& o) noexcept
-      : done_(std::exchange(o.done_, nullptr)), signal_(o.signal_), finished_(o.finished_) {}
-  cancellation_emit(const cancellation_emit&) = delete;
-  cancellation_emit& operator=(const cancellation_emit&) = delete;
-  ~cancellation_emit() {
-    if (done_ != nullptr) done_->release();  // dropped unrun: nothing to cancel any more
-  }
-  void operator()() noexcept {
-    if (!finished_->load(std::memory_order_acquire)) signal_->emit(boost::asio::cancellation_type::terminal);
-    std::exchange(done_, nullptr)->release();  // last: the task may resume at once
-  }
-
- private:
-  lowlevel::completion* done_;
-  boost::asio::cancellation_signal* signal_;
-  const std::atomic<bool>* finished_;
-};
-
-/// Forwards a cancellation to an operation running on `ex`: posts the emit
-/// there, holding `done` until it has run. Falls back to emitting here if
-/// the post fails.
-template <class Executor>
-void forward_cancellation(const Executor& ex, lowlevel::completion& done, boost::asio::cancellation_signal& signal,
-                          const std::atomic<bool>& finished) noexcept {
-  done.hold();
-  try {
-    boost::asio::post(ex, cancellation_emit<Executor>(done, signal, finished));
-  } catch (const std::exception&) {  // no memory for the post (its emit object released the hold);
-                                     // a post never throws weft::cancelled
-    if (!finished.load(std::memory_order_acquire)) signal.emit(boost::asio::cancellation_type::terminal);
-  }
-}
-
 template <class... Args>
 struct fiber_completion_state {
   std::optional<std::tuple<std::decay_t<Args>...>> result;
-  pooled_signal signal;
+  operation_signal signal;
   lowlevel::completion done;         // the task's thread learns of the completion through it
   std::atomic<bool> finished{false};  // the handler ran (read by a forwarded cancellation)
   bool abandoned = false;             // the handler was destroyed without being called
-};
-
-void* coro_frame_allocate(std::size_t size);
-void coro_frame_deallocate(void* frame, std::size_t size) noexcept;
-
-/// Recycles operation memory through a per-thread free list: tasks start
-/// Asio operations outside io_context::run, where Asio's own recycling
-/// allocator falls back to operator new.
-template <class T>
-struct recycling_allocator {
-  using value_type = T;
-  recycling_allocator() noexcept = default;
-  template <class U>
-  recycling_allocator(const recycling_allocator<U>&) noexcept {}
-  T* allocate(std::size_t n) { return static_cast<T*>(coro_frame_allocate(n * sizeof(T))); }
-  void deallocate(T* p, std::size_t n) noexcept { coro_frame_deallocate(p, n * sizeof(T)); }
-  template <class U>
-  friend bool operator==(const recycling_allocator&, const recycling_allocator<U>&) noexcept {
-    return true;
-  }
 };
 
 /// The handler given to the Asio operation: stores the result and completes

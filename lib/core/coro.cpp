@@ -3,68 +3,12 @@
 #include "core/runtime.hpp"
 
 #include <weft/coro.hpp>
+#include <weft/lowlevel/frame_pool.hpp>
 
 #include <array>
 #include <new>
 
 namespace weft::detail {
-
-// --- frame recycling ---------------------------------------------------------
-
-namespace {
-
-constexpr std::size_t frame_granularity = 64;
-constexpr std::size_t frame_classes = 32;  // frames up to 2 KiB are recycled
-constexpr std::size_t frames_kept_per_class = 64;
-
-struct free_frame {
-  free_frame* next;
-};
-
-struct frame_cache {
-  std::array<free_frame*, frame_classes> heads{};
-  std::array<std::size_t, frame_classes> counts{};
-  ~frame_cache() {
-    for (free_frame* f : heads) {
-      while (f != nullptr) {
-        free_frame* next = f->next;
-        ::operator delete(f);
-        f = next;
-      }
-    }
-  }
-};
-
-thread_local frame_cache t_frames;
-
-std::size_t frame_class(std::size_t size) noexcept { return (size + frame_granularity - 1) / frame_granularity; }
-
-}  // namespace
-
-void* coro_frame_allocate(std::size_t size) {
-  const std::size_t c = frame_class(size);
-  if (c < frame_classes) {
-    if (free_frame* f = t_frames.heads[c]) {
-      t_frames.heads[c] = f->next;
-      --t_frames.counts[c];
-      return f;
-    }
-    return ::operator new(c * frame_granularity);
-  }
-  return ::operator new(size);
-}
-
-void coro_frame_deallocate(void* frame, std::size_t size) noexcept {
-  const std::size_t c = frame_class(size);
-  if (c < frame_classes && t_frames.counts[c] < frames_kept_per_class) {
-    auto* f = static_cast<free_frame*>(frame);
-    f->next = t_frames.heads[c];
-    t_frames.heads[c] = f;
-    ++t_frames.counts[c];
-    return;
-  }
-  ::operator delete(frame);
-}
 
 // --- drives ------------------------------------------------------------------
 
@@ -75,8 +19,8 @@ namespace {
 // awaitables see instead of the weft coroutine that awaits them.
 struct trampoline {
   struct promise_type {
-    static void* operator new(std::size_t size) { return coro_frame_allocate(size); }
-    static void operator delete(void* frame, std::size_t size) noexcept { coro_frame_deallocate(frame, size); }
+    static void* operator new(std::size_t size) { return lowlevel::frame_allocate(size); }
+    static void operator delete(void* frame, std::size_t size) noexcept { lowlevel::frame_deallocate(frame, size); }
     trampoline get_return_object() noexcept {
       return trampoline{std::coroutine_handle<promise_type>::from_promise(*this)};
     }
@@ -123,7 +67,7 @@ class coro_drive {
       submit_remote(rt_, notify_call_);
   }
 
-  void run(std::coroutine_handle<> top) {
+  void drive(std::coroutine_handle<> top) {
     std::coroutine_handle<> next = top;
     for (;;) {
       next.resume();
@@ -154,7 +98,7 @@ class coro_drive {
     notified_ = true;
     if (parked_) {
       parked_ = false;
-      rt_.make_ready(task_);
+      rt_.reschedule(task_);
     }
   }
 
@@ -198,7 +142,11 @@ void drive_on_fiber(task_base& me, std::coroutine_handle<> top) {
     coro_drive* outer;
     ~restore() { t.drive_ = outer; }
   } guard{me, outer};
-  drive.run(top);
+  drive.drive(top);
 }
 
 }  // namespace weft::detail
+
+void weft::lowlevel::drive_coroutine(std::coroutine_handle<> top) {
+  detail::drive_on_fiber(detail::require_task("weft::lowlevel::drive_coroutine"), top);
+}

@@ -28,6 +28,14 @@ namespace weft::detail {
 
 class runtime;
 
+/// A runtime's state is touched by its own thread only: anything else is a
+/// misuse that would corrupt it silently, so it ends the program with a
+/// message naming `what` instead.
+[[noreturn]] void used_from_another_thread(const char* what) noexcept;
+
+/// Task objects alive in the process (testing::live_task_objects).
+std::size_t task_objects_alive() noexcept;
+
 /// The Boost.Fiber algorithm: a FIFO of ready fibers. The dispatcher fiber
 /// (which runs the reactor) is kept aside and picked only when the ready
 /// queue is empty or a reactor pass is due, so task-to-task switches go
@@ -48,6 +56,46 @@ class reactor_algorithm final : public boost::fibers::algo::algorithm {
   boost::fibers::context* dispatcher_ = nullptr;
 };
 
+/// What the loop (loop.cpp), the scheduling algorithm (fiber_algorithm.cpp)
+/// and the runtime's lifetime tell each other. One per runtime, touched on
+/// its thread only.
+struct loop_state {
+  /// Picks of ready tasks between two reactor passes while tasks stay busy.
+  static constexpr unsigned poll_interval = 64;
+  /// Handlers run in one pass after the first that readied a task, at most;
+  /// and how often a pass tries that again after it found none.
+  static constexpr unsigned max_handler_batch = 64;
+  static constexpr unsigned batch_probe_interval = 64;
+
+  unsigned ticks = 0;        ///< picks since the last reactor pass
+  bool poll_due = false;     ///< the next pick goes to the dispatcher for a pass
+  bool batching = false;     ///< the last pass found more handlers ready (see run_ready_handlers)
+  unsigned batch_probe = 0;  ///< passes since batching was last tried
+  // Why the dispatcher must go back to Boost.Fiber's dispatch loop instead
+  // of staying in suspend_until() for the next pass:
+  bool shutting_down = false;   ///< ~runtime runs: finished fibers must be released
+  bool fiber_finished = false;  ///< a fiber finished (its context is released there)
+  bool remote_ready = false;    ///< a fiber was made ready from another thread (taken in there)
+  /// A task suspended through Boost.Fiber itself (sleep_for, a Boost.Fiber
+  /// condition variable, future, mutex or channel), not through park(): its
+  /// wait may have a deadline that only Boost.Fiber's dispatch loop knows.
+  bool fiber_wait = false;
+  /// The earliest deadline of those waits, as Boost.Fiber last told
+  /// suspend_until(); max() when there is none.
+  std::chrono::steady_clock::time_point fiber_deadline = std::chrono::steady_clock::time_point::max();
+  /// ~runtime gives the thread back to Boost.Fiber's own algorithm, which
+  /// picks without switching: the switch path does nothing then.
+  bool detaching = false;
+
+  bool fiber_deadline_due() const noexcept {
+    return fiber_deadline != std::chrono::steady_clock::time_point::max() &&
+           std::chrono::steady_clock::now() >= fiber_deadline;
+  }
+  bool dispatcher_may_stay() const noexcept {
+    return !shutting_down && !fiber_finished && !remote_ready && !fiber_wait && !fiber_deadline_due();
+  }
+};
+
 class runtime {
  public:
   explicit runtime(const run_options& options);
@@ -57,7 +105,8 @@ class runtime {
 
   static runtime* current() noexcept;
 
-  void run(task_base* root);
+  /// Runs the root task, and the system tasks, until all have ended.
+  void host(task_base* root);
   /// Starts `t` (one reference transferred) outside any task group, under
   /// the runtime's system scope: cancelled when the root task has ended.
   void spawn_system(task_base* t);
@@ -70,7 +119,7 @@ class runtime {
   void task_main(task_base* t) noexcept;
   /// Starts the fiber of `t` on `sctx`, whose top `header` bytes are weft's.
   void start_fiber(task_base* t, const boost::context::stack_context& sctx, std::size_t header) noexcept;
-  void make_ready(task_base& t) noexcept;
+  void reschedule(task_base& t) noexcept;
   void park(task_base& t, const abort_fn& abort);
   void yield(task_base& t) noexcept;
   std::uint64_t next_task_id() noexcept { return ++last_task_id_; }
@@ -94,7 +143,6 @@ class runtime {
   }
   deadline_queue& deadlines() noexcept { return deadlines_; }
   void fire_expired() noexcept;
-  void time_changed() noexcept { fire_expired(); }
 
   boost::asio::io_context& io() noexcept { return io_; }
   /// Where other threads hand this runtime work (see inbox.hpp).
@@ -119,40 +167,19 @@ class runtime {
   // thrown on task stacks leave stale poison behind. No-ops otherwise.
   void before_switch(boost::fibers::context* to) noexcept;
   void after_switch() noexcept;
-  bool detaching_ = false;
-  bool shutting_down_ = false;
-  bool poll_due_ = false;
-  unsigned ticks_ = 0;
-  // The dispatcher must go back to Boost.Fiber's dispatch loop: a fiber
-  // finished (its context is released there), or one was made ready from
-  // another thread (it is taken in there).
-  bool fiber_finished_ = false;
-  bool batching_ = false;  // see run_ready_handlers
-  unsigned batch_probe_ = 0;
-  bool remote_ready_ = false;
-  // A task suspended through Boost.Fiber itself (sleep_for, a Boost.Fiber
-  // condition variable, future, mutex or channel), not through park(): its
-  // wait may have a deadline that only Boost.Fiber's dispatch loop knows.
-  bool fiber_wait_ = false;
-  // The earliest deadline of those waits, as Boost.Fiber last told
-  // suspend_until(); max() when there is none.
-  std::chrono::steady_clock::time_point fiber_deadline_ = std::chrono::steady_clock::time_point::max();
-  bool fiber_deadline_due() const noexcept {
-    return fiber_deadline_ != std::chrono::steady_clock::time_point::max() &&
-           std::chrono::steady_clock::now() >= fiber_deadline_;
-  }
-  bool dispatcher_may_stay() const noexcept {
-    return !shutting_down_ && !fiber_finished_ && !remote_ready_ && !fiber_wait_ && !fiber_deadline_due();
-  }
 
  private:
+  friend class reactor_algorithm;
   void recalculate(scope_node& s) noexcept;
   void deliver_cancel(task_base& t) noexcept;
   void finish_task(task_base& t, std::exception_ptr e) noexcept;
+  static void report_system_task_failure(const task_base& t, const std::exception_ptr& e) noexcept;
   void arm_wake_timer() noexcept;
   void run_ready_handlers() noexcept;
   bool run_soon_calls() noexcept;
   void wait_on_main();
+
+  loop_state loop_;
 
   // Per-thread state kept per context (see thread_state): the thread's live
   // exception state and errno, and the slot of the context now running,

@@ -95,7 +95,7 @@ void group_access::child_finished(task_group& g, task_base&, std::exception_ptr 
   }
   if (--g.live_ == 0 && g.exit_waiter_ != nullptr) {
     task_base* waiter = std::exchange(g.exit_waiter_, nullptr);
-    waiter->rt_->make_ready(*waiter);
+    waiter->rt_->reschedule(*waiter);
   }
 }
 

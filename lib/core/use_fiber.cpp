@@ -53,10 +53,14 @@ void release_op_signal(boost::asio::cancellation_signal* s) noexcept {
   t_signals.free.push_back(s);  // within the reserved capacity
 }
 
+}  // namespace weft::detail
+
+namespace weft::lowlevel {
+
 void throw_abandoned(const char* what) {
   throw abandoned_error(std::string(what) +
                         ": the operation was destroyed without completing (the executor or execution context that "
                         "was to complete it shut down first); its result is lost");
 }
 
-}  // namespace weft::detail
+}  // namespace weft::lowlevel

@@ -9,7 +9,6 @@
 
 #include <weft/async_generator.hpp>
 #include <weft/coro.hpp>
-#include <weft/greenback/asio.hpp>
 #include <weft/greenback/greenback.hpp>
 #include <weft/lowlevel/park.hpp>
 #include <weft/use_fiber.hpp>

@@ -5,7 +5,6 @@
 
 #include <weft/async_generator.hpp>
 #include <weft/coro.hpp>
-#include <weft/greenback/asio.hpp>
 #include <weft/greenback/greenback.hpp>
 #include <weft/lowlevel/park.hpp>
 #include <weft/testing/sequencer.hpp>

@@ -2,7 +2,7 @@
 // Nothing here is API; see lowlevel/park.hpp for the extension interface.
 #pragma once
 
-#include <weft/detail/function_ref.hpp>
+#include <weft/function_ref.hpp>
 #include <weft/detail/intrusive_list.hpp>
 #include <weft/errors.hpp>
 #include <weft/time.hpp>
@@ -35,11 +35,20 @@ class task_base;
 struct group_access;
 class coro_drive;
 
-/// Always-on invariant check: a broken invariant is a bug in weft, reported
-/// with its location even in release builds.
+/// Two kinds of internal checks; a failure of either is a bug in weft:
+///  - WEFT_INVARIANT: always on, in release builds too. A scheduler in an
+///    unknown state must not run on: it prints the broken invariant with its
+///    location and aborts. For cheap checks (a comparison, a flag).
+///  - WEFT_DEBUG_ASSERT: the same, only in builds without NDEBUG. For checks
+///    too costly for release builds (walking a list, searching a queue).
 [[noreturn]] void invariant_failed(const char* expr, const char* file, int line) noexcept;
 #define WEFT_INVARIANT(expr) \
   ((expr) ? void(0) : ::weft::detail::invariant_failed(#expr, __FILE__, __LINE__))
+#if defined(NDEBUG)
+#define WEFT_DEBUG_ASSERT(expr) void(0)
+#else
+#define WEFT_DEBUG_ASSERT(expr) WEFT_INVARIANT(expr)
+#endif
 
 /// An entry in the runtime's deadline queue (a binary heap). Lives inside the
 /// object that waits for it (a sleeping frame, a cancel scope).
@@ -258,7 +267,7 @@ void submit_remote(runtime& rt, remote_call& call) noexcept;
 /// Makes the parked task `t` runnable. On t's runtime thread only: from any
 /// other thread this is a misuse that ends the program with a message
 /// (never a silent corruption of the runtime).
-void make_ready(task_base& t) noexcept;
+void reschedule(task_base& t) noexcept;
 /// The running task of this thread (set by the scheduler at every switch).
 extern constinit thread_local task_base* t_current_task;
 /// The running task, or nullptr (not in a task, or no runtime).

@@ -79,7 +79,7 @@ class completion {
   /// comment). `what` describes the wait in task dumps (a literal), unless
   /// the caller described it already (lowlevel::describe_wait).
   /// @throws weft::cancelled if `abort` withdrew the work.
-  void wait(detail::function_ref<abort_result()> abort, const char* what = "a completion") {
+  void wait(function_ref<abort_result()> abort, const char* what = "a completion") {
     while (!done_ || holds_ != 0) {
       parked_ = true;
       if (task_->wait_what_ == nullptr) detail::describe_wait(*task_, what);
@@ -110,7 +110,7 @@ class completion {
   void wake_if_ready() noexcept {
     if (done_ && holds_ == 0 && parked_) {
       parked_ = false;
-      detail::make_ready(*task_);
+      detail::reschedule(*task_);
     }
   }
 

@@ -10,10 +10,11 @@
 //     wake it, then call `park(abort)`.
 //  2. Exactly one of these happens:
 //     - someone calls `reschedule(task)` (once); `park` returns normally;
-//     - the task is cancelled while parked (or was already cancelled when
-//       `park` was called): the runtime calls `abort()` exactly once, on the
-//       runtime's thread, from some other context. `abort` must be quick and
-//       must not block. If it withdraws the registration it returns
+//     - the task is cancelled while parked, or was already cancelled when
+//       `park` was called: the runtime calls `abort()` exactly once, on the
+//       runtime's thread — from some other context (the one that cancelled)
+//       in the first case, from inside `park` itself, before the task
+//       suspends, in the second. `abort` must be quick and must not block. If it withdraws the registration it returns
 //       `abort_result::succeeded`; the runtime then wakes the task and `park`
 //       throws `weft::cancelled`. If the operation can no longer be withdrawn
 //       it returns `abort_result::failed`; the task stays parked until the
@@ -52,10 +53,14 @@ class task_ref {
 /// The running task. @throws std::logic_error outside a weft task.
 task_ref current_task();
 
+/// True in weft task code; false in Asio handlers and soon_calls of the
+/// runtime, and on threads without a weft runtime. Never throws.
+inline bool in_task() noexcept { return detail::current_task() != nullptr; }
+
 /// Parks the current task until `reschedule` is called for it.
 /// A checkpoint. @throws weft::cancelled as described above.
 /// @throws std::logic_error outside a weft task.
-void park(detail::function_ref<abort_result()> abort);
+void park(function_ref<abort_result()> abort);
 
 /// Describes the wait the current task is about to park in, for
 /// dump_tasks: `what` must be a string that outlives the wait (a literal);

@@ -1,11 +1,12 @@
-// A non-owning reference to a callable, for callbacks that must not allocate.
+// weft::function_ref: a non-owning reference to a callable, for callbacks
+// that must not allocate (the blocking-call and backend interfaces take one).
 #pragma once
 
 #include <memory>
 #include <type_traits>
 #include <utility>
 
-namespace weft::detail {
+namespace weft {
 
 template <class Sig>
 class function_ref;
@@ -30,4 +31,8 @@ class function_ref<R(Args...)> {
   R (*call_)(void*, Args...);
 };
 
-}  // namespace weft::detail
+namespace detail {
+using weft::function_ref;
+}  // namespace detail
+
+}  // namespace weft

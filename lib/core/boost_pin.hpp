@@ -1,0 +1,28 @@
+// The Boost versions weft's uses of Boost implementation details were
+// checked against. Every source that relies on Boost behaviour beyond the
+// documented interfaces includes this header; docs/internals.md lists
+// those uses ("Boost internals").
+//
+//  - lib/core/fiber_algorithm.cpp: the scheduling algorithm relies on how
+//    Boost.Fiber's dispatcher calls it (suspend_until() right after the
+//    dispatch loop released finished fibers and took in remote ones), on
+//    context::ready_link/ready_queue_type, and on the dispatcher context
+//    living at the top of its default-size stack (ASan stack bounds).
+//    No fallback: another Boost version must be checked and added here.
+//  - lib/core/asio_handler.cpp: run_as_asio_handler pushes io_context's
+//    scheduler onto Asio's call stack, as io_context::run does. Fallback:
+//    WEFT_PORTABLE_ASIO (public Asio API only, same behaviour), chosen
+//    automatically for other versions.
+#pragma once
+
+#include <boost/version.hpp>
+
+#define WEFT_BOOST_CHECKED(version) ((version) / 100 == 1081)
+
+static_assert(WEFT_BOOST_CHECKED(BOOST_VERSION),
+              "weft relies on Boost.Fiber implementation details checked against Boost 1.81 only "
+              "(see lib/core/boost_pin.hpp): check them against this Boost version, then extend WEFT_BOOST_CHECKED");
+
+#if !defined(WEFT_PORTABLE_ASIO) && !WEFT_BOOST_CHECKED(BOOST_VERSION)
+#define WEFT_PORTABLE_ASIO 1
+#endif

@@ -1,0 +1,123 @@
+// The cancel tree: scopes, their deadlines, and delivering cancellation to
+// parked tasks.
+
+#include "core/runtime.hpp"
+
+#include <weft/cancel_scope.hpp>
+
+#include <stdexcept>
+
+namespace weft::detail {
+
+void runtime::link_task_scope(task_base& t, scope_node& parent) noexcept {
+  scope_node& s = t.task_scope_;
+  s.rt = this;
+  s.owner = &t;
+  s.parent = &parent;
+  parent.children.push_back(s);
+  s.tasks.push_back(t);
+  t.status_ = &s;
+  s.state = scope_node::phase::active;
+  s.role = scope_node::kind::task;
+  s.effectively_cancelled = s.cancel_called || s.parent_cancellation_visible();
+}
+
+void runtime::enter_scope(scope_node& s, task_base& t) {
+  if (s.state != scope_node::phase::idle)
+    throw std::logic_error("weft::cancel_scope: a cancel scope can be entered only once");
+  if (s.deadline.when != inf_time) deadlines_.reserve_one();  // arm_deadline cannot fail
+  s.rt = this;
+  s.owner = &t;
+  s.parent = t.status_;
+  s.parent->children.push_back(s);
+  intrusive_list<task_base, scope_task_tag>::erase(t);
+  s.tasks.push_back(t);
+  t.status_ = &s;
+  s.state = scope_node::phase::active;
+  s.effectively_cancelled = s.cancel_called || s.parent_cancellation_visible();
+  if (!s.cancel_called && s.deadline.when != inf_time) arm_deadline(s);
+}
+
+std::exception_ptr runtime::exit_scope(scope_node& s, task_base& t, std::exception_ptr in_flight) {
+  if (s.state != scope_node::phase::active)
+    throw std::logic_error("weft::cancel_scope: exiting a cancel scope that is not active (never entered, or already exited)");
+  if (s.owner != &t)
+    throw std::logic_error("weft::cancel_scope: a cancel scope must be exited by the task that entered it");
+  if (t.status_ != &s)
+    throw std::logic_error("weft::cancel_scope: exiting a cancel scope that is not the innermost one of this task; "
+                           "scopes must be exited in the reverse order of entry");
+  WEFT_INVARIANT(s.children.empty());
+  const bool catches = s.effectively_cancelled && !s.parent_cancellation_visible();
+  if (s.deadline.queued()) deadlines_.remove(s.deadline);
+  intrusive_list<task_base, scope_task_tag>::erase(t);
+  s.parent->tasks.push_back(t);
+  t.status_ = s.parent;
+  intrusive_list<scope_node, scope_child_tag>::erase(s);
+  s.state = scope_node::phase::done;
+  s.rt = nullptr;  // the scope object may outlive the runtime
+  if (in_flight && catches && is_cancelled(in_flight)) {
+    s.cancelled_caught = true;
+    return nullptr;
+  }
+  return in_flight;
+}
+
+void runtime::cancel(scope_node& s, cancel_reason reason) noexcept {
+  if (t_runtime != this) [[unlikely]]
+    used_from_another_thread("cancelling (cancel_scope::cancel, task::cancel)");
+  if (s.cancel_called) return;
+  s.cancel_called = true;
+  s.reason = reason;
+  if (s.deadline.queued()) deadlines_.remove(s.deadline);
+  if (s.state == scope_node::phase::active) recalculate(s);
+}
+
+void runtime::set_deadline(scope_node& s, time_point t) {
+  if (t != inf_time) deadlines_.reserve_one();  // arm_deadline cannot fail
+  if (s.deadline.queued()) deadlines_.remove(s.deadline);
+  s.deadline.when = t;
+  if (s.state != scope_node::phase::active || s.cancel_called || t == inf_time) return;
+  arm_deadline(s);
+}
+
+void runtime::arm_deadline(scope_node& s) noexcept {
+  // The caller made room in the queue (deadline_queue::reserve_one).
+  // Entering a scope does not read the clock (that costs as much as a task
+  // switch): a deadline known to have passed cancels at once; any other
+  // goes to the queue, which fires it at the next pass of the loop if it has
+  // in fact passed. With a manual clock the known time is exact.
+  if (s.deadline.when <= last_now_)
+    cancel(s, cancel_reason::deadline);
+  else
+    deadlines_.push(s.deadline);
+}
+
+void runtime::recalculate(scope_node& s) noexcept {
+  const bool cancelled = s.cancel_called || s.parent_cancellation_visible();
+  if (cancelled == s.effectively_cancelled) return;
+  s.effectively_cancelled = cancelled;
+  if (cancelled) s.tasks.for_each([this](task_base& t) { deliver_cancel(t); });
+  s.children.for_each([this](scope_node& child) { recalculate(child); });
+}
+
+void runtime::deliver_cancel(task_base& t) noexcept {
+  if (t.state_ != task_base::state::parked || t.abort_ == nullptr) return;
+  const abort_fn* abort = t.abort_;
+  t.abort_ = nullptr;
+  if ((*abort)() == abort_result::succeeded) {
+    t.wake_cancelled_ = true;
+    reschedule(t);
+  }
+}
+
+void throw_cancelled(task_base& t) {
+  // The reason of the outermost cancelled scope: the one that will catch it.
+  cancel_reason reason = cancel_reason::explicit_request;
+  for (scope_node* n = t.status_; n != nullptr && n->effectively_cancelled; n = n->parent) {
+    if (n->cancel_called) reason = n->reason;
+    if (n->shield) break;
+  }
+  throw cancelled(reason);
+}
+
+}  // namespace weft::detail

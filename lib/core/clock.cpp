@@ -1,0 +1,35 @@
+// The clock base and the real clock (time.hpp).
+
+#include "core/runtime.hpp"
+
+#include <weft/time.hpp>
+
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <optional>
+
+namespace weft {
+
+clock::~clock() = default;
+bool clock::try_autojump(time_point) { return false; }
+void clock::time_changed() {
+  if (runtime_ != nullptr) runtime_->fire_expired();
+}
+
+time_point real_clock::now() const { return time_point(duration(now_seconds())); }
+
+std::optional<std::chrono::steady_clock::time_point> real_clock::wake_time(time_point deadline) const {
+  const double secs = deadline.time_since_epoch().count();
+  const double now = now_seconds();
+  // Far deadlines (or infinity): wake in a day and look again.
+  const double capped = secs - now > 86400.0 ? now + 86400.0 : secs;
+  const auto ns = std::chrono::nanoseconds(static_cast<std::int64_t>(std::ceil(capped * 1e9)));
+  return std::chrono::steady_clock::time_point(std::chrono::duration_cast<std::chrono::steady_clock::duration>(ns));
+}
+
+double real_clock::now_seconds() noexcept {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+}  // namespace weft

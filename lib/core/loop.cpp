@@ -1,0 +1,118 @@
+// The loop: what the dispatcher runs between task switches (see
+// reactor_pass below).
+
+#include "core/runtime.hpp"
+
+#include <weft/lowlevel/park.hpp>
+
+#include <optional>
+
+namespace weft::detail {
+
+// This is the loop. One pass:
+//  1. run every Asio handler that is ready, without blocking (completions
+//     reschedule parked tasks);
+//  2. fire every deadline that is due (sleepers wake, scopes get cancelled);
+//  3. if a task is ready, return: the dispatcher picks it;
+//  4. otherwise the runtime is idle: wake wait_all_tasks_blocked() waiters,
+//     or let an autojumping clock advance to the next deadline, or block in
+//     the reactor (epoll) until I/O, the wake timer (armed for the earliest
+//     deadline) or a post from another thread arrives.
+void runtime::reactor_pass() noexcept {
+  const bool busy = loop_.poll_due;  // tasks kept the loop away for poll_interval picks
+  loop_.poll_due = false;
+  loop_.ticks = 0;
+  t_current_task = nullptr;
+  run_soon_calls();
+  if (busy) {
+    // Someone may have stopped the io_context (io_context().stop()); checked
+    // here and before blocking, not on every pass (it takes a lock).
+    if (io_.stopped()) io_.restart();
+    io_.poll();  // a pass that interrupts busy tasks: give all of I/O its turn
+  } else {
+    run_ready_handlers();
+  }
+  fire_expired();
+  for (;;) {
+    if (algo_->has_ready_tasks()) return;
+    if (run_soon_calls()) continue;  // queued by a handler of this pass
+    if (!idle_waiters_.empty()) {
+      idle_waiters_.unpark_all();
+      return;
+    }
+    // A deadline that fires may wake nobody (a scope around shielded work):
+    // keep jumping until a task is ready or nothing is left to jump to.
+    if (deadlines_.empty() || !clock_->try_autojump(deadlines_.next())) break;
+    fire_expired();
+    // A fired deadline may have aborted I/O: let those completions wake
+    // their tasks before time jumps any further.
+    run_ready_handlers();
+  }
+  arm_wake_timer();
+  probe_.idle.store(true, std::memory_order_relaxed);
+  const std::size_t ran = io_.run_one();
+  probe_.idle.store(false, std::memory_order_relaxed);
+  if (ran == 0) {
+    // Only a stopped io_context (io_context().stop()) runs nothing: the
+    // work guard keeps it from running out of work. Asking stopped() before
+    // blocking instead would take the scheduler's lock on every idle pass.
+    io_.restart();
+    return;  // the next pass runs what the stop held back
+  }
+  run_ready_handlers();
+  fire_expired();
+}
+
+bool runtime::run_soon_calls() noexcept {
+  if (soon_.empty()) return false;
+  // One batch: calls queued by these calls wait for the next pass.
+  intrusive_list<lowlevel::soon_call, lowlevel::soon_call_tag> batch;
+  while (!soon_.empty()) batch.push_back(soon_.pop_front());
+  while (!batch.empty()) {
+    lowlevel::soon_call& c = batch.pop_front();
+    c.fn(&c);
+  }
+  return true;
+}
+
+void runtime::run_ready_handlers() noexcept {
+  // Handlers one at a time until a task is ready. io_context::poll() would
+  // end every call with one more epoll_wait, which finds nothing when the
+  // handlers were all that was ready (request/response traffic).
+  while (!algo_->has_ready_tasks()) {
+    if (io_.poll_one() == 0) return;
+  }
+  // Under load one epoll_wait reports many sockets: running their handlers
+  // now lets the tasks they wake run back to back, without a pass between
+  // each. Keep doing so while it finds more handlers; once it did not, try
+  // again only every `batch_probe_interval` passes.
+  if (!loop_.batching && ++loop_.batch_probe < loop_state::batch_probe_interval) return;
+  loop_.batch_probe = 0;
+  unsigned more = 0;
+  while (more < loop_state::max_handler_batch && io_.poll_one() != 0) ++more;
+  loop_.batching = more > 0;
+}
+
+void runtime::arm_wake_timer() noexcept {
+  std::optional<std::chrono::steady_clock::time_point> when;
+  if (!deadlines_.empty()) when = clock_->wake_time(deadlines_.next());
+  if (loop_.fiber_deadline != std::chrono::steady_clock::time_point::max() && (!when || loop_.fiber_deadline < *when))
+    when = loop_.fiber_deadline;
+  if (!when) return;
+  if (wake_pending_ && wake_armed_for_ <= *when) return;
+  wake_armed_for_ = *when;
+  wake_pending_ = true;
+  const std::uint64_t generation = ++wake_generation_;
+  wake_timer_.expires_at(*when);
+  wake_timer_.async_wait([this, generation](const boost::system::error_code&) {
+    if (generation == wake_generation_) wake_pending_ = false;
+  });
+}
+
+void runtime::fire_expired() noexcept {
+  if (deadlines_.empty()) return;
+  const time_point now = this->now();
+  while (deadline_entry* e = deadlines_.pop_due(now)) e->fire(e);
+}
+
+}  // namespace weft::detail
