@@ -64,7 +64,6 @@ bool names_the_rule(const std::string& what) { return what.find("another runtime
 
 TEST_CASE("a task of another runtime joins a task: parked until it is done, then gets its value") {
   hang_backstop backstop(60s, "cross-runtime join");
-  leak_check lc;
   run([] {
     weft::event go;
     boost::asio::io_context& home = weft::lowlevel::io_context();
@@ -88,7 +87,6 @@ TEST_CASE("a task of another runtime joins a task: parked until it is done, then
 
 TEST_CASE("a task of another runtime joins a task that failed, or that is already done") {
   hang_backstop backstop(60s, "cross-runtime join");
-  leak_check lc;
   run([] {
     weft::open_task_group([&](weft::task_group& tg) {
       auto done = tg.start([] { return 7; });
@@ -119,7 +117,6 @@ TEST_CASE("a task of another runtime joins a task that failed, or that is alread
 
 TEST_CASE("a cross-runtime join cancelled while it waits leaves nothing behind on the target's side") {
   hang_backstop backstop(60s, "cross-runtime join");
-  leak_check lc;
   run([] {
     weft::event go;
     boost::asio::io_context& home = weft::lowlevel::io_context();
@@ -151,7 +148,6 @@ TEST_CASE("a cross-runtime join cancelled while it waits leaves nothing behind o
 
 TEST_CASE("an event, lock, semaphore, condition variable or channel with waiters of one runtime refuses another's") {
   hang_backstop backstop(60s, "cross-runtime misuse");
-  leak_check lc;
   run([] {
     weft::event ev;
     weft::lock l;

@@ -145,7 +145,6 @@ void for_each_cell(bool cancellation, Cell cell) {
 
 TEST_CASE("completions from anywhere: the value arrives, the right task wakes, exactly once") {
   hang_backstop backstop(240s, "the normal-completion matrix");
-  leak_check leaks;
   places p;
   for_each_cell(false, [&](place_kind k, form f) {
     int wrong = 0;
@@ -164,7 +163,6 @@ TEST_CASE("completions from anywhere: the value arrives, the right task wakes, e
 
 TEST_CASE("completions from anywhere: a cancellation while the operation is pending") {
   hang_backstop backstop(240s, "the cancel-while-pending matrix");
-  leak_check leaks;
   places p;
   for_each_cell(true, [&](place_kind k, form f) {
     int not_caught = 0;
@@ -210,7 +208,6 @@ TEST_CASE("completions from anywhere: a cancellation while the operation is pend
 
 TEST_CASE("completions from anywhere: a completion racing the cancellation") {
   hang_backstop backstop(240s, "the completion-racing-cancellation matrix");
-  leak_check leaks;
   places p;
   for_each_cell(true, [&](place_kind k, form f) {
     int not_caught = 0;

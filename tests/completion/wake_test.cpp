@@ -58,7 +58,6 @@ void hop_many(int tasks, int hops, Hop hop) {
 
 TEST_CASE("50 tasks hop to an asio::thread_pool and back 2000 times each") {
   hang_backstop backstop(120s, "the pool hops");
-  leak_check leaks;
   asio::thread_pool pool(2);
   SUBCASE("asio::post(pool, use_fiber)") {
     hop_many(50, hops_per_task, [&] { asio::post(pool, weft::use_fiber); });
@@ -75,7 +74,6 @@ TEST_CASE("50 tasks hop to an asio::thread_pool and back 2000 times each") {
 
 TEST_CASE("tasks of two runtimes wait on each other's timers") {
   hang_backstop backstop(120s, "the timers of another runtime");
-  leak_check leaks;
   other_runtime r2;
   long done = 0;
   weft_test::run([&] {
@@ -96,7 +94,6 @@ TEST_CASE("tasks of two runtimes wait on each other's timers") {
 
 TEST_CASE("lowlevel::completion: completed from a plain thread, held by a second party") {
   hang_backstop backstop(60s, "lowlevel::completion");
-  leak_check leaks;
   weft_test::run([] {
     SUBCASE("complete() from another thread") {
       weft::lowlevel::completion done;
@@ -150,7 +147,6 @@ TEST_CASE("lowlevel::completion: completed from a plain thread, held by a second
 
 TEST_CASE("an operation destroyed without completing throws abandoned_error instead of hanging") {
   hang_backstop backstop(60s, "the abandoned operations");
-  leak_check leaks;
   // An io_context no thread runs: operations posted to it never complete;
   // a second thread destroys it once the operation was started.
   auto dead = std::make_unique<asio::io_context>();
@@ -231,7 +227,6 @@ TEST_CASE("a runtime touched from a thread that does not run it ends the program
 }
 
 TEST_CASE("event::set from a plain thread while a task waits throws logic_error and wakes nothing") {
-  leak_check leaks;
   weft_test::run([] {
     weft::event e;
     weft::open_task_group([&](weft::task_group& tg) {

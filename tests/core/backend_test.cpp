@@ -27,7 +27,6 @@ TEST_CASE("the builtin backend is called weft and is always the same object") {
 }
 
 TEST_CASE("new_builtin_backend creates a working weft backend by name") {
-  leak_check lc;
   std::unique_ptr<weft::async_backend> backend = weft::new_builtin_backend("weft");
   REQUIRE(backend != nullptr);
   CHECK(backend->name() == "weft");
@@ -50,7 +49,6 @@ TEST_CASE("an unknown backend name is an invalid_argument error that lists the s
 }
 
 TEST_CASE("ensure_backend(nullptr) is the current runtime's backend, and outside a runtime a logic_error") {
-  leak_check lc;
   CHECK_THROWS_AS(weft::ensure_backend(nullptr), std::logic_error);
   CHECK_THROWS_AS(weft::ensure_backend(), std::logic_error);
   CHECK_THROWS_AS(weft::current_backend(), std::logic_error);
@@ -64,7 +62,6 @@ TEST_CASE("ensure_backend(nullptr) is the current runtime's backend, and outside
 }
 
 TEST_CASE("ensure_backend(&backend) returns that backend, inside a runtime or not") {
-  leak_check lc;
   auto mine = weft::new_builtin_backend("weft");
   CHECK(&weft::ensure_backend(mine.get()) == mine.get());
   run([&] {
@@ -74,7 +71,6 @@ TEST_CASE("ensure_backend(&backend) returns that backend, inside a runtime or no
 }
 
 TEST_CASE("every weft object exposes the backend it runs on") {
-  leak_check lc;
   run([] {
     weft::async_backend& current = weft::current_backend();
     weft::open_task_group([&](weft::task_group& tg) {
@@ -101,7 +97,6 @@ TEST_CASE("every weft object exposes the backend it runs on") {
 // --- the interface ---------------------------------------------------------------------
 
 TEST_CASE("bootstrap runs a function as the root task of a fresh runtime and rethrows its exception") {
-  leak_check lc;
   weft::async_backend& b = weft::builtin_backend();
   std::shared_ptr<weft::testing::manual_clock> clock;
   bool ran = false;
@@ -122,7 +117,6 @@ TEST_CASE("bootstrap runs a function as the root task of a fresh runtime and ret
 }
 
 TEST_CASE("the backend's checkpoints and time functions are weft's") {
-  leak_check lc;
   run([] {
     weft::async_backend& b = weft::current_backend();
     CHECK(b.current_time() == weft::current_time());
@@ -167,7 +161,6 @@ TEST_CASE("the backend's checkpoints and time functions are weft's") {
 }
 
 TEST_CASE("the backend's ignore_cancellation shields work from an outer cancellation") {
-  leak_check lc;
   run([] {
     weft::async_backend& b = weft::current_backend();
     bool finished = false;
@@ -193,7 +186,6 @@ TEST_CASE("the backend's ignore_cancellation shields work from an outer cancella
 }
 
 TEST_CASE("the backend's cancel scope factories and timeouts are weft's") {
-  leak_check lc;
   run([] {
     weft::async_backend& b = weft::current_backend();
     auto open = b.open_cancel_scope(at(2));
@@ -216,7 +208,6 @@ TEST_CASE("the backend's cancel scope factories and timeouts are weft's") {
 }
 
 TEST_CASE("the backend's get_current_task is weft's") {
-  leak_check lc;
   run([] {
     weft::async_backend& b = weft::current_backend();
     CHECK(b.get_current_task() == weft::get_current_task());
@@ -230,7 +221,6 @@ TEST_CASE("the backend's get_current_task is weft's") {
 }
 
 TEST_CASE("with_task_group opens a task group that waits for its children and reports their failures") {
-  leak_check lc;
   run([] {
     weft::async_backend& b = weft::current_backend();
     std::vector<double> finished;
@@ -259,7 +249,6 @@ TEST_CASE("with_task_group opens a task group that waits for its children and re
 }
 
 TEST_CASE("the backend creates working locks, events and condition variables") {
-  leak_check lc;
   run([] {
     weft::async_backend& b = weft::current_backend();
     auto l = b.create_lock();

@@ -3,8 +3,9 @@
 //
 // Boost.Fiber measures its timeouts with std::chrono::steady_clock, so these
 // tests use real time; every expectation on it is a lower bound (a timed
-// wait never ends early), never a speed assertion. A hang aborts through
-// the backstop.
+// wait never ends early), never a speed assertion. A hang ends through
+// run_real's backstop (these waits are no weft checkpoints: the program
+// aborts).
 
 #include "support/support.hpp"
 
@@ -25,16 +26,9 @@ using steady = std::chrono::steady_clock;
 
 namespace {
 constexpr auto short_wait = std::chrono::milliseconds(20);
-
-template <class F>
-void run_real(F&& fn) {
-  hang_backstop backstop(std::chrono::seconds(20), "a Boost.Fiber wait inside weft::run");
-  weft::run([&] { fn(); });
-}
 }  // namespace
 
 TEST_CASE("boost::this_fiber::sleep_for inside a task returns after its duration") {
-  leak_check lc;
   run_real([] {
     const auto start = steady::now();
     boost::this_fiber::sleep_for(short_wait);
@@ -43,7 +37,6 @@ TEST_CASE("boost::this_fiber::sleep_for inside a task returns after its duration
 }
 
 TEST_CASE("boost::this_fiber::sleep_until and sleep_for in several tasks while others keep the loop busy") {
-  leak_check lc;
   run_real([] {
     std::atomic<int> woke{0};
     weft::open_task_group([&](weft::task_group& tg) {
@@ -67,7 +60,6 @@ TEST_CASE("boost::this_fiber::sleep_until and sleep_for in several tasks while o
 }
 
 TEST_CASE("boost::fibers::condition_variable wait_for times out, and is woken by a notify from another task") {
-  leak_check lc;
   run_real([] {
     boost::fibers::mutex m;
     boost::fibers::condition_variable cv;
@@ -97,7 +89,6 @@ TEST_CASE("boost::fibers::condition_variable wait_for times out, and is woken by
 }
 
 TEST_CASE("boost::fibers::future wait_for times out, then sees the value set by another task") {
-  leak_check lc;
   run_real([] {
     boost::fibers::promise<int> promise;
     boost::fibers::future<int> future = promise.get_future();
@@ -116,7 +107,6 @@ TEST_CASE("boost::fibers::future wait_for times out, then sees the value set by 
 }
 
 TEST_CASE("boost::fibers::timed_mutex try_lock_for fails while another task holds it, then succeeds") {
-  leak_check lc;
   run_real([] {
     boost::fibers::timed_mutex m;
     weft::event held;
@@ -142,7 +132,6 @@ TEST_CASE("boost::fibers::timed_mutex try_lock_for fails while another task hold
 }
 
 TEST_CASE("boost::fibers::buffered_channel push_wait_for and pop_wait_for time out, then transfer") {
-  leak_check lc;
   run_real([] {
     boost::fibers::buffered_channel<int> ch(2);  // holds one value
     int v = 0;
@@ -168,7 +157,6 @@ TEST_CASE("boost::fibers::buffered_channel push_wait_for and pop_wait_for time o
 }
 
 TEST_CASE("a Boost.Fiber promise fulfilled from another thread wakes its task while others wait with timeouts") {
-  leak_check lc;
   run_real([] {
     boost::fibers::promise<int> promise;
     boost::fibers::future<int> future = promise.get_future();
@@ -200,7 +188,6 @@ TEST_CASE("a Boost.Fiber promise fulfilled from another thread wakes its task wh
 }
 
 TEST_CASE("Boost.Fiber waits are not weft checkpoints: a cancelled scope does not interrupt them") {
-  leak_check lc;
   run_real([] {
     bool slept = false;
     weft::cancel_scope scope;
@@ -217,7 +204,6 @@ TEST_CASE("Boost.Fiber waits are not weft checkpoints: a cancelled scope does no
 }
 
 TEST_CASE("Boost.Fiber timed waits follow real time under a manual clock") {
-  leak_check lc;
   hang_backstop backstop(std::chrono::seconds(20));
   run([] {
     const double before = now_s();

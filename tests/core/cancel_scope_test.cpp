@@ -29,7 +29,6 @@ std::optional<weft::cancel_reason> reason_at_checkpoint() {
 // --- factories ---------------------------------------------------------------------
 
 TEST_CASE("a new cancel scope has no deadline, is not cancelled and caught nothing") {
-  leak_check lc;
   run([] {
     weft::cancel_scope plain;
     CHECK(plain.deadline() == weft::inf_time);
@@ -56,7 +55,6 @@ TEST_CASE("a new cancel scope has no deadline, is not cancelled and caught nothi
 }
 
 TEST_CASE("open_cancel_scope with a deadline cancels the body at that deadline") {
-  leak_check lc;
   run([] {
     weft::cancel_scope scope = weft::open_cancel_scope(at(5));
     CHECK(scope.deadline() == at(5));
@@ -73,7 +71,6 @@ TEST_CASE("open_cancel_scope with a deadline cancels the body at that deadline")
 }
 
 TEST_CASE("move_on_after fixes the deadline when the scope is created, not when it is entered") {
-  leak_check lc;
   run([] {
     weft::sleep(1s);
     weft::cancel_scope scope = weft::move_on_after(10s);
@@ -87,7 +84,6 @@ TEST_CASE("move_on_after fixes the deadline when the scope is created, not when 
 }
 
 TEST_CASE("move_on_at cancels the body at the absolute deadline and the scope returns normally") {
-  leak_check lc;
   run([] {
     weft::sleep(2s);
     weft::cancel_scope scope = weft::move_on_at(at(5));
@@ -105,7 +101,6 @@ TEST_CASE("move_on_at cancels the body at the absolute deadline and the scope re
 }
 
 TEST_CASE("the scope factories reject negative and NaN delays and NaN deadlines") {
-  leak_check lc;
   run([] {
     CHECK_THROWS_AS(weft::move_on_after(-1s), std::invalid_argument);
     CHECK_THROWS_AS(weft::move_on_after(weft::duration(nan_seconds)), std::invalid_argument);
@@ -124,7 +119,6 @@ TEST_CASE("the scope factories reject negative and NaN delays and NaN deadlines"
 }
 
 TEST_CASE("cancel_scope::run returns the body's value, or nothing when the scope caught its cancellation") {
-  leak_check lc;
   run([] {
     weft::cancel_scope kept;
     std::optional<int> value = kept.run([] { return 42; });
@@ -144,7 +138,6 @@ TEST_CASE("cancel_scope::run returns the body's value, or nothing when the scope
 }
 
 TEST_CASE("timeout raises timeout_error when its deadline ends the body") {
-  leak_check lc;
   run([] {
     bool after = false;
     CHECK_THROWS_AS(weft::timeout(2s,
@@ -160,7 +153,6 @@ TEST_CASE("timeout raises timeout_error when its deadline ends the body") {
 }
 
 TEST_CASE("timeout_at raises timeout_error at the absolute deadline") {
-  leak_check lc;
   run([] {
     weft::sleep(1s);
     CHECK_THROWS_AS(weft::timeout_at(at(4), [] { weft::sleep_forever(); }), weft::timeout_error);
@@ -179,7 +171,6 @@ TEST_CASE("timeout_at raises timeout_error at the absolute deadline") {
 }
 
 TEST_CASE("timeout returns the body's value and raises nothing when the deadline is not reached") {
-  leak_check lc;
   run([] {
     int value = weft::timeout(5s, [] {
       weft::sleep(3s);
@@ -197,7 +188,6 @@ TEST_CASE("timeout returns the body's value and raises nothing when the deadline
 }
 
 TEST_CASE("timeout lets other exceptions through unchanged and then raises no timeout_error") {
-  leak_check lc;
   run([] {
     // An exception before the deadline.
     CHECK_THROWS_WITH_AS(weft::timeout(5s, [] { throw std::runtime_error("early"); }), "early", std::runtime_error);
@@ -216,7 +206,6 @@ TEST_CASE("timeout lets other exceptions through unchanged and then raises no ti
 }
 
 TEST_CASE("a timeout inside a cancelled outer scope lets the outer cancellation through without timeout_error") {
-  leak_check lc;
   run([] {
     weft::cancel_scope outer = weft::move_on_after(1s);
     bool timeout_raised = false;
@@ -249,7 +238,6 @@ TEST_CASE("a timeout inside a cancelled outer scope lets the outer cancellation 
 // --- members -----------------------------------------------------------------------
 
 TEST_CASE("cancel is idempotent") {
-  leak_check lc;
   run([] {
     weft::cancel_scope scope;
     int thrown = 0;
@@ -290,7 +278,6 @@ TEST_CASE("cancel is idempotent") {
 }
 
 TEST_CASE("cancel disarms the deadline: the deadline passing later changes nothing") {
-  leak_check lc;
   run([] {
     weft::cancel_scope scope = weft::move_on_after(1s);
     std::optional<weft::cancel_reason> reason;
@@ -320,7 +307,6 @@ TEST_CASE("cancel disarms the deadline: the deadline passing later changes nothi
 }
 
 TEST_CASE("deadline is inf_time without a deadline and follows reschedule") {
-  leak_check lc;
   run([] {
     weft::cancel_scope scope;
     CHECK(scope.deadline() == weft::inf_time);
@@ -338,7 +324,6 @@ TEST_CASE("deadline is inf_time without a deadline and follows reschedule") {
 }
 
 TEST_CASE("reschedule rejects NaN and leaves the deadline as it was") {
-  leak_check lc;
   run([] {
     weft::cancel_scope scope = weft::move_on_at(at(3));
     CHECK_THROWS_AS(scope.reschedule(at(nan_seconds)), std::invalid_argument);
@@ -354,7 +339,6 @@ TEST_CASE("reschedule rejects NaN and leaves the deadline as it was") {
 }
 
 TEST_CASE("reschedule before entry sets the deadline that entry arms") {
-  leak_check lc;
   run([] {
     weft::cancel_scope scope;
     scope.reschedule(at(2));
@@ -366,7 +350,6 @@ TEST_CASE("reschedule before entry sets the deadline that entry arms") {
 }
 
 TEST_CASE("moving the deadline later while the scope is active delays the cancellation") {
-  leak_check lc;
   run([] {
     weft::cancel_scope scope = weft::move_on_after(5s);
     scope.run([&] {
@@ -380,7 +363,6 @@ TEST_CASE("moving the deadline later while the scope is active delays the cancel
 }
 
 TEST_CASE("moving the deadline earlier while the scope is active cancels at the new time") {
-  leak_check lc;
   run([] {
     weft::cancel_scope scope = weft::move_on_after(10s);
     scope.run([&] {
@@ -394,7 +376,6 @@ TEST_CASE("moving the deadline earlier while the scope is active cancels at the 
 }
 
 TEST_CASE("moving the deadline of an active scope into the past cancels it at once") {
-  leak_check lc;
   run([] {
     weft::cancel_scope scope = weft::move_on_after(10s);
     bool cancelled_at_once = false;
@@ -415,7 +396,6 @@ TEST_CASE("moving the deadline of an active scope into the past cancels it at on
 }
 
 TEST_CASE("removing the deadline while the scope is active means it never fires") {
-  leak_check lc;
   run([] {
     weft::cancel_scope scope = weft::move_on_after(5s);
     bool finished = false;
@@ -435,7 +415,6 @@ TEST_CASE("removing the deadline while the scope is active means it never fires"
 // --- entry ---------------------------------------------------------------------------
 
 TEST_CASE("a scope cancelled before entry delivers the cancellation at the first checkpoint inside") {
-  leak_check lc;
   run([] {
     weft::cancel_scope scope;
     scope.cancel();
@@ -456,7 +435,6 @@ TEST_CASE("a scope cancelled before entry delivers the cancellation at the first
 }
 
 TEST_CASE("a deadline that passed before entry cancels the scope on entry") {
-  leak_check lc;
   run([] {
     weft::cancel_scope scope = weft::move_on_after(1s);
     weft::sleep(2s);  // not entered: the deadline passes harmlessly
@@ -479,7 +457,6 @@ TEST_CASE("a deadline that passed before entry cancels the scope on entry") {
 // --- delivery -----------------------------------------------------------------------
 
 TEST_CASE("cancellation is delivered only at checkpoints, never asynchronously") {
-  leak_check lc;
   run(
       [](weft::testing::manual_clock& clock) {
         weft::cancel_scope scope = weft::move_on_after(1s);
@@ -502,7 +479,6 @@ TEST_CASE("cancellation is delivered only at checkpoints, never asynchronously")
 }
 
 TEST_CASE("cancellation is level-triggered: every checkpoint in a cancelled scope throws again") {
-  leak_check lc;
   run([] {
     weft::cancel_scope scope = weft::move_on_after(1s);
     int thrown = 0;
@@ -542,7 +518,6 @@ TEST_CASE("cancellation is level-triggered: every checkpoint in a cancelled scop
 }
 
 TEST_CASE("with several cancelled scopes nested, the outermost cancelled one catches the cancellation") {
-  leak_check lc;
   run([] {
     weft::cancel_scope scope1;
     weft::cancel_scope scope2;
@@ -589,7 +564,6 @@ TEST_CASE("with several cancelled scopes nested, the outermost cancelled one cat
 }
 
 TEST_CASE("a cancellation that never reached a checkpoint does not leak out of its scope") {
-  leak_check lc;
   run([] {
     weft::cancel_scope scope;
     bool finished = false;
@@ -608,7 +582,6 @@ TEST_CASE("a cancellation that never reached a checkpoint does not leak out of i
 }
 
 TEST_CASE("timeout(0) around fully shielded work raises no timeout_error") {
-  leak_check lc;
   run([] {
     bool finished = false;
     CHECK_NOTHROW(weft::timeout(0s, [&] {
@@ -624,7 +597,6 @@ TEST_CASE("timeout(0) around fully shielded work raises no timeout_error") {
 }
 
 TEST_CASE("cancelled_caught is true even if the body caught the cancellation and threw a fresh cancelled") {
-  leak_check lc;
   run([] {
     weft::cancel_scope scope = weft::move_on_after(1s);
     bool escaped = false;
@@ -647,7 +619,6 @@ TEST_CASE("cancelled_caught is true even if the body caught the cancellation and
 }
 
 TEST_CASE("an unrelated exception thrown while cancelling propagates and the scope caught nothing") {
-  leak_check lc;
   run([] {
     weft::cancel_scope scope = weft::move_on_after(1s);
     CHECK_THROWS_WITH_AS(scope.run([] {
@@ -668,7 +639,6 @@ TEST_CASE("an unrelated exception thrown while cancelling propagates and the sco
 // --- misuse --------------------------------------------------------------------------
 
 TEST_CASE("entering a cancel scope twice is a logic_error") {
-  leak_check lc;
   run([] {
     weft::cancel_scope scope;
     scope.enter();
@@ -683,7 +653,6 @@ TEST_CASE("entering a cancel scope twice is a logic_error") {
 }
 
 TEST_CASE("exiting a cancel scope that is not the innermost one is a logic_error") {
-  leak_check lc;
   run([] {
     weft::cancel_scope outer;
     weft::cancel_scope inner;
@@ -712,7 +681,6 @@ TEST_CASE("exiting a cancel scope that is not the innermost one is a logic_error
 }
 
 TEST_CASE("exiting a cancel scope in a task other than the one that entered it is a logic_error") {
-  leak_check lc;
   run([] {
     weft::cancel_scope scope;
     scope.enter();
@@ -745,7 +713,6 @@ TEST_CASE("exiting a cancel scope in a task other than the one that entered it i
 // --- shielding -------------------------------------------------------------------------
 
 TEST_CASE("ignore_cancellation runs its function in the current task and returns its value") {
-  leak_check lc;
   run([] {
     const weft::task_info me = weft::get_current_task();
     weft::task_info inside;
@@ -759,7 +726,6 @@ TEST_CASE("ignore_cancellation runs its function in the current task and returns
 }
 
 TEST_CASE("ignore_cancellation keeps an outside cancellation away from the shielded work") {
-  leak_check lc;
   run([] {
     weft::cancel_scope scope;
     bool shielded_finished = false;
@@ -780,7 +746,6 @@ TEST_CASE("ignore_cancellation keeps an outside cancellation away from the shiel
 }
 
 TEST_CASE("a cancellation that arrives during ignore_cancellation is delivered at the next checkpoint after it") {
-  leak_check lc;
   run([] {
     weft::cancel_scope scope = weft::move_on_after(1s);
     bool shielded_finished = false;
@@ -804,7 +769,6 @@ TEST_CASE("a cancellation that arrives during ignore_cancellation is delivered a
 }
 
 TEST_CASE("a cancel scope inside ignore_cancellation can still be cancelled") {
-  leak_check lc;
   run([] {
     weft::cancel_scope inner = weft::move_on_after(1s);
     weft::ignore_cancellation([&] { inner.run([] { weft::sleep_forever(); }); });
@@ -814,7 +778,6 @@ TEST_CASE("a cancel scope inside ignore_cancellation can still be cancelled") {
 }
 
 TEST_CASE("ignore_cancellation lets the same exception object out") {
-  leak_check lc;
   run([] {
     const void* thrown = nullptr;
     const void* caught = nullptr;
@@ -860,7 +823,6 @@ TEST_CASE("ignore_cancellation lets the same exception object out") {
 }
 
 TEST_CASE("a cancellation that ended the shielded work is delivered once, as that same exception") {
-  leak_check lc;
   run([] {
     weft::cancel_scope scope = weft::move_on_after(1s);
     const void* thrown = nullptr;
@@ -895,7 +857,6 @@ TEST_CASE("a cancellation that ended the shielded work is delivered once, as tha
 // --- edge cases: outer and inner scopes around shielded work --------------------------
 
 TEST_CASE("edge case a: the outer deadline expires during a shielded sleep, then the inner scope is cancelled; the outer catches") {
-  leak_check lc;
   run([] {
     weft::cancel_scope outer = weft::move_on_after(1s);
     weft::cancel_scope inner;
@@ -915,7 +876,6 @@ TEST_CASE("edge case a: the outer deadline expires during a shielded sleep, then
 }
 
 TEST_CASE("edge case b: the inner deadline expires during a shield inside a longer outer scope; the outer catches later") {
-  leak_check lc;
   run([] {
     weft::cancel_scope outer = weft::move_on_after(5s);
     weft::cancel_scope inner = weft::move_on_after(1s);
@@ -935,7 +895,6 @@ TEST_CASE("edge case b: the inner deadline expires during a shield inside a long
 }
 
 TEST_CASE("edge case c: move_on_after(0) with an empty body is cancelled, catches nothing and leaks nothing") {
-  leak_check lc;
   run([] {
     weft::cancel_scope scope = weft::move_on_after(0s);
     scope.run([] {});
@@ -948,7 +907,6 @@ TEST_CASE("edge case c: move_on_after(0) with an empty body is cancelled, catche
 }
 
 TEST_CASE("edge case d: cancel with no checkpoint inside is cancelled, catches nothing and leaks nothing") {
-  leak_check lc;
   run([] {
     weft::cancel_scope scope;
     scope.run([&] { scope.cancel(); });
@@ -961,7 +919,6 @@ TEST_CASE("edge case d: cancel with no checkpoint inside is cancelled, catches n
 }
 
 TEST_CASE("edge case e: outer cancelled, shielded sleep, inner cancelled with no checkpoint; the outer catches") {
-  leak_check lc;
   run([] {
     weft::cancel_scope outer;
     weft::cancel_scope inner;
@@ -987,7 +944,6 @@ TEST_CASE("edge case e: outer cancelled, shielded sleep, inner cancelled with no
 }
 
 TEST_CASE("edge case f: inner cancelled, shielded yield, outer cancelled, shielded yield; the outer catches") {
-  leak_check lc;
   run([] {
     weft::cancel_scope outer;
     weft::cancel_scope inner;
@@ -1015,7 +971,6 @@ TEST_CASE("edge case f: inner cancelled, shielded yield, outer cancelled, shield
 // --- reasons and cross-task cancellation ----------------------------------------------
 
 TEST_CASE("cancelled tells a deadline from an explicit request") {
-  leak_check lc;
   run([] {
     std::optional<weft::cancel_reason> reason;
     std::string what;
@@ -1071,7 +1026,6 @@ TEST_CASE("cancelled tells a deadline from an explicit request") {
 }
 
 TEST_CASE("cancelling a scope from another task wakes its parked task at once") {
-  leak_check lc;
   run([] {
     weft::cancel_scope backstop = weft::move_on_after(100s);
     weft::cancel_scope scope;
@@ -1106,7 +1060,6 @@ TEST_CASE("cancelling a scope from another task wakes its parked task at once") 
 }
 
 TEST_CASE("cancelling a scope wakes every task parked inside it, children of a task group included") {
-  leak_check lc;
   run([] {
     weft::cancel_scope backstop = weft::move_on_after(100s);
     weft::cancel_scope scope;

@@ -30,7 +30,6 @@ const double nan_seconds = std::nan("");
 // --- coro_yield -------------------------------------------------------------------
 
 TEST_CASE("coro_yield lets every other ready task run before it returns") {
-  leak_check lc;
   std::vector<std::string> log;
   run([&] {
     weft::open_task_group([&](weft::task_group& tg) {
@@ -52,7 +51,6 @@ TEST_CASE("coro_yield lets every other ready task run before it returns") {
 }
 
 TEST_CASE("coro_yield is a cancel point inside a cancelled scope and nothing more outside one") {
-  leak_check lc;
   run([] {
     // Outside any cancelled scope: just a schedule point, no time passes.
     CHECK_NOTHROW(weft::coro_yield());
@@ -77,7 +75,6 @@ TEST_CASE("coro_yield is a cancel point inside a cancelled scope and nothing mor
 // --- cancel_shielded_coro_yield -----------------------------------------------------
 
 TEST_CASE("cancel_shielded_coro_yield lets other ready tasks run") {
-  leak_check lc;
   std::vector<std::string> log;
   run([&] {
     weft::open_task_group([&](weft::task_group& tg) {
@@ -98,7 +95,6 @@ TEST_CASE("cancel_shielded_coro_yield lets other ready tasks run") {
 }
 
 TEST_CASE("cancel_shielded_coro_yield is never a cancel point; the cancellation fires at the next real checkpoint") {
-  leak_check lc;
   run([] {
     weft::cancel_scope scope;
     int shielded_yields = 0;
@@ -118,7 +114,6 @@ TEST_CASE("cancel_shielded_coro_yield is never a cancel point; the cancellation 
 }
 
 TEST_CASE("a cancellation arriving during cancel_shielded_coro_yield is kept for the next real checkpoint") {
-  leak_check lc;
   run([] {
     weft::cancel_scope scope;
     bool in_scope = false;
@@ -150,7 +145,6 @@ TEST_CASE("a cancellation arriving during cancel_shielded_coro_yield is kept for
 // --- sleep, sleep_until, sleep_forever ------------------------------------------------
 
 TEST_CASE("sleep rejects negative and NaN durations and sleep_until rejects a NaN time") {
-  leak_check lc;
   run([] {
     CHECK_THROWS_AS(weft::sleep(-1s), std::invalid_argument);
     CHECK_THROWS_AS(weft::sleep(weft::duration(-1e-9)), std::invalid_argument);
@@ -161,7 +155,6 @@ TEST_CASE("sleep rejects negative and NaN durations and sleep_until rejects a Na
 }
 
 TEST_CASE("sleep blocks for exactly the given runtime-clock time") {
-  leak_check lc;
   run([] {
     weft::sleep(1.5s);
     CHECK(now_s() == 1.5);
@@ -171,7 +164,6 @@ TEST_CASE("sleep blocks for exactly the given runtime-clock time") {
 }
 
 TEST_CASE("sleep(0) is one plain checkpoint: a schedule point and a cancel point that takes no time") {
-  leak_check lc;
   std::vector<std::string> log;
   run([&] {
     weft::open_task_group([&](weft::task_group& tg) {
@@ -202,7 +194,6 @@ TEST_CASE("sleep(0) is one plain checkpoint: a schedule point and a cancel point
 }
 
 TEST_CASE("sleep in a cancelled scope throws at once without waiting") {
-  leak_check lc;
   run([] {
     weft::cancel_scope scope;
     scope.run([&] {
@@ -215,7 +206,6 @@ TEST_CASE("sleep in a cancelled scope throws at once without waiting") {
 }
 
 TEST_CASE("sleep_until a future time wakes exactly at that time") {
-  leak_check lc;
   run([] {
     weft::sleep_until(at(7.25));
     CHECK(now_s() == 7.25);
@@ -223,7 +213,6 @@ TEST_CASE("sleep_until a future time wakes exactly at that time") {
 }
 
 TEST_CASE("sleep_until a time in the past or the present is one checkpoint and does not move the time") {
-  leak_check lc;
   std::vector<std::string> log;
   run([&] {
     weft::sleep(5s);
@@ -255,7 +244,6 @@ TEST_CASE("sleep_until a time in the past or the present is one checkpoint and d
 }
 
 TEST_CASE("sleep_forever ends only when its scope is cancelled, by a deadline or by another task") {
-  leak_check lc;
   run([] {
     // Other tasks waking, sleeping and finishing around it do not end it.
     int others_done = 0;
@@ -299,7 +287,6 @@ TEST_CASE("sleep_forever ends only when its scope is cancelled, by a deadline or
 // --- current_time -----------------------------------------------------------------
 
 TEST_CASE("current_time is the runtime clock's time") {
-  leak_check lc;
   auto clock = std::make_shared<weft::testing::manual_clock>(at(100));
   weft::run_options options;
   options.clock = clock;
@@ -317,7 +304,6 @@ TEST_CASE("current_time is the runtime clock's time") {
 }
 
 TEST_CASE("current_time never goes backwards") {
-  leak_check lc;
   run([](weft::testing::manual_clock& clock) {
     weft::time_point last = weft::current_time();
     for (int i = 0; i < 5; ++i) {
@@ -342,7 +328,6 @@ TEST_CASE("current_time never goes backwards") {
 }
 
 TEST_CASE("current_time is not a checkpoint") {
-  leak_check lc;
   run([] {
     weft::cancel_scope scope;
     bool reached_checkpoint = false;

@@ -61,7 +61,6 @@ TEST_CASE("without a shield, a destructor that parks in a cancelled task ends th
 }
 
 TEST_CASE("weft::shielded: a destructor's cleanup that parks completes in a cancelled task") {
-  leak_check lc;
   run([] {
     weft::cancel_scope scope;
     bool flushed = false;
@@ -82,7 +81,6 @@ TEST_CASE("weft::shielded: a destructor's cleanup that parks completes in a canc
 }
 
 TEST_CASE("weft::shielded with a limit cuts a stuck cleanup short and reports it, without throwing cancelled") {
-  leak_check lc;
   run([] {
     weft::cancel_scope scope;
     std::optional<bool> finished;
@@ -109,7 +107,6 @@ TEST_CASE("weft::shielded with a limit cuts a stuck cleanup short and reports it
 }
 
 TEST_CASE("weft::shielded with a limit returns the value of a cleanup that finishes in time") {
-  leak_check lc;
   run([] {
     CHECK(weft::shielded(5s, [] { weft::sleep(1s); }));
     const std::optional<int> v = weft::shielded(5s, [] {
@@ -127,7 +124,6 @@ TEST_CASE("weft::shielded with a limit returns the value of a cleanup that finis
 }
 
 TEST_CASE("weft::shielded lets the cleanup's own errors through and keeps the outer cancellation for later") {
-  leak_check lc;
   run([] {
     weft::cancel_scope scope;
     scope.run([&] {

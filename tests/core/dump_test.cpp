@@ -25,7 +25,6 @@ std::vector<std::string> lines_of(const std::string& text) {
 }  // namespace
 
 TEST_CASE("a task dump shows every task, its state and wait, and the cancel scopes around it") {
-  leak_check lc;
   run([] {
     weft::lock l;
     weft::event never;
@@ -70,7 +69,6 @@ TEST_CASE("a task dump shows every task, its state and wait, and the cancel scop
 }
 
 TEST_CASE("a task dump marks cancelled groups and tasks, and shows joins and starts") {
-  leak_check lc;
   run([] {
     std::ostringstream dump;
     weft::open_task_group([&](weft::task_group& tg) {
@@ -90,7 +88,6 @@ TEST_CASE("a task dump marks cancelled groups and tasks, and shows joins and sta
 }
 
 TEST_CASE("a task dump can be taken from another thread through the loop, and gives up on a stalled loop") {
-  leak_check lc;
   hang_backstop backstop(std::chrono::seconds(20));
   std::string from_thread;
   bool stalled_answer = true;

@@ -80,17 +80,14 @@ void interleave_in_handlers(int tasks) {
 }  // namespace
 
 TEST_CASE("two tasks parked in catch blocks each rethrow their own exception") {
-  leak_check lc;
   run([] { interleave_in_handlers(2); });
 }
 
 TEST_CASE("fifty tasks parked in catch blocks each rethrow their own exception") {
-  leak_check lc;
   run([] { interleave_in_handlers(50); });
 }
 
 TEST_CASE("a task's caught exception stays alive while its handler is parked and another handler ends") {
-  leak_check lc;
   live_ids().clear();
   run([] {
     bool second_alive_after_park = false;
@@ -121,7 +118,6 @@ TEST_CASE("a task's caught exception stays alive while its handler is parked and
 }
 
 TEST_CASE("std::current_exception in a task is not another task's exception, nor the loop's") {
-  leak_check lc;
   run([] {
     std::exception_ptr seen_by_other = std::make_exception_ptr(1);
     weft::open_task_group([&](weft::task_group& tg) {
@@ -157,7 +153,6 @@ struct parks_in_destructor {
 }  // namespace
 
 TEST_CASE("std::uncaught_exceptions stays right in both tasks when one parks in a destructor during unwinding") {
-  leak_check lc;
   run([] {
     int before = -1, after = -1;
     std::vector<int> other_counts;
@@ -187,7 +182,6 @@ TEST_CASE("std::uncaught_exceptions stays right in both tasks when one parks in 
 }
 
 TEST_CASE("a task group exits while an exception is in flight from its body, and children handle their own") {
-  leak_check lc;
   run([] {
     std::string child_saw;
     std::string outcome;
@@ -215,7 +209,6 @@ TEST_CASE("a task group exits while an exception is in flight from its body, and
 }
 
 TEST_CASE("nested try/catch blocks with parks at every level keep each level's exception") {
-  leak_check lc;
   run([] {
     std::vector<std::string> seen[2];
     weft::open_task_group([&](weft::task_group& tg) {
@@ -256,7 +249,6 @@ TEST_CASE("nested try/catch blocks with parks at every level keep each level's e
 }
 
 TEST_CASE("a task started from inside a catch block starts with no exception being handled") {
-  leak_check lc;
   run([] {
     bool child_had_exception = true;
     int child_uncaught = -1;
@@ -290,7 +282,6 @@ TEST_CASE("weft::run called inside a catch block leaves the caller's exception i
 }
 
 TEST_CASE("errno is per task: three tasks each read their own errno after parking") {
-  leak_check lc;
   run([] {
     std::vector<int> seen(3, -1);
     std::vector<int> at_start(3, -1);
@@ -312,7 +303,6 @@ TEST_CASE("errno is per task: three tasks each read their own errno after parkin
 }
 
 TEST_CASE("errno from a failed system call survives a park while another task's call fails differently") {
-  leak_check lc;
   run([] {
     int seen = 0;
     weft::open_task_group([&](weft::task_group& tg) {

@@ -10,23 +10,19 @@
 using namespace weft_test;
 
 TEST_CASE("run returns the root task's value") {
-  leak_check lc;
   CHECK(weft::run([] { return 42; }) == 42);
   CHECK(weft::run([](int a, int b) { return a + b; }, 2, 3) == 5);
 }
 
 TEST_CASE("run rethrows the root task's exception") {
-  leak_check lc;
   CHECK_THROWS_WITH_AS(weft::run([] { throw std::runtime_error("boom"); }), "boom", std::runtime_error);
 }
 
 TEST_CASE("bootstrap is run") {
-  leak_check lc;
   CHECK(weft::bootstrap([] { return std::string("ok"); }) == "ok");
 }
 
 TEST_CASE("a second runtime on a thread already running one is a clear error") {
-  leak_check lc;
   weft::run([] {
     CHECK_THROWS_WITH_AS(weft::run([] { return 1; }),
                          doctest::Contains("already running a weft runtime"), std::logic_error);
@@ -34,7 +30,6 @@ TEST_CASE("a second runtime on a thread already running one is a clear error") {
 }
 
 TEST_CASE("runtimes run one after another on one thread and side by side on two") {
-  leak_check lc;
   for (int i = 0; i < 3; ++i) CHECK(weft::run([i] { weft::coro_yield(); return i; }) == i);
   int a = 0, b = 0;
   std::thread other([&] { a = weft::run([] { weft::sleep(std::chrono::milliseconds(1)); return 1; }); });
@@ -45,7 +40,6 @@ TEST_CASE("runtimes run one after another on one thread and side by side on two"
 }
 
 TEST_CASE("run options pass through: clock, stack size, guarded stacks") {
-  leak_check lc;
   auto clock = std::make_shared<weft::testing::manual_clock>(at(100));
   weft::run_options options;
   options.clock = clock;
@@ -71,7 +65,6 @@ TEST_CASE("blocking calls outside a task are clear errors") {
 }
 
 TEST_CASE("an idle runtime sleeps in the reactor and wakes for a real deadline") {
-  leak_check lc;
   const auto start = std::chrono::steady_clock::now();
   weft::run([] { weft::sleep(20ms); });
   const auto waited = std::chrono::steady_clock::now() - start;
@@ -82,7 +75,6 @@ TEST_CASE("a fiber made ready from another thread runs while other tasks keep th
   // A Boost.Fiber promise fulfilled on another thread makes the waiting
   // fiber ready "remotely"; the runtime must take it in even though its
   // ready queue never empties.
-  leak_check lc;
   std::atomic<bool> set{false};
   bool woke = false;
   long yields_after_set = 0;
@@ -115,7 +107,6 @@ TEST_CASE("a fiber made ready from another thread runs while other tasks keep th
 }
 
 TEST_CASE("finished tasks give their stacks back while other tasks keep the loop busy") {
-  leak_check lc;
   const std::size_t before = weft::testing::live_stacks();
   std::size_t most = 0;
   weft::run([&] {
@@ -150,7 +141,6 @@ void spin_until(Done&& done) {
 }  // namespace
 
 TEST_CASE("the stall watchdog reports a task that runs without a checkpoint, once per stall") {
-  leak_check lc;
   hang_backstop backstop(std::chrono::seconds(20), "waiting for the stall report");
   stderr_capture err;
   weft::run_options options;
@@ -178,7 +168,6 @@ TEST_CASE("the stall watchdog reports a task that runs without a checkpoint, onc
 }
 
 TEST_CASE("the stall watchdog does not report an idle runtime") {
-  leak_check lc;
   stderr_capture err;
   weft::run_options options;
   options.stall_warning = std::chrono::milliseconds(20);

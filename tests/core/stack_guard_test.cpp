@@ -410,7 +410,6 @@ TEST_CASE("a segmentation fault that is no stack overflow goes to the handler in
 }
 
 TEST_CASE("a runtime gives its thread an alternate signal stack if it has none, and takes it back") {
-  leak_check lc;
   stack_t before{}, during{}, after{};
   std::thread([&] {
     ::sigaltstack(nullptr, &before);

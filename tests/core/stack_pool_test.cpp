@@ -14,7 +14,6 @@ constexpr std::size_t kib = 1024;
 }  // namespace
 
 TEST_CASE("a burst of tasks with their own stack size maps a few slabs of that size, not a mapping per task") {
-  leak_check lc;
   weft::run_options options;
   options.stack_size = 32 * kib;
   weft::run(options, [] {
@@ -40,7 +39,6 @@ TEST_CASE("a burst of tasks with their own stack size maps a few slabs of that s
 }
 
 TEST_CASE("after a burst, the slabs whose stacks are all free and trimmed are unmapped while the runtime runs") {
-  leak_check lc;
   weft::run_options options;
   options.stack_size = 16 * kib;
   options.stack_pool_size = 16;

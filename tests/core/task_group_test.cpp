@@ -38,7 +38,6 @@ std::size_t occurrences(const event_log& log, const std::string& what) {
 // --- waiting for children --------------------------------------------------------
 
 TEST_CASE("a task group waits for every child before its block ends") {
-  leak_check lc;
   run([] {
     std::vector<double> finished;
     weft::open_task_group([&](weft::task_group& tg) {
@@ -56,7 +55,6 @@ TEST_CASE("a task group waits for every child before its block ends") {
 }
 
 TEST_CASE("children started by a child join the same group and are waited for") {
-  leak_check lc;
   run([] {
     event_log log;
     weft::open_task_group([&](weft::task_group& tg) {
@@ -78,7 +76,6 @@ TEST_CASE("children started by a child join the same group and are waited for") 
 }
 
 TEST_CASE("a task group accepts new children while it waits for the others at the end of its block") {
-  leak_check lc;
   run([] {
     event_log log;
     weft::open_task_group([&](weft::task_group& tg) {
@@ -97,7 +94,6 @@ TEST_CASE("a task group accepts new children while it waits for the others at th
 }
 
 TEST_CASE("start_soon and start pass their arguments to the function") {
-  leak_check lc;
   run([] {
     std::vector<std::string> seen;
     weft::open_task_group([&](weft::task_group& tg) {
@@ -112,7 +108,6 @@ TEST_CASE("start_soon and start pass their arguments to the function") {
 // --- failures --------------------------------------------------------------------
 
 TEST_CASE("a child's failure cancels the body and the siblings, then comes out as an exception group") {
-  leak_check lc;
   run([] {
     event_log log;
     bool body_finished = false;
@@ -159,7 +154,6 @@ TEST_CASE("a child's failure cancels the body and the siblings, then comes out a
 }
 
 TEST_CASE("every failure of a task group comes out together in one exception group") {
-  leak_check lc;
   run([] {
     bool caught_group = false;
     try {
@@ -208,7 +202,6 @@ TEST_CASE("every failure of a task group comes out together in one exception gro
 }
 
 TEST_CASE("a body's failure and a child's failure come out together in one exception group") {
-  leak_check lc;
   run([] {
     bool caught_group = false;
     try {
@@ -237,7 +230,6 @@ TEST_CASE("a body's failure and a child's failure come out together in one excep
 }
 
 TEST_CASE("a lone exception from the body comes out bare, and the children are cancelled") {
-  leak_check lc;
   run([] {
     event_log log;
     bool caught_bare = false;
@@ -264,7 +256,6 @@ TEST_CASE("a lone exception from the body comes out bare, and the children are c
 }
 
 TEST_CASE("when only cancellations happened, a single weft::cancelled propagates out of the group") {
-  leak_check lc;
   run([] {
     event_log log;
     int cancelled_out = 0;
@@ -298,7 +289,6 @@ TEST_CASE("when only cancellations happened, a single weft::cancelled propagates
 // --- cancelling the group ------------------------------------------------------------
 
 TEST_CASE("cancel() cancels the body and every child, and the group catches that cancellation itself") {
-  leak_check lc;
   run([] {
     int children_cancelled = 0;
     bool body_cancelled = false;
@@ -336,7 +326,6 @@ TEST_CASE("cancel() cancels the body and every child, and the group catches that
 }
 
 TEST_CASE("a child can cancel its own group while the group waits at the end of its block") {
-  leak_check lc;
   run([] {
     event_log log;
     weft::open_task_group([&](weft::task_group& tg) {
@@ -354,7 +343,6 @@ TEST_CASE("a child can cancel its own group while the group waits at the end of 
 // --- misuse ------------------------------------------------------------------------
 
 TEST_CASE("start_soon and start on a group that was never entered are logic errors and the function never runs") {
-  leak_check lc;
   run([] {
     bool ran = false;
     weft::task_group tg;
@@ -367,7 +355,6 @@ TEST_CASE("start_soon and start on a group that was never entered are logic erro
 }
 
 TEST_CASE("start_soon and start on a group that has exited are logic errors and the function never runs") {
-  leak_check lc;
   run([] {
     bool ran = false;
     bool child_ran = false;
@@ -385,7 +372,6 @@ TEST_CASE("start_soon and start on a group that has exited are logic errors and 
 }
 
 TEST_CASE("the low-level enter and exit protocol waits for the children and returns what must propagate") {
-  leak_check lc;
   run([] {
     {
       weft::task_group tg;
@@ -430,7 +416,6 @@ TEST_CASE("the low-level enter and exit protocol waits for the children and retu
 // --- start and start_soon ---------------------------------------------------------------
 
 TEST_CASE("start_soon returns before the child runs") {
-  leak_check lc;
   run([] {
     std::vector<std::string> log;
     weft::open_task_group([&](weft::task_group& tg) {
@@ -442,7 +427,6 @@ TEST_CASE("start_soon returns before the child runs") {
 }
 
 TEST_CASE("start returns a handle once the child is running, after the child ran until its first block") {
-  leak_check lc;
   run([] {
     std::vector<std::string> log;
     weft::open_task_group([&](weft::task_group& tg) {
@@ -463,7 +447,6 @@ TEST_CASE("start returns a handle once the child is running, after the child ran
 }
 
 TEST_CASE("start in a caller that is already cancelled never creates the child") {
-  leak_check lc;
   run([] {
     bool entered = false;
     bool returned = false;
@@ -487,7 +470,6 @@ TEST_CASE("start in a caller that is already cancelled never creates the child")
 }
 
 TEST_CASE("a caller cancelled while start waits cancels the child and joins it before the cancellation propagates") {
-  leak_check lc;
   run([] {
     event_log log;
     weft::open_task_group([&](weft::task_group& tg) {
@@ -526,7 +508,6 @@ TEST_CASE("a caller cancelled while start waits cancels the child and joins it b
 // --- gather -------------------------------------------------------------------------
 
 TEST_CASE("gather with no functions returns an empty tuple") {
-  leak_check lc;
   run([] {
     auto result = weft::gather();
     static_assert(std::is_same_v<decltype(result), std::tuple<>>);
@@ -535,7 +516,6 @@ TEST_CASE("gather with no functions returns an empty tuple") {
 }
 
 TEST_CASE("gather runs the functions concurrently and returns their results in argument order") {
-  leak_check lc;
   run([] {
     std::vector<int> finish_order;
     auto [a, b, c] = weft::gather(
@@ -564,7 +544,6 @@ TEST_CASE("gather runs the functions concurrently and returns their results in a
 }
 
 TEST_CASE("gather: any failure cancels the others and every failure comes out in an exception group") {
-  leak_check lc;
   run([] {
     event_log log;
     bool caught_group = false;
@@ -601,7 +580,6 @@ TEST_CASE("gather: any failure cancels the others and every failure comes out in
 }
 
 TEST_CASE("gather over a vector of functions returns their results in order") {
-  leak_check lc;
   run([] {
     std::vector<std::function<int()>> fns;
     for (int i = 0; i < 4; ++i) {
@@ -626,7 +604,6 @@ TEST_CASE("gather over a vector of functions returns their results in order") {
 }
 
 TEST_CASE("gather over a vector: a failure cancels the others and comes out in an exception group") {
-  leak_check lc;
   run([] {
     event_log log;
     std::vector<std::function<int()>> fns;
@@ -655,7 +632,6 @@ TEST_CASE("gather over a vector: a failure cancels the others and comes out in a
 // --- nesting and outer cancellation ------------------------------------------------------
 
 TEST_CASE("nested task groups each wait for their own children") {
-  leak_check lc;
   run([] {
     event_log log;
     weft::open_task_group([&](weft::task_group& outer) {
@@ -686,7 +662,6 @@ TEST_CASE("nested task groups each wait for their own children") {
 }
 
 TEST_CASE("cancelling an outer group cancels the children of a nested group") {
-  leak_check lc;
   run([] {
     event_log log;
     weft::open_task_group([&](weft::task_group& outer) {
@@ -716,7 +691,6 @@ TEST_CASE("cancelling an outer group cancels the children of a nested group") {
 }
 
 TEST_CASE("a failure inside a nested group comes out as an exception group nested in the outer one") {
-  leak_check lc;
   run([] {
     bool caught_group = false;
     try {
@@ -746,7 +720,6 @@ TEST_CASE("a failure inside a nested group comes out as an exception group neste
 }
 
 TEST_CASE("an exception group thrown by the body of a group comes out as it is, not wrapped again") {
-  leak_check lc;
   run([] {
     bool caught_group = false;
     try {
@@ -766,7 +739,6 @@ TEST_CASE("an exception group thrown by the body of a group comes out as it is, 
 }
 
 TEST_CASE("an outer cancel scope cancels the children inside a task group") {
-  leak_check lc;
   run([] {
     int cancelled = 0;
     auto cs = weft::move_on_after(2s);
@@ -792,7 +764,6 @@ TEST_CASE("an outer cancel scope cancels the children inside a task group") {
 }
 
 TEST_CASE("running() counts the children that have not finished yet") {
-  leak_check lc;
   run([] {
     weft::open_task_group([&](weft::task_group& tg) {
       CHECK(tg.running() == 0);
@@ -835,7 +806,6 @@ struct destruction_counter {
 }  // namespace
 
 TEST_CASE("start_soon: a function whose copy throws throws from start_soon and leaves nothing behind") {
-  leak_check lc;
   run([] {
     int copies_tried = 0;
     int ran = 0;
@@ -853,7 +823,6 @@ TEST_CASE("start_soon: a function whose copy throws throws from start_soon and l
 }
 
 TEST_CASE("start_soon: small, large and over-aligned task objects all run and release their captures when done") {
-  leak_check lc;
   run([] {
     int destroyed = 0;
     std::vector<std::string> seen;
@@ -889,7 +858,6 @@ TEST_CASE("start_soon: small, large and over-aligned task objects all run and re
 }
 
 TEST_CASE("start_soon: a task whose function throws still reaches its group, and its object goes with its stack") {
-  leak_check lc;
   run([] {
     CHECK_THROWS_AS(weft::open_task_group([&](weft::task_group& tg) {
                       for (int i = 0; i < 100; ++i) tg.start_soon([] { weft::sleep(1s); });
@@ -900,7 +868,6 @@ TEST_CASE("start_soon: a task whose function throws still reaches its group, and
 }
 
 TEST_CASE("a failure the body joined and let through is in the exception group once") {
-  leak_check lc;
   run([] {
     try {
       weft::open_task_group([&](weft::task_group& tg) {
@@ -919,7 +886,6 @@ TEST_CASE("a failure the body joined and let through is in the exception group o
 }
 
 TEST_CASE("a failure a sibling joined and let through is in the exception group once") {
-  leak_check lc;
   run([] {
     try {
       weft::open_task_group([&](weft::task_group& tg) {

@@ -24,7 +24,6 @@ struct named_functor {
 // --- identity ------------------------------------------------------------------------
 
 TEST_CASE("info() gives a task's id and name, and task_info compares by id only") {
-  leak_check lc;
   run([] {
     weft::open_task_group([&](weft::task_group& tg) {
       auto a = tg.start(weft::task_options{.name = "alpha"}, [] { weft::sleep(1s); });
@@ -48,7 +47,6 @@ TEST_CASE("info() gives a task's id and name, and task_info compares by id only"
 }
 
 TEST_CASE("get_current_task() inside a task is that task's info") {
-  leak_check lc;
   run([] {
     const weft::task_info root = weft::get_current_task();
     CHECK(root.id != 0);
@@ -75,7 +73,6 @@ TEST_CASE("get_current_task() outside a task is a clear std::logic_error") {
 }
 
 TEST_CASE("a task's default name is derived from its function, and explicit names are kept") {
-  leak_check lc;
   run([] {
     weft::open_task_group([&](weft::task_group& tg) {
       auto plain = tg.start(weft_task_test::plain_worker_function);
@@ -105,7 +102,6 @@ TEST_CASE("a task's default name is derived from its function, and explicit name
 // --- state -----------------------------------------------------------------------------
 
 TEST_CASE("done() is false while the task runs and true once it returned or threw") {
-  leak_check lc;
   run([] {
     weft::task<int> ok;
     weft::task<void> failed;
@@ -134,7 +130,6 @@ TEST_CASE("done() is false while the task runs and true once it returned or thre
 }
 
 TEST_CASE("cancel() returns true when it takes effect and false once the task is done") {
-  leak_check lc;
   run([] {
     weft::open_task_group([&](weft::task_group& tg) {
       auto sleeper = tg.start([] {
@@ -162,7 +157,6 @@ TEST_CASE("cancel() returns true when it takes effect and false once the task is
 }
 
 TEST_CASE("cancelled() is true only if the task ended by a cancellation") {
-  leak_check lc;
   run([] {
     weft::task<void> was_cancelled;
     weft::task<int> absorbed;
@@ -208,7 +202,6 @@ TEST_CASE("cancelled() is true only if the task ended by a cancellation") {
 }
 
 TEST_CASE("a task ended by its own cancel() is no failure of its group") {
-  leak_check lc;
   run([] {
     bool body_finished = false;
     weft::open_task_group([&](weft::task_group& tg) {
@@ -231,7 +224,6 @@ TEST_CASE("a task ended by its own cancel() is no failure of its group") {
 // --- wait --------------------------------------------------------------------------------
 
 TEST_CASE("wait() blocks until the task is done without unwrapping its outcome") {
-  leak_check lc;
   run([] {
     weft::task<int> failing;
     try {
@@ -261,7 +253,6 @@ TEST_CASE("wait() blocks until the task is done without unwrapping its outcome")
 }
 
 TEST_CASE("wait() on a task that is already done returns without yielding, and is still a cancel point") {
-  leak_check lc;
   run([] {
     weft::open_task_group([&](weft::task_group& tg) {
       auto t = tg.start([] { return 1; });  // runs to completion before start returns
@@ -291,7 +282,6 @@ TEST_CASE("wait() on a task that is already done returns without yielding, and i
 }
 
 TEST_CASE("wait() on a running task lets the other tasks run") {
-  leak_check lc;
   run([] {
     weft::testing::sequencer seq;
     std::vector<std::string> log;
@@ -307,7 +297,6 @@ TEST_CASE("wait() on a running task lets the other tasks run") {
 }
 
 TEST_CASE("cancelling a task's waiter does not cancel the task") {
-  leak_check lc;
   run([] {
     weft::open_task_group([&](weft::task_group& tg) {
       auto t = tg.start([] {
@@ -329,7 +318,6 @@ TEST_CASE("cancelling a task's waiter does not cancel the task") {
 // --- join ----------------------------------------------------------------------------------
 
 TEST_CASE("join() waits and returns the task's value, as often as asked") {
-  leak_check lc;
   run([] {
     weft::open_task_group([&](weft::task_group& tg) {
       auto t = tg.start([] {
@@ -351,7 +339,6 @@ TEST_CASE("join() waits and returns the task's value, as often as asked") {
 }
 
 TEST_CASE("join() rethrows the task's exception, the same object on every join") {
-  leak_check lc;
   run([] {
     weft::task<int> t;
     const std::runtime_error* in_group = nullptr;
@@ -388,7 +375,6 @@ TEST_CASE("join() rethrows the task's exception, the same object on every join")
 }
 
 TEST_CASE("join() of a cancelled task throws weft::cancelled") {
-  leak_check lc;
   run([] {
     weft::open_task_group([&](weft::task_group& tg) {
       auto t = tg.start([] {
@@ -409,7 +395,6 @@ TEST_CASE("join() of a cancelled task throws weft::cancelled") {
 }
 
 TEST_CASE("cancelling a task's joiner does not cancel the task") {
-  leak_check lc;
   run([] {
     weft::open_task_group([&](weft::task_group& tg) {
       auto t = tg.start([] {
@@ -436,7 +421,6 @@ TEST_CASE("cancelling a task's joiner does not cancel the task") {
 // --- join_or_cancel --------------------------------------------------------------------------
 
 TEST_CASE("join_or_cancel() without a cancellation is join()") {
-  leak_check lc;
   run([] {
     weft::task<int> failing;
     try {
@@ -459,7 +443,6 @@ TEST_CASE("join_or_cancel() without a cancellation is join()") {
 }
 
 TEST_CASE("cancelling join_or_cancel() cancels the task and waits for it before the cancellation propagates") {
-  leak_check lc;
   run([] {
     std::vector<std::pair<std::string, double>> log;
     weft::open_task_group([&](weft::task_group& tg) {
@@ -493,7 +476,6 @@ TEST_CASE("cancelling join_or_cancel() cancels the task and waits for it before 
 }
 
 TEST_CASE("join_or_cancel() returns the value of a task that absorbed the cancellation") {
-  leak_check lc;
   run([] {
     weft::open_task_group([&](weft::task_group& tg) {
       auto t = tg.start([] {
@@ -519,7 +501,6 @@ TEST_CASE("join_or_cancel() returns the value of a task that absorbed the cancel
 // --- resources -------------------------------------------------------------------------------
 
 TEST_CASE("a task can ask for its own stack size") {
-  leak_check lc;
   auto clock = std::make_shared<weft::testing::manual_clock>(weft::time_point{}, true);
   weft::run_options options;
   options.clock = clock;
@@ -545,7 +526,6 @@ TEST_CASE("a task can ask for its own stack size") {
 }
 
 TEST_CASE("a finished task releases its function and captured state while handles remain") {
-  leak_check lc;
   run([] {
     auto resource = std::make_shared<int>(5);
     weft::open_task_group([&](weft::task_group& tg) {
@@ -567,7 +547,6 @@ weft::task_info internal_linkage_worker() { return weft::get_current_task(); }
 }  // namespace weft_task_test
 
 TEST_CASE("default names are computed once per function, not at every get_current_task") {
-  leak_check lc;
   run([] {
     weft::open_task_group([&](weft::task_group& tg) {
       auto first = tg.start(weft_task_test::internal_linkage_worker);

@@ -60,14 +60,6 @@ struct socket_pair {
   socket_pair() { asio::local::connect_pair(a, b); }
 };
 
-// A runtime on the real clock, for tests with Asio timers.
-template <class F>
-auto run_real(F fn) {
-  weft::run_options options;
-  options.stack_size = 64 * 1024;
-  return weft::run(options, std::move(fn));
-}
-
 // Runs body(); if the scenario hangs because an operation is never
 // cancelled, closing the sockets after 30 s of real time ends it (the test
 // then fails on its checks instead of hanging). A real-time Asio timer is
@@ -199,7 +191,6 @@ struct manual_operation {
 // --- await_ of asio::awaitable ----------------------------------------------------------------
 
 TEST_CASE("await_ of an asio::awaitable waiting on a steady_timer returns its value once the timer expired") {
-  leak_check lc;
   run_real([] {
     bool other_ran = false;
     weft::open_task_group([&](weft::task_group& tg) {
@@ -235,7 +226,6 @@ asio::awaitable<int> never_suspends(int v) { co_return v * 2; }
 }  // namespace
 
 TEST_CASE("an awaited asio::awaitable starts at once, as an Asio handler without a portal") {
-  leak_check lc;
   std::vector<std::string> log;
   run([&] {
     weft::open_task_group([&](weft::task_group& tg) {
@@ -260,7 +250,6 @@ TEST_CASE("an awaited asio::awaitable starts at once, as an Asio handler without
 }
 
 TEST_CASE("await_ of an asio::awaitable exchanging data over a connected socket pair returns what was read") {
-  leak_check lc;
   run([] {
     socket_pair sp;
     CHECK(greenback::await_(exchange(sp.a, sp.b, "ping")) == "ping");
@@ -270,7 +259,6 @@ TEST_CASE("await_ of an asio::awaitable exchanging data over a connected socket 
 }
 
 TEST_CASE("an exception from an awaited asio::awaitable comes out of await_ unchanged") {
-  leak_check lc;
   run([] {
     const std::exception_ptr original = std::make_exception_ptr(test_error("asio failure"));
     bool caught = false;
@@ -296,7 +284,6 @@ TEST_CASE("an exception from an awaited asio::awaitable comes out of await_ unch
 }
 
 TEST_CASE("a weft deadline stops the Asio read inside an awaited asio::awaitable before await_ returns") {
-  leak_check lc;
   run([] {
     socket_pair sp;
     with_watchdog(sp, [&] {
@@ -322,7 +309,6 @@ TEST_CASE("a weft deadline stops the Asio read inside an awaited asio::awaitable
 }
 
 TEST_CASE("cancellation of await_ on an asio::awaitable is level-triggered") {
-  leak_check lc;
   run([] {
     socket_pair sp;
     with_watchdog(sp, [&] {
@@ -353,7 +339,6 @@ TEST_CASE("cancellation of await_ on an asio::awaitable is level-triggered") {
 }
 
 TEST_CASE("an asio::awaitable that returns a value despite the cancellation gives it to await_") {
-  leak_check lc;
   run([] {
     socket_pair sp;
     with_watchdog(sp, [&] {
@@ -378,7 +363,6 @@ TEST_CASE("an asio::awaitable that returns a value despite the cancellation give
 }
 
 TEST_CASE("a weft deadline stops a real Asio timer inside an awaited asio::awaitable") {
-  leak_check lc;
   run_real([] {
     observation obs;
     bool finished_before_return = false;
@@ -402,7 +386,6 @@ TEST_CASE("a weft deadline stops a real Asio timer inside an awaited asio::await
 // --- weft::use_fiber ---------------------------------------------------------------------------
 
 TEST_CASE("the runtime keeps running after someone stops its io_context") {
-  leak_check lc;
   run([] {
     io().stop();
     weft::sleep(1s);  // the loop restarts the io_context before it waits
@@ -424,7 +407,6 @@ TEST_CASE("the runtime keeps running after someone stops its io_context") {
 }
 
 TEST_CASE("use_fiber waits for an Asio timer, with the throwing and the error-code forms") {
-  leak_check lc;
   run_real([] {
     const auto start = steady_clock::now();
     asio::steady_timer t1(io(), 3ms);
@@ -460,7 +442,6 @@ TEST_CASE("use_fiber waits for an Asio timer, with the throwing and the error-co
 }
 
 TEST_CASE("use_fiber reads and writes a socket pair, parking only the reading task") {
-  leak_check lc;
   run([] {
     socket_pair sp;
     const std::string message = "hello";
@@ -504,7 +485,6 @@ TEST_CASE("use_fiber reads and writes a socket pair, parking only the reading ta
 }
 
 TEST_CASE("a cancelled use_fiber wait throws weft::cancelled, in the error-code form too") {
-  leak_check lc;
   run([] {
     socket_pair sp;
     with_watchdog(sp, [&] {
@@ -559,7 +539,6 @@ TEST_CASE("a cancelled use_fiber wait throws weft::cancelled, in the error-code 
 }
 
 TEST_CASE("a weft deadline cancels a use_fiber wait on a real Asio timer") {
-  leak_check lc;
   run_real([] {
     asio::steady_timer timer(io(), 10s);
     const auto start = steady_clock::now();
@@ -576,7 +555,6 @@ TEST_CASE("a weft deadline cancels a use_fiber wait on a real Asio timer") {
 }
 
 TEST_CASE("a use_fiber operation that completes despite the cancellation returns its result") {
-  leak_check lc;
   run([] {
     manual_operation op;
     int got = 0;
@@ -664,7 +642,6 @@ asio::awaitable<void> portal_user(local_socket& a, local_socket& b, portal_resul
 }  // namespace
 
 TEST_CASE("with_portal_run_sync from an asio::awaitable runs the function on a fiber where await_ works") {
-  leak_check lc;
   portal_results r;
   const std::exception_ptr planted = std::make_exception_ptr(test_error("sync failure"));
   run([&] {
@@ -721,7 +698,6 @@ asio::awaitable<void> portal_sleeper(std::vector<std::string>& log) {
 }  // namespace
 
 TEST_CASE("task code can await_ an asio::awaitable that itself reaches a portal with with_portal_run_sync") {
-  leak_check lc;
   run([] {
     std::vector<std::string> log;
     CHECK(greenback::await_(asio_reaching_back(log)) == 21);
@@ -731,7 +707,6 @@ TEST_CASE("task code can await_ an asio::awaitable that itself reaches a portal 
 }
 
 TEST_CASE("cancelling an asio::awaitable waiting in with_portal_run_sync cancels the portal's fiber") {
-  leak_check lc;
   std::vector<std::string> log;
   std::exception_ptr outcome;
   bool completed = false;
@@ -764,7 +739,6 @@ TEST_CASE("cancelling an asio::awaitable waiting in with_portal_run_sync cancels
 }
 
 TEST_CASE("asio::awaitables reaching portals over and over leave nothing behind") {
-  leak_check lc;
   int completed = 0;
   int failed = 0;
   run([&] {
@@ -803,7 +777,6 @@ TEST_CASE("asio::awaitables reaching portals over and over leave nothing behind"
 }
 
 TEST_CASE("a deadline that aborts an Asio operation is honoured before the clock jumps to a later deadline") {
-  leak_check lc;
   run([] {
     socket_pair sp;
     with_watchdog(sp, [&] {
@@ -876,7 +849,6 @@ std::string joined(const std::vector<std::string>& parts) {
 }  // namespace
 
 TEST_CASE("echo: a synchronous handler iterating async_iter echoes the client's bytes over a socket pair") {
-  leak_check lc;
   run([] {
     socket_pair sp;
     const std::string message = "hello from a synchronous client";
@@ -906,7 +878,6 @@ TEST_CASE("echo: a synchronous handler iterating async_iter echoes the client's 
 }
 
 TEST_CASE("echo: a server on loopback TCP with synchronous handlers serves three clients that use await_") {
-  leak_check lc;
   run([] {
     tcp::acceptor acceptor(io(), tcp::endpoint(asio::ip::address_v4::loopback(), 0));
     const tcp::endpoint endpoint = acceptor.local_endpoint();
@@ -948,7 +919,6 @@ TEST_CASE("echo: a server on loopback TCP with synchronous handlers serves three
 }
 
 TEST_CASE("await_ of an asio::awaitable in a cancelled scope raises cancelled and never starts it") {
-  leak_check lc;
   run([] {
     bool started = false;
     auto body = [&]() -> boost::asio::awaitable<int> {
@@ -964,7 +934,6 @@ TEST_CASE("await_ of an asio::awaitable in a cancelled scope raises cancelled an
 }
 
 TEST_CASE("a use_fiber operation in a cancelled scope raises cancelled before it is started") {
-  leak_check lc;
   run([] {
     auto& io = weft::lowlevel::io_context();
     bool ran = false;

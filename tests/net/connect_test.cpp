@@ -22,7 +22,6 @@ local_address local(const std::string& host, std::uint16_t port = 0) { return st
 // --- create_tcp_connection ---------------------------------------------------------
 
 TEST_CASE("create_tcp_connection connects to a numeric IPv4 or IPv6 address and to localhost") {
-  leak_check lc;
   for (const std::string host : {"127.0.0.1", "::1", "localhost"}) {
     CAPTURE(host);
     run_real([&] {
@@ -39,7 +38,6 @@ TEST_CASE("create_tcp_connection connects to a numeric IPv4 or IPv6 address and 
 }
 
 TEST_CASE("a refused connection to a single address throws a connect_error with that one attempt") {
-  leak_check lc;
   for (const int family : {AF_INET, AF_INET6}) {
     CAPTURE(family);
     run_real([&] {
@@ -67,7 +65,6 @@ TEST_CASE("a refused connection to a single address throws a connect_error with 
 }
 
 TEST_CASE("every failure of create_tcp_connection can be caught as std::system_error") {
-  leak_check lc;
   run_real([] {
     refusing_port refusing(AF_INET, 0);
     CHECK_THROWS_AS((void)net::create_tcp_connection("127.0.0.1", refusing.port()), std::system_error);
@@ -85,7 +82,6 @@ TEST_CASE("every failure of create_tcp_connection can be caught as std::system_e
 }
 
 TEST_CASE("create_tcp_connection rejects a negative or NaN happy_eyeballs_delay") {
-  leak_check lc;
   run_real([] {
     auto ls = net::create_tcp_listeners("127.0.0.1", 0);
     const std::uint16_t port = ls[0].local_address().port();
@@ -98,25 +94,21 @@ TEST_CASE("create_tcp_connection rejects a negative or NaN happy_eyeballs_delay"
 }
 
 TEST_CASE("create_tcp_connection rejects a port out of range, for the remote and the local address") {
-  leak_check lc;
-  run_manual(
-      [] {
-        const std::size_t fds = open_fd_count();
-        for (const int port : {65536, 70000, -1}) {
-          CAPTURE(port);
-          check_invalid_argument([&] { (void)net::create_tcp_connection("127.0.0.1", port); },
-                                 {"weft::net::create_tcp_connection", std::to_string(port)});
-          const auto bad_local = std::make_pair(std::string("127.0.0.1"), port);
-          check_invalid_argument([&] { (void)net::create_tcp_connection("127.0.0.1", 80, bad_local); },
-                                 {"weft::net::create_tcp_connection", std::to_string(port)});
-        }
-        CHECK(open_fd_count() == fds);
-      },
-      true);
+  run([] {
+    const std::size_t fds = open_fd_count();
+    for (const int port : {65536, 70000, -1}) {
+      CAPTURE(port);
+      check_invalid_argument([&] { (void)net::create_tcp_connection("127.0.0.1", port); },
+                             {"weft::net::create_tcp_connection", std::to_string(port)});
+      const auto bad_local = std::make_pair(std::string("127.0.0.1"), port);
+      check_invalid_argument([&] { (void)net::create_tcp_connection("127.0.0.1", 80, bad_local); },
+                             {"weft::net::create_tcp_connection", std::to_string(port)});
+    }
+    CHECK(open_fd_count() == fds);
+  });
 }
 
 TEST_CASE("local_address binds the connecting socket to that address") {
-  leak_check lc;
   run_real([] {
     auto ls = net::create_tcp_listeners("127.0.0.1", 0);
     const std::uint16_t port = ls[0].local_address().port();
@@ -135,7 +127,6 @@ TEST_CASE("local_address binds the connecting socket to that address") {
 }
 
 TEST_CASE("a local_address with no address of the remote's family is an invalid_argument") {
-  leak_check lc;
   run_real([] {
     auto v4 = net::create_tcp_listeners("127.0.0.1", 0);
     auto v6 = net::create_tcp_listeners("::1", 0);
@@ -152,29 +143,29 @@ TEST_CASE("a local_address with no address of the remote's family is an invalid_
 //
 // These run in a child process that sees its own /etc/hosts (a private mount
 // namespace), where the name below resolves to both loopback addresses.
-// Without the privilege for that they are skipped.
+// Without the privilege for that they are skipped, and reported so.
 
 namespace {
 
 constexpr const char* dual_name = "weft-he-test";
+constexpr const char* hosts_file =
+    "127.0.0.1 localhost\n::1 weft-he-test\n127.0.0.1 weft-he-test\n"
+    "::1 weft-he-three\n127.0.0.1 weft-he-three\n127.0.0.2 weft-he-three\n"
+    "2001:db8::1 weft-he-bad\n192.0.2.1 weft-he-bad\n";
+
+const weft_test::needs private_hosts{private_hosts_file_available(),
+                                     "CAP_SYS_ADMIN, to give a child process its own /etc/hosts"};
 
 void with_dual_stack_name(const std::function<void()>& body, unsigned limit_s = 30) {
   temp_dir dir;
   const int status = run_in_child(
       [&] {
-        if (!private_hosts_file(dir.file("hosts"),
-                                "127.0.0.1 localhost\n::1 weft-he-test\n127.0.0.1 weft-he-test\n"
-                                "::1 weft-he-three\n127.0.0.1 weft-he-three\n127.0.0.2 weft-he-three\n"
-                                "2001:db8::1 weft-he-bad\n192.0.2.1 weft-he-bad\n"))
-          return child_skipped;
+        if (!private_hosts_file(dir.file("hosts"), hosts_file)) return child_skipped;
         body();
         return 0;
       },
       limit_s);
-  if (status == child_skipped) {
-    MESSAGE("skipped: cannot give a child process its own /etc/hosts (needs CAP_SYS_ADMIN)");
-    return;
-  }
+  CHECK_MESSAGE(status != child_skipped, "a child could not have its own /etc/hosts although a probe could");
   CHECK(status == 0);
 }
 
@@ -204,19 +195,11 @@ auto v4_listener_and_v6(Make make) {
   }
 }
 
-template <class F>
-void run_manual_frozen(F&& fn) {
-  weft::run_options options;
-  options.clock = std::make_shared<weft::testing::manual_clock>();  // never moves: no autojump
-  weft::run(options, std::forward<F>(fn));
-}
-
 }  // namespace
 
-TEST_CASE("Happy Eyeballs tries IPv6 first: with both families listening, ::1 wins") {
-  leak_check lc;
+TEST_CASE("Happy Eyeballs tries IPv6 first: with both families listening, ::1 wins" * private_hosts) {
   with_dual_stack_name([] {
-    run_manual_frozen([] {
+    run_frozen([] {
       check_resolution();
       auto ls = net::create_tcp_listeners(std::vector<std::string>{"127.0.0.1", "::1"}, 0);
       const std::uint16_t port = ls[0].local_address().port();
@@ -227,13 +210,12 @@ TEST_CASE("Happy Eyeballs tries IPv6 first: with both families listening, ::1 wi
   });
 }
 
-TEST_CASE("Happy Eyeballs: when ::1 refuses, the IPv4 attempt starts at once, without waiting for the delay") {
-  leak_check lc;
+TEST_CASE("Happy Eyeballs: when ::1 refuses, the IPv4 attempt starts at once, without waiting for the delay" * private_hosts) {
   with_dual_stack_name(
       [] {
         // The clock never moves: only the failure of the first attempt can
         // start the second (a missing fast path hangs until the child is killed).
-        run_manual_frozen([] {
+        run_frozen([] {
           check_resolution();
           auto [v4, refusing, port] =
               v4_listener_and_v6([](std::uint16_t p) { return std::make_unique<refusing_port>(AF_INET6, p); });
@@ -250,11 +232,10 @@ TEST_CASE("Happy Eyeballs: when ::1 refuses, the IPv4 attempt starts at once, wi
       10);
 }
 
-TEST_CASE("Happy Eyeballs: each failed attempt starts the next at once, down to the last address") {
-  leak_check lc;
+TEST_CASE("Happy Eyeballs: each failed attempt starts the next at once, down to the last address" * private_hosts) {
   with_dual_stack_name(
       [] {
-        run_manual_frozen([] {
+        run_frozen([] {
           const auto infos = net::getaddrinfo("weft-he-three", "80", AF_UNSPEC, SOCK_STREAM);
           WEFT_CHILD_REQUIRE(infos.size() == 3);
           // ::1 and 127.0.0.1 refuse; only 127.0.0.2 listens.
@@ -296,8 +277,7 @@ TEST_CASE("Happy Eyeballs: each failed attempt starts the next at once, down to 
       10);
 }
 
-TEST_CASE("Happy Eyeballs: when ::1 never answers, IPv4 is tried after the delay and the hung attempt is closed") {
-  leak_check lc;
+TEST_CASE("Happy Eyeballs: when ::1 never answers, IPv4 is tried after the delay and the hung attempt is closed" * private_hosts) {
   with_dual_stack_name([] {
     weft::run([] {
       check_resolution();
@@ -317,8 +297,7 @@ TEST_CASE("Happy Eyeballs: when ::1 never answers, IPv4 is tried after the delay
   });
 }
 
-TEST_CASE("Happy Eyeballs: when every attempt fails, a connect_error lists every attempt, IPv6 first") {
-  leak_check lc;
+TEST_CASE("Happy Eyeballs: when every attempt fails, a connect_error lists every attempt, IPv6 first" * private_hosts) {
   with_dual_stack_name([] {
     weft::run([] {
       check_resolution();
@@ -353,76 +332,69 @@ TEST_CASE("Happy Eyeballs: when every attempt fails, a connect_error lists every
   });
 }
 
-TEST_CASE("Happy Eyeballs: cancelled after one attempt failed, it throws cancelled, never a connect_error") {
-  leak_check lc;
+TEST_CASE("Happy Eyeballs: cancelled after one attempt failed, it throws cancelled, never a connect_error" * private_hosts) {
   with_dual_stack_name([] {
-    run_manual(
-        [] {
-          check_resolution();
-          // 127.0.0.1 never answers; ::1 at the same port refuses at once.
-          auto [hung_unused, refusing, port] = [] {
-            for (int attempt = 0;; ++attempt) {
-              auto hung = std::make_unique<hung_listener>(AF_INET);
-              try {
-                auto r = std::make_unique<refusing_port>(AF_INET6, hung->port());
-                const std::uint16_t p = hung->port();
-                return std::make_tuple(std::move(hung), std::move(r), p);
-              } catch (const std::system_error&) {
-                WEFT_CHILD_REQUIRE(attempt < 10);
-              }
-            }
-          }();
-          const std::size_t fds = open_fd_count();
-          bool returned = false;
-          auto scope = weft::move_on_after(1s);
+    run([] {
+      check_resolution();
+      // 127.0.0.1 never answers; ::1 at the same port refuses at once.
+      auto [hung_unused, refusing, port] = [] {
+        for (int attempt = 0;; ++attempt) {
+          auto hung = std::make_unique<hung_listener>(AF_INET);
           try {
-            scope.run([&] {
-              (void)net::create_tcp_connection(dual_name, port, std::nullopt, 50ms);
-              returned = true;
-            });
-          } catch (const std::exception& e) {
-            throw child_failure(std::string("not a cancellation: ") + e.what());
+            auto r = std::make_unique<refusing_port>(AF_INET6, hung->port());
+            const std::uint16_t p = hung->port();
+            return std::make_tuple(std::move(hung), std::move(r), p);
+          } catch (const std::system_error&) {
+            WEFT_CHILD_REQUIRE(attempt < 10);
           }
-          WEFT_CHILD_REQUIRE(scope.cancelled_caught());
-          WEFT_CHILD_REQUIRE(!returned);
-          WEFT_CHILD_REQUIRE(now_s() == 1.0);
-          WEFT_CHILD_REQUIRE(open_fd_count() == fds);
-        },
-        true);
+        }
+      }();
+      const std::size_t fds = open_fd_count();
+      bool returned = false;
+      auto scope = weft::move_on_after(1s);
+      try {
+        scope.run([&] {
+          (void)net::create_tcp_connection(dual_name, port, std::nullopt, 50ms);
+          returned = true;
+        });
+      } catch (const std::exception& e) {
+        throw child_failure(std::string("not a cancellation: ") + e.what());
+      }
+      WEFT_CHILD_REQUIRE(scope.cancelled_caught());
+      WEFT_CHILD_REQUIRE(!returned);
+      WEFT_CHILD_REQUIRE(now_s() == 1.0);
+      WEFT_CHILD_REQUIRE(open_fd_count() == fds);
+    });
   });
 }
 
-TEST_CASE("create_udp_endpoint: when every address pair fails, a connect_error lists each of them") {
-  leak_check lc;
+TEST_CASE("create_udp_endpoint: when every address pair fails, a connect_error lists each of them" * private_hosts) {
   with_dual_stack_name([] {
-    run_manual(
-        [] {
-          check_resolution();
-          // weft-he-bad is 2001:db8::1 and 192.0.2.1: neither is an address of
-          // this host, so binding fails for each family.
-          const std::size_t fds = open_fd_count();
-          try {
-            (void)net::create_udp_endpoint(std::make_pair(std::string(dual_name), 9),
-                                           std::make_pair(std::string("weft-he-bad"), 0));
-            throw child_failure("bound to addresses this host does not have");
-          } catch (const net::connect_error& e) {
-            WEFT_CHILD_REQUIRE(e.attempts().size() == 2);
-            for (const auto& a : e.attempts()) {
-              WEFT_CHILD_REQUIRE(a.address.address().is_loopback());
-              WEFT_CHILD_REQUIRE(a.address.port() == 9);
-              WEFT_CHILD_REQUIRE(a.error == std::error_code(EADDRNOTAVAIL, std::system_category()));
-            }
-            WEFT_CHILD_REQUIRE(e.attempts()[0].address.family() != e.attempts()[1].address.family());
-            WEFT_CHILD_REQUIRE(std::string(e.what()).find("weft::net::create_udp_endpoint") != std::string::npos);
-          }
-          WEFT_CHILD_REQUIRE(open_fd_count() == fds);
-        },
-        true);
+    run([] {
+      check_resolution();
+      // weft-he-bad is 2001:db8::1 and 192.0.2.1: neither is an address of
+      // this host, so binding fails for each family.
+      const std::size_t fds = open_fd_count();
+      try {
+        (void)net::create_udp_endpoint(std::make_pair(std::string(dual_name), 9),
+                                       std::make_pair(std::string("weft-he-bad"), 0));
+        throw child_failure("bound to addresses this host does not have");
+      } catch (const net::connect_error& e) {
+        WEFT_CHILD_REQUIRE(e.attempts().size() == 2);
+        for (const auto& a : e.attempts()) {
+          WEFT_CHILD_REQUIRE(a.address.address().is_loopback());
+          WEFT_CHILD_REQUIRE(a.address.port() == 9);
+          WEFT_CHILD_REQUIRE(a.error == std::error_code(EADDRNOTAVAIL, std::system_category()));
+        }
+        WEFT_CHILD_REQUIRE(e.attempts()[0].address.family() != e.attempts()[1].address.family());
+        WEFT_CHILD_REQUIRE(std::string(e.what()).find("weft::net::create_udp_endpoint") != std::string::npos);
+      }
+      WEFT_CHILD_REQUIRE(open_fd_count() == fds);
+    });
   });
 }
 
-TEST_CASE("Happy Eyeballs with no delay: every attempt starts at once, one wins, the others are closed") {
-  leak_check lc;
+TEST_CASE("Happy Eyeballs with no delay: every attempt starts at once, one wins, the others are closed" * private_hosts) {
   with_dual_stack_name([] {
     weft::run([] {
       check_resolution();
@@ -438,10 +410,9 @@ TEST_CASE("Happy Eyeballs with no delay: every attempt starts at once, one wins,
   });
 }
 
-TEST_CASE("Happy Eyeballs: local_address pairs only with remote addresses of its family") {
-  leak_check lc;
+TEST_CASE("Happy Eyeballs: local_address pairs only with remote addresses of its family" * private_hosts) {
   with_dual_stack_name([] {
-    run_manual_frozen([] {
+    run_frozen([] {
       check_resolution();
       auto ls = net::create_tcp_listeners(std::vector<std::string>{"127.0.0.1", "::1"}, 0);
       const std::uint16_t port = ls[0].local_address().port();
@@ -455,8 +426,7 @@ TEST_CASE("Happy Eyeballs: local_address pairs only with remote addresses of its
   });
 }
 
-TEST_CASE("Happy Eyeballs: a deadline while every attempt hangs cancels them all and closes their sockets") {
-  leak_check lc;
+TEST_CASE("Happy Eyeballs: a deadline while every attempt hangs cancels them all and closes their sockets" * private_hosts) {
   with_dual_stack_name([] {
     weft::run([] {
       check_resolution();
@@ -475,7 +445,6 @@ TEST_CASE("Happy Eyeballs: a deadline while every attempt hangs cancels them all
 // --- Unix stream connections -------------------------------------------------------
 
 TEST_CASE("create_unix_stream_connection fails with ENOENT without a socket file, ECONNREFUSED without a listener") {
-  leak_check lc;
   temp_dir dir;
   run_real([&] {
     const std::size_t fds = open_fd_count();
@@ -490,26 +459,23 @@ TEST_CASE("create_unix_stream_connection fails with ENOENT without a socket file
 }
 
 TEST_CASE("a failed Unix stream connect is a connect_error naming the function and the path") {
-  leak_check lc;
   temp_dir dir;
-  run_manual(
-      [&] {
-        const std::string missing = dir.file("missing");
-        try {
-          (void)net::create_unix_stream_connection(missing);
-          FAIL("connected to a path where nothing listens");
-        } catch (const std::system_error& e) {
-          CHECK(e.code() == std::error_code(ENOENT, std::system_category()));
-          const std::string what = e.what();
-          CHECK(what.find("weft::net::create_unix_stream_connection") != std::string::npos);
-          CHECK(what.find(missing) != std::string::npos);
-          const auto* ce = dynamic_cast<const net::connect_error*>(&e);
-          REQUIRE(ce != nullptr);
-          REQUIRE(ce->attempts().size() == 1);
-          CHECK(ce->attempts()[0].address.path() == missing);
-        }
-      },
-      true);
+  run([&] {
+    const std::string missing = dir.file("missing");
+    try {
+      (void)net::create_unix_stream_connection(missing);
+      FAIL("connected to a path where nothing listens");
+    } catch (const std::system_error& e) {
+      CHECK(e.code() == std::error_code(ENOENT, std::system_category()));
+      const std::string what = e.what();
+      CHECK(what.find("weft::net::create_unix_stream_connection") != std::string::npos);
+      CHECK(what.find(missing) != std::string::npos);
+      const auto* ce = dynamic_cast<const net::connect_error*>(&e);
+      REQUIRE(ce != nullptr);
+      REQUIRE(ce->attempts().size() == 1);
+      CHECK(ce->attempts()[0].address.path() == missing);
+    }
+  });
 }
 
 namespace {
@@ -537,143 +503,130 @@ std::vector<int> fill_unix_backlog(const std::string& path) {
 }  // namespace
 
 TEST_CASE("Unix stream connects to a listener whose backlog is full wait, and all connect once the server accepts") {
-  leak_check lc;
   temp_dir dir;
-  run_manual(
-      [&] {
-        const std::string path = dir.file("full");
-        auto l = net::create_unix_stream_listener(path, 1);
-        constexpr int clients = 6;
-        int connected = 0, answered = 0;
-        weft::open_task_group([&](weft::task_group& tg) {
-          for (int i = 0; i < clients; ++i)
-            tg.start_soon([&, i] {
-              auto c = net::create_unix_stream_connection(path);
-              // Connected for real: it has a peer, and bytes go both ways.
-              CHECK(c.peer_address().path() == path);
-              ++connected;
-              c.send_all("client " + std::to_string(i));
-              CHECK(c.recv(100) == "hello client " + std::to_string(i));
-              ++answered;
-              c.aclose();
-            });
-          // The server does not accept for a while: the backlog (1) fills
-          // up, and the other clients wait for room.
-          weft::sleep(1s);
-          CHECK(connected < clients);
-          CHECK(answered == 0);
-          for (int i = 0; i < clients; ++i) {
-            auto s = l.accept();
-            tg.start_soon([&, s = std::move(s)]() mutable {
-              s.send_all("hello " + s.recv(100));
-              CHECK(s.recv(100).empty());
-              s.aclose();
-            });
-          }
+  run([&] {
+    const std::string path = dir.file("full");
+    auto l = net::create_unix_stream_listener(path, 1);
+    constexpr int clients = 6;
+    int connected = 0, answered = 0;
+    weft::open_task_group([&](weft::task_group& tg) {
+      for (int i = 0; i < clients; ++i)
+        tg.start_soon([&, i] {
+          auto c = net::create_unix_stream_connection(path);
+          // Connected for real: it has a peer, and bytes go both ways.
+          CHECK(c.peer_address().path() == path);
+          ++connected;
+          c.send_all("client " + std::to_string(i));
+          CHECK(c.recv(100) == "hello client " + std::to_string(i));
+          ++answered;
+          c.aclose();
         });
-        CHECK(connected == clients);
-        CHECK(answered == clients);
-      },
-      true);
+      // The server does not accept for a while: the backlog (1) fills
+      // up, and the other clients wait for room.
+      weft::sleep(1s);
+      CHECK(connected < clients);
+      CHECK(answered == 0);
+      for (int i = 0; i < clients; ++i) {
+        auto s = l.accept();
+        tg.start_soon([&, s = std::move(s)]() mutable {
+          s.send_all("hello " + s.recv(100));
+          CHECK(s.recv(100).empty());
+          s.aclose();
+        });
+      }
+    });
+    CHECK(connected == clients);
+    CHECK(answered == clients);
+  });
 }
 
 TEST_CASE("a Unix stream connect waiting on a full backlog is ended by a deadline and leaves no descriptor behind") {
-  leak_check lc;
   temp_dir dir;
-  run_manual(
-      [&] {
-        const std::string path = dir.file("full");
-        auto l = net::create_unix_stream_listener(path, 1);
-        const std::vector<int> queued = fill_unix_backlog(path);
-        const std::size_t fds = open_fd_count();
-        bool returned = false;
-        auto scope = weft::move_on_after(2s);
-        scope.run([&] {
-          (void)net::create_unix_stream_connection(path);
-          returned = true;
-        });
-        CHECK(scope.cancelled_caught());
-        CHECK_FALSE(returned);
-        CHECK(now_s() == doctest::Approx(2.0));
-        CHECK(open_fd_count() == fds);
-        // Once there is room again, a connect goes through at once.
-        for (int fd : queued) ::close(fd);
-        for (std::size_t i = 0; i < queued.size(); ++i) (void)l.accept();
-        auto c = net::create_unix_stream_connection(path);
-        auto s = l.accept();
-        c.send_all("room");
-        CHECK(s.recv(10) == "room");
-      },
-      true);
+  run([&] {
+    const std::string path = dir.file("full");
+    auto l = net::create_unix_stream_listener(path, 1);
+    const std::vector<int> queued = fill_unix_backlog(path);
+    const std::size_t fds = open_fd_count();
+    bool returned = false;
+    auto scope = weft::move_on_after(2s);
+    scope.run([&] {
+      (void)net::create_unix_stream_connection(path);
+      returned = true;
+    });
+    CHECK(scope.cancelled_caught());
+    CHECK_FALSE(returned);
+    CHECK(now_s() == doctest::Approx(2.0));
+    CHECK(open_fd_count() == fds);
+    // Once there is room again, a connect goes through at once.
+    for (int fd : queued) ::close(fd);
+    for (std::size_t i = 0; i < queued.size(); ++i) (void)l.accept();
+    auto c = net::create_unix_stream_connection(path);
+    auto s = l.accept();
+    c.send_all("room");
+    CHECK(s.recv(10) == "room");
+  });
 }
 
 TEST_CASE("an empty or too long Unix socket path is rejected, naming the function, the argument and the path") {
-  leak_check lc;
   temp_dir dir;
-  run_manual(
-      [&] {
-        const std::string too_long = dir.file(std::string(120, 'x'));
-        const std::string ok = dir.file("ok");
-        auto listener = net::create_unix_stream_listener(ok);
-        const std::size_t fds = open_fd_count();
-        const char* connect = "weft::net::create_unix_stream_connection";
-        check_invalid_argument([&] { (void)net::create_unix_stream_connection(""); }, {connect, "path is empty"});
-        check_invalid_argument([&] { (void)net::create_unix_stream_connection(too_long); },
-                               {connect, too_long, std::to_string(too_long.size())});
-        check_invalid_argument([&] { (void)net::create_unix_stream_connection(ok, std::string()); },
-                               {connect, "local_path is empty"});
-        check_invalid_argument([&] { (void)net::create_unix_stream_connection(ok, too_long); },
-                               {connect, "local_path", too_long});
-        const char* dgram = "weft::net::create_unix_datagram_endpoint";
-        check_invalid_argument([&] { (void)net::create_unix_datagram_endpoint(std::string()); },
-                               {dgram, "remote_path is empty"});
-        check_invalid_argument([&] { (void)net::create_unix_datagram_endpoint(too_long); },
-                               {dgram, "remote_path", too_long});
-        check_invalid_argument([&] { (void)net::create_unix_datagram_endpoint(std::nullopt, std::string()); },
-                               {dgram, "local_path is empty"});
-        check_invalid_argument([&] { (void)net::create_unix_stream_listener(""); },
-                               {"weft::net::create_unix_stream_listener", "path is empty"});
-        check_invalid_argument([&] { (void)net::create_unix_stream_listener(too_long); },
-                               {"weft::net::create_unix_stream_listener", too_long});
-        check_invalid_argument([&] { (void)net::create_unix_datagram_listener(""); },
-                               {"weft::net::create_unix_datagram_listener", "path is empty"});
-        check_invalid_argument([&] { (void)net::create_unix_datagram_listener(too_long); },
-                               {"weft::net::create_unix_datagram_listener", too_long});
-        CHECK(open_fd_count() == fds);
-        CHECK(std::distance(std::filesystem::directory_iterator(dir.path()), {}) == 1);  // only "ok"
-      },
-      true);
+  run([&] {
+    const std::string too_long = dir.file(std::string(120, 'x'));
+    const std::string ok = dir.file("ok");
+    auto listener = net::create_unix_stream_listener(ok);
+    const std::size_t fds = open_fd_count();
+    const char* connect = "weft::net::create_unix_stream_connection";
+    check_invalid_argument([&] { (void)net::create_unix_stream_connection(""); }, {connect, "path is empty"});
+    check_invalid_argument([&] { (void)net::create_unix_stream_connection(too_long); },
+                           {connect, too_long, std::to_string(too_long.size())});
+    check_invalid_argument([&] { (void)net::create_unix_stream_connection(ok, std::string()); },
+                           {connect, "local_path is empty"});
+    check_invalid_argument([&] { (void)net::create_unix_stream_connection(ok, too_long); },
+                           {connect, "local_path", too_long});
+    const char* dgram = "weft::net::create_unix_datagram_endpoint";
+    check_invalid_argument([&] { (void)net::create_unix_datagram_endpoint(std::string()); },
+                           {dgram, "remote_path is empty"});
+    check_invalid_argument([&] { (void)net::create_unix_datagram_endpoint(too_long); },
+                           {dgram, "remote_path", too_long});
+    check_invalid_argument([&] { (void)net::create_unix_datagram_endpoint(std::nullopt, std::string()); },
+                           {dgram, "local_path is empty"});
+    check_invalid_argument([&] { (void)net::create_unix_stream_listener(""); },
+                           {"weft::net::create_unix_stream_listener", "path is empty"});
+    check_invalid_argument([&] { (void)net::create_unix_stream_listener(too_long); },
+                           {"weft::net::create_unix_stream_listener", too_long});
+    check_invalid_argument([&] { (void)net::create_unix_datagram_listener(""); },
+                           {"weft::net::create_unix_datagram_listener", "path is empty"});
+    check_invalid_argument([&] { (void)net::create_unix_datagram_listener(too_long); },
+                           {"weft::net::create_unix_datagram_listener", too_long});
+    CHECK(open_fd_count() == fds);
+    CHECK(std::distance(std::filesystem::directory_iterator(dir.path()), {}) == 1);  // only "ok"
+  });
 }
 
 TEST_CASE("argument errors of the connection factories name the function and the bad value") {
-  leak_check lc;
-  run_manual(
-      [] {
-        check_invalid_argument([] { (void)net::create_tcp_connection("127.0.0.1", 80, std::nullopt, -1.5s); },
-                               {"weft::net::create_tcp_connection", "happy_eyeballs_delay", "-1.5"});
-        check_invalid_argument(
-            [] { (void)net::create_udp_endpoint(std::make_pair(std::string("127.0.0.1"), 9), std::nullopt, AF_UNIX); },
-            {"weft::net::create_udp_endpoint", "family", std::to_string(AF_UNIX)});
-        int fds[2];
-        REQUIRE(::socketpair(AF_UNIX, SOCK_DGRAM, 0, fds) == 0);
-        check_invalid_argument([&] { (void)net::wrap_stream_socket(fds[0]); },
-                               {"weft::net::wrap_stream_socket", "fd " + std::to_string(fds[0])});
-        ::close(fds[0]);
-        ::close(fds[1]);
-        REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM, 0, fds) == 0);
-        check_invalid_argument([&] { (void)net::wrap_connected_datagram_socket(fds[0]); },
-                               {"weft::net::wrap_connected_datagram_socket", "fd " + std::to_string(fds[0])});
-        ::close(fds[0]);
-        ::close(fds[1]);
-        check_invalid_argument([] { (void)net::wrap_stream_socket(-1); }, {"weft::net::wrap_stream_socket", "fd -1"});
-      },
-      true);
+  run([] {
+    check_invalid_argument([] { (void)net::create_tcp_connection("127.0.0.1", 80, std::nullopt, -1.5s); },
+                           {"weft::net::create_tcp_connection", "happy_eyeballs_delay", "-1.5"});
+    check_invalid_argument(
+        [] { (void)net::create_udp_endpoint(std::make_pair(std::string("127.0.0.1"), 9), std::nullopt, AF_UNIX); },
+        {"weft::net::create_udp_endpoint", "family", std::to_string(AF_UNIX)});
+    int fds[2];
+    REQUIRE(::socketpair(AF_UNIX, SOCK_DGRAM, 0, fds) == 0);
+    check_invalid_argument([&] { (void)net::wrap_stream_socket(fds[0]); },
+                           {"weft::net::wrap_stream_socket", "fd " + std::to_string(fds[0])});
+    ::close(fds[0]);
+    ::close(fds[1]);
+    REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM, 0, fds) == 0);
+    check_invalid_argument([&] { (void)net::wrap_connected_datagram_socket(fds[0]); },
+                           {"weft::net::wrap_connected_datagram_socket", "fd " + std::to_string(fds[0])});
+    ::close(fds[0]);
+    ::close(fds[1]);
+    check_invalid_argument([] { (void)net::wrap_stream_socket(-1); }, {"weft::net::wrap_stream_socket", "fd -1"});
+  });
 }
 
 // --- wrapping sockets --------------------------------------------------------------
 
 TEST_CASE("wrap_stream_socket takes ownership of a connected stream socket") {
-  leak_check lc;
   run_real([] {
     int fds[2];
     REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM, 0, fds) == 0);
@@ -700,7 +653,6 @@ TEST_CASE("wrap_stream_socket takes ownership of a connected stream socket") {
 }
 
 TEST_CASE("wrapping rejects wrong socket types and families, unconnected sockets and non-sockets; they stay open") {
-  leak_check lc;
   run_real([] {
     int dgram[2];
     REQUIRE(::socketpair(AF_UNIX, SOCK_DGRAM, 0, dgram) == 0);

@@ -31,7 +31,6 @@ udp_setup udp_pair(const std::string& host = "127.0.0.1") {
 }  // namespace
 
 TEST_CASE("a UDP endpoint sends datagrams to its peer and receives the replies") {
-  leak_check lc;
   for (const std::string host : {"127.0.0.1", "::1"}) {
     CAPTURE(host);
     run_real([&] {
@@ -50,7 +49,6 @@ TEST_CASE("a UDP endpoint sends datagrams to its peer and receives the replies")
 }
 
 TEST_CASE("recv returns one datagram at a time, boundaries kept, empty datagrams included") {
-  leak_check lc;
   run_real([] {
     auto [a, b] = unix_datagram_pair();
     a.send("one");
@@ -64,7 +62,6 @@ TEST_CASE("recv returns one datagram at a time, boundaries kept, empty datagrams
 }
 
 TEST_CASE("a UDP datagram of the largest IPv4 payload arrives whole") {
-  leak_check lc;
   run_real([] {
     auto s = udp_pair();
     const std::string big(65507, 'u');
@@ -74,7 +71,6 @@ TEST_CASE("a UDP datagram of the largest IPv4 payload arrives whole") {
 }
 
 TEST_CASE("recv returns at most max_datagram_size bytes; the rest of a longer datagram is cut off") {
-  leak_check lc;
   run_real([] {
     auto [a, b] = unix_datagram_pair();
     const int fd = a.socket().native_handle();
@@ -92,7 +88,6 @@ TEST_CASE("recv returns at most max_datagram_size bytes; the rest of a longer da
 }
 
 TEST_CASE("recv_into and recv_from_into fill the caller's buffer, truncating a longer datagram") {
-  leak_check lc;
   run_real([] {
     auto s = udp_pair();
     std::array<char, 8> small{};
@@ -120,7 +115,6 @@ TEST_CASE("recv_into and recv_from_into fill the caller's buffer, truncating a l
 }
 
 TEST_CASE("recv_into on a closed datagram transport fails with EBADF; a second receiver is busy") {
-  leak_check lc;
   run_real([] {
     auto [a, b] = unix_datagram_pair();
     std::array<char, 16> buf{};
@@ -136,7 +130,6 @@ TEST_CASE("recv_into on a closed datagram transport fails with EBADF; a second r
 }
 
 TEST_CASE("sending a datagram that is too big fails with EMSGSIZE") {
-  leak_check lc;
   run_real([] {
     auto s = udp_pair();
     CHECK(error_of([&] { s.client.send(std::string(70000, 'x')); }) == EMSGSIZE);
@@ -153,35 +146,31 @@ TEST_CASE("sending a datagram that is too big fails with EMSGSIZE") {
 }
 
 TEST_CASE("a datagram too big to send is an EMSGSIZE error naming the function and the size") {
-  leak_check lc;
-  run_manual(
-      [] {
-        auto s = udp_pair();
-        auto check_too_big = [](auto&& send, const char* function) {
-          try {
-            send();
-            FAIL("a 70000-byte UDP datagram was sent");
-          } catch (const std::system_error& e) {
-            CHECK(e.code() == std::error_code(EMSGSIZE, std::system_category()));
-            const std::string what = e.what();
-            CAPTURE(what);
-            CHECK(what.find(function) != std::string::npos);
-            CHECK(what.find("70000") != std::string::npos);
-          }
-        };
-        check_too_big([&] { s.client.send(std::string(70000, 'x')); }, "weft::net::datagram_transport::send");
-        check_too_big([&] { s.server.send_to(std::string(70000, 'x'), s.client.local_address()); },
-                      "weft::net::datagram_listener::send_to");
-        check_invalid_argument([&] { s.server.send_to("x", net::endpoint()); },
-                               {"weft::net::datagram_listener::send_to", "<unspecified>"});
-        s.client.send("still fine");
-        CHECK(s.server.recv_from().first == "still fine");
-      },
-      true);
+  run([] {
+    auto s = udp_pair();
+    auto check_too_big = [](auto&& send, const char* function) {
+      try {
+        send();
+        FAIL("a 70000-byte UDP datagram was sent");
+      } catch (const std::system_error& e) {
+        CHECK(e.code() == std::error_code(EMSGSIZE, std::system_category()));
+        const std::string what = e.what();
+        CAPTURE(what);
+        CHECK(what.find(function) != std::string::npos);
+        CHECK(what.find("70000") != std::string::npos);
+      }
+    };
+    check_too_big([&] { s.client.send(std::string(70000, 'x')); }, "weft::net::datagram_transport::send");
+    check_too_big([&] { s.server.send_to(std::string(70000, 'x'), s.client.local_address()); },
+                  "weft::net::datagram_listener::send_to");
+    check_invalid_argument([&] { s.server.send_to("x", net::endpoint()); },
+                           {"weft::net::datagram_listener::send_to", "<unspecified>"});
+    s.client.send("still fine");
+    CHECK(s.server.recv_from().first == "still fine");
+  });
 }
 
 TEST_CASE("a connected UDP endpoint reports ECONNREFUSED when nobody listens at the peer") {
-  leak_check lc;
   run_real([] {
     std::uint16_t closed_port = 0;
     {
@@ -196,7 +185,6 @@ TEST_CASE("a connected UDP endpoint reports ECONNREFUSED when nobody listens at 
 }
 
 TEST_CASE("two tasks receiving on one datagram transport: the second gets busy_resource_error") {
-  leak_check lc;
   run_real([] {
     auto [a, b] = unix_datagram_pair();
     std::string first;
@@ -213,7 +201,6 @@ TEST_CASE("two tasks receiving on one datagram transport: the second gets busy_r
 }
 
 TEST_CASE("aclose wakes a task parked in a datagram recv promptly with EBADF") {
-  leak_check lc;
   run_real([] {
     auto s = udp_pair();
     int error = 0;
@@ -227,7 +214,6 @@ TEST_CASE("aclose wakes a task parked in a datagram recv promptly with EBADF") {
 }
 
 TEST_CASE("every call on a closed datagram transport fails with EBADF; aclose is idempotent") {
-  leak_check lc;
   run_real([] {
     auto [a, b] = unix_datagram_pair();
     CHECK_FALSE(a.is_closing());
@@ -247,7 +233,6 @@ TEST_CASE("every call on a closed datagram transport fails with EBADF; aclose is
 }
 
 TEST_CASE("a Unix datagram endpoint talks to a bound peer by path") {
-  leak_check lc;
   temp_dir dir;
   run_real([&] {
     auto server = net::create_unix_datagram_endpoint(std::nullopt, dir.file("server"));
@@ -263,7 +248,6 @@ TEST_CASE("a Unix datagram endpoint talks to a bound peer by path") {
 }
 
 TEST_CASE("a UDP endpoint with only a local address receives from anyone") {
-  leak_check lc;
   run_real([] {
     auto bound = net::create_udp_endpoint(std::nullopt, std::make_pair(std::string("127.0.0.1"), std::uint16_t{0}));
     const auto local = bound.local_address();
@@ -278,7 +262,6 @@ TEST_CASE("a UDP endpoint with only a local address receives from anyone") {
 }
 
 TEST_CASE("create_udp_endpoint and create_unix_datagram_endpoint need an address") {
-  leak_check lc;
   run_real([] {
     CHECK_THROWS_AS((void)net::create_udp_endpoint(), std::invalid_argument);
     CHECK_THROWS_AS((void)net::create_unix_datagram_endpoint(std::nullopt), std::invalid_argument);
@@ -291,59 +274,52 @@ TEST_CASE("create_udp_endpoint and create_unix_datagram_endpoint need an address
 }
 
 TEST_CASE("create_udp_endpoint rejects a port out of range, for the remote and the local address") {
-  leak_check lc;
-  run_manual(
-      [] {
-        const std::size_t fds = open_fd_count();
-        for (const int port : {65536, 70000, -1}) {
-          CAPTURE(port);
-          const auto address = std::make_pair(std::string("127.0.0.1"), port);
-          check_invalid_argument([&] { (void)net::create_udp_endpoint(address); },
-                                 {"weft::net::create_udp_endpoint", std::to_string(port)});
-          check_invalid_argument([&] { (void)net::create_udp_endpoint(std::nullopt, address); },
-                                 {"weft::net::create_udp_endpoint", std::to_string(port)});
-        }
-        CHECK(open_fd_count() == fds);
-      },
-      true);
+  run([] {
+    const std::size_t fds = open_fd_count();
+    for (const int port : {65536, 70000, -1}) {
+      CAPTURE(port);
+      const auto address = std::make_pair(std::string("127.0.0.1"), port);
+      check_invalid_argument([&] { (void)net::create_udp_endpoint(address); },
+                             {"weft::net::create_udp_endpoint", std::to_string(port)});
+      check_invalid_argument([&] { (void)net::create_udp_endpoint(std::nullopt, address); },
+                             {"weft::net::create_udp_endpoint", std::to_string(port)});
+    }
+    CHECK(open_fd_count() == fds);
+  });
 }
 
 TEST_CASE("a datagram endpoint that cannot be made throws a connect_error with the address it tried") {
-  leak_check lc;
   temp_dir dir;
-  run_manual(
-      [&] {
-        const std::size_t fds = open_fd_count();
-        // 192.0.2.1 (TEST-NET-1) is not an address of this host.
-        try {
-          (void)net::create_udp_endpoint(std::make_pair(std::string("127.0.0.1"), 9),
-                                         std::make_pair(std::string("192.0.2.1"), 0));
-          FAIL("bound an address this host does not have");
-        } catch (const net::connect_error& e) {
-          CHECK(e.code() == std::error_code(EADDRNOTAVAIL, std::system_category()));
-          REQUIRE(e.attempts().size() == 1);
-          CHECK(e.attempts()[0].address == net::endpoint(ip::make_address("127.0.0.1"), 9));
-          CHECK(std::string(e.what()).find("weft::net::create_udp_endpoint") != std::string::npos);
-        }
-        const std::string missing = dir.file("missing");
-        try {
-          (void)net::create_unix_datagram_endpoint(missing);
-          FAIL("connected to a path where nothing is bound");
-        } catch (const net::connect_error& e) {
-          CHECK(e.code() == std::error_code(ENOENT, std::system_category()));
-          REQUIRE(e.attempts().size() == 1);
-          CHECK(e.attempts()[0].address.path() == missing);
-          const std::string what = e.what();
-          CHECK(what.find("weft::net::create_unix_datagram_endpoint") != std::string::npos);
-          CHECK(what.find(missing) != std::string::npos);
-        }
-        CHECK(open_fd_count() == fds);
-      },
-      true);
+  run([&] {
+    const std::size_t fds = open_fd_count();
+    // 192.0.2.1 (TEST-NET-1) is not an address of this host.
+    try {
+      (void)net::create_udp_endpoint(std::make_pair(std::string("127.0.0.1"), 9),
+                                     std::make_pair(std::string("192.0.2.1"), 0));
+      FAIL("bound an address this host does not have");
+    } catch (const net::connect_error& e) {
+      CHECK(e.code() == std::error_code(EADDRNOTAVAIL, std::system_category()));
+      REQUIRE(e.attempts().size() == 1);
+      CHECK(e.attempts()[0].address == net::endpoint(ip::make_address("127.0.0.1"), 9));
+      CHECK(std::string(e.what()).find("weft::net::create_udp_endpoint") != std::string::npos);
+    }
+    const std::string missing = dir.file("missing");
+    try {
+      (void)net::create_unix_datagram_endpoint(missing);
+      FAIL("connected to a path where nothing is bound");
+    } catch (const net::connect_error& e) {
+      CHECK(e.code() == std::error_code(ENOENT, std::system_category()));
+      REQUIRE(e.attempts().size() == 1);
+      CHECK(e.attempts()[0].address.path() == missing);
+      const std::string what = e.what();
+      CHECK(what.find("weft::net::create_unix_datagram_endpoint") != std::string::npos);
+      CHECK(what.find(missing) != std::string::npos);
+    }
+    CHECK(open_fd_count() == fds);
+  });
 }
 
 TEST_CASE("wrap_connected_datagram_socket takes a datagram socket and rejects a stream socket") {
-  leak_check lc;
   run_real([] {
     int fds[2];
     REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM, 0, fds) == 0);
@@ -365,7 +341,6 @@ TEST_CASE("wrap_connected_datagram_socket takes a datagram socket and rejects a 
 // --- datagram listeners ------------------------------------------------------------
 
 TEST_CASE("a datagram listener runs one task per datagram, started in arrival order") {
-  leak_check lc;
   run_real([] {
     auto s = udp_pair();
     std::vector<std::string> started;
@@ -399,7 +374,6 @@ TEST_CASE("a datagram listener runs one task per datagram, started in arrival or
 }
 
 TEST_CASE("send_to is safe from many tasks at once") {
-  leak_check lc;
   run_real([] {
     auto s = udp_pair();
     // A small send buffer: some send_to calls may find it full and wait.
@@ -436,7 +410,6 @@ TEST_CASE("send_to is safe from many tasks at once") {
 }
 
 TEST_CASE("serving a datagram listener twice at once: the second gets busy_resource_error") {
-  leak_check lc;
   run_real([] {
     auto s = udp_pair();
     weft::open_task_group([&](weft::task_group& tg) {
@@ -451,7 +424,6 @@ TEST_CASE("serving a datagram listener twice at once: the second gets busy_resou
 }
 
 TEST_CASE("closing a datagram listener ends serve with EBADF") {
-  leak_check lc;
   run_real([] {
     auto s = udp_pair();
     int error = 0;
@@ -475,7 +447,6 @@ TEST_CASE("closing a datagram listener ends serve with EBADF") {
 }
 
 TEST_CASE("UDP listeners: one host, several addresses, all interfaces, port 0 and SO_REUSEPORT") {
-  leak_check lc;
   run_real([] {
     {
       auto v4 = net::create_udp_listeners("127.0.0.1", 0);
@@ -520,7 +491,6 @@ TEST_CASE("UDP listeners: one host, several addresses, all interfaces, port 0 an
 }
 
 TEST_CASE("a Unix datagram listener gets the file mode asked for and replies by path") {
-  leak_check lc;
   temp_dir dir;
   run_real([&] {
     const std::string path = dir.file("dgram.sock");

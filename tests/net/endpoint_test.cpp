@@ -15,7 +15,6 @@ namespace ip = boost::asio::ip;
 // --- endpoint ----------------------------------------------------------------------
 
 TEST_CASE("a default endpoint is unspecified and empty") {
-  leak_check lc;
   const net::endpoint ep;
   CHECK(ep.family() == AF_UNSPEC);
   CHECK(ep.size() == 0);
@@ -29,7 +28,6 @@ TEST_CASE("a default endpoint is unspecified and empty") {
 }
 
 TEST_CASE("an IPv4 endpoint holds its address and port") {
-  leak_check lc;
   const net::endpoint ep(ip::make_address("127.0.0.1"), 8080);
   CHECK(ep.family() == AF_INET);
   CHECK(ep.is_ip());
@@ -45,7 +43,6 @@ TEST_CASE("an IPv4 endpoint holds its address and port") {
 }
 
 TEST_CASE("an IPv6 endpoint holds its address and port and prints in brackets") {
-  leak_check lc;
   const net::endpoint ep(ip::make_address("::1"), 443);
   CHECK(ep.family() == AF_INET6);
   CHECK(ep.is_ip());
@@ -56,7 +53,6 @@ TEST_CASE("an IPv6 endpoint holds its address and port and prints in brackets") 
 }
 
 TEST_CASE("a Unix endpoint holds its path; a path that does not fit is rejected") {
-  leak_check lc;
   const net::endpoint ep = net::endpoint::unix_path("/tmp/weft-nettest-sock");
   CHECK(ep.family() == AF_UNIX);
   CHECK(ep.is_unix());
@@ -73,7 +69,6 @@ TEST_CASE("a Unix endpoint holds its path; a path that does not fit is rejected"
 }
 
 TEST_CASE("endpoint argument errors name the function and the bad value") {
-  leak_check lc;
   const std::string long_path(200, 'p');
   check_invalid_argument([&] { (void)net::endpoint::unix_path(long_path); },
                          {"weft::net::endpoint::unix_path", long_path, "200"});
@@ -93,7 +88,6 @@ TEST_CASE("endpoint argument errors name the function and the bad value") {
 }
 
 TEST_CASE("an unnamed Unix endpoint has an empty path") {
-  leak_check lc;
   sockaddr_un un{};
   un.sun_family = AF_UNIX;
   const net::endpoint ep(reinterpret_cast<const sockaddr*>(&un), offsetof(sockaddr_un, sun_path));
@@ -102,7 +96,6 @@ TEST_CASE("an unnamed Unix endpoint has an empty path") {
 }
 
 TEST_CASE("an endpoint made from raw sockaddr bytes equals the same address made directly") {
-  leak_check lc;
   const auto ss = loopback_sockaddr(AF_INET, 1234);
   const net::endpoint raw(reinterpret_cast<const sockaddr*>(&ss), sizeof(sockaddr_in));
   CHECK(raw == net::endpoint(ip::make_address("127.0.0.1"), 1234));
@@ -117,7 +110,6 @@ TEST_CASE("an endpoint made from raw sockaddr bytes equals the same address made
 }
 
 TEST_CASE("an endpoint rejects a length beyond its capacity") {
-  leak_check lc;
   std::vector<char> big(net::endpoint::capacity() + 1);
   CHECK_THROWS_AS(net::endpoint(reinterpret_cast<const sockaddr*>(big.data()), big.size()), std::invalid_argument);
   net::endpoint ep(ip::make_address("127.0.0.1"), 1);
@@ -129,7 +121,6 @@ TEST_CASE("an endpoint rejects a length beyond its capacity") {
 // --- getaddrinfo -------------------------------------------------------------------
 
 TEST_CASE("getaddrinfo converts a numeric IPv4 host and port without a lookup") {
-  leak_check lc;
   run_real([] {
     // A lookup would park the task on the resolver thread and let the
     // other task run; a numeric host is converted in place.
@@ -150,7 +141,6 @@ TEST_CASE("getaddrinfo converts a numeric IPv4 host and port without a lookup") 
 }
 
 TEST_CASE("getaddrinfo converts a numeric IPv6 host and honours the socket type") {
-  leak_check lc;
   run_real([] {
     bool other_ran = false;
     weft::open_task_group([&](weft::task_group& tg) {
@@ -170,7 +160,6 @@ TEST_CASE("getaddrinfo converts a numeric IPv6 host and honours the socket type"
 }
 
 TEST_CASE("getaddrinfo with socket type 0 returns both stream and datagram entries") {
-  leak_check lc;
   run_real([] {
     for (const char* host : {"127.0.0.1", "localhost"}) {
       CAPTURE(std::string(host));
@@ -188,7 +177,6 @@ TEST_CASE("getaddrinfo with socket type 0 returns both stream and datagram entri
 }
 
 TEST_CASE("getaddrinfo resolves localhost to loopback addresses without blocking the runtime") {
-  leak_check lc;
   run_real([] {
     bool other_ran = false;
     std::vector<net::address_info> infos;
@@ -213,7 +201,6 @@ TEST_CASE("getaddrinfo resolves localhost to loopback addresses without blocking
 }
 
 TEST_CASE("getaddrinfo looks up a service name for a numeric host") {
-  leak_check lc;
   run_real([] {
     const auto infos = net::getaddrinfo("127.0.0.1", "http", AF_INET, SOCK_STREAM);
     REQUIRE(infos.size() == 1);
@@ -222,7 +209,6 @@ TEST_CASE("getaddrinfo looks up a service name for a numeric host") {
 }
 
 TEST_CASE("getaddrinfo with no result is an error") {
-  leak_check lc;
   run_real([] {
     // A numeric host of the other family gives nothing: an error, not an empty list.
     CHECK(error_of([] { (void)net::getaddrinfo("127.0.0.1", "80", AF_INET6); }) > 0);
@@ -232,51 +218,44 @@ TEST_CASE("getaddrinfo with no result is an error") {
 }
 
 TEST_CASE("getaddrinfo rejects a numeric port above 65535 or below 0, naming the port") {
-  leak_check lc;
-  run_manual(
-      [] {
-        for (const char* port : {"70000", "65536", "-1", "-80", "99999999999999999999999"}) {
-          CAPTURE(std::string(port));
-          for (const char* host : {"127.0.0.1", "::1", "localhost"}) {
-            CAPTURE(std::string(host));
-            check_invalid_argument([&] { (void)net::getaddrinfo(host, port); }, {"weft::net::getaddrinfo", port});
-            check_invalid_argument([&] { (void)net::getaddrinfo(host, port, AF_UNSPEC, SOCK_DGRAM); },
-                                   {"weft::net::getaddrinfo", port});
-          }
-        }
-        // The ends of the range are fine.
-        CHECK(net::getaddrinfo("127.0.0.1", "65535", AF_INET, SOCK_STREAM).at(0).address.port() == 65535);
-        CHECK(net::getaddrinfo("127.0.0.1", "0", AF_INET, SOCK_STREAM).at(0).address.port() == 0);
-        CHECK(net::getaddrinfo("::1", "00080", AF_INET6, SOCK_STREAM).at(0).address.port() == 80);
-      },
-      true);
+  run([] {
+    for (const char* port : {"70000", "65536", "-1", "-80", "99999999999999999999999"}) {
+      CAPTURE(std::string(port));
+      for (const char* host : {"127.0.0.1", "::1", "localhost"}) {
+        CAPTURE(std::string(host));
+        check_invalid_argument([&] { (void)net::getaddrinfo(host, port); }, {"weft::net::getaddrinfo", port});
+        check_invalid_argument([&] { (void)net::getaddrinfo(host, port, AF_UNSPEC, SOCK_DGRAM); },
+                               {"weft::net::getaddrinfo", port});
+      }
+    }
+    // The ends of the range are fine.
+    CHECK(net::getaddrinfo("127.0.0.1", "65535", AF_INET, SOCK_STREAM).at(0).address.port() == 65535);
+    CHECK(net::getaddrinfo("127.0.0.1", "0", AF_INET, SOCK_STREAM).at(0).address.port() == 0);
+    CHECK(net::getaddrinfo("::1", "00080", AF_INET6, SOCK_STREAM).at(0).address.port() == 80);
+  });
 }
 
 TEST_CASE("getaddrinfo with a service name that does not resolve throws a system error naming the service") {
-  leak_check lc;
-  run_manual(
-      [] {
-        for (const char* host : {"127.0.0.1", "localhost"}) {
-          CAPTURE(std::string(host));
-          try {
-            (void)net::getaddrinfo(host, "weft-no-such-service", AF_UNSPEC, SOCK_STREAM);
-            FAIL("an unknown service name resolved");
-          } catch (const std::invalid_argument& e) {
-            FAIL("an unknown service name is not an argument error: " << std::string(e.what()));
-          } catch (const std::system_error& e) {
-            const std::string what = e.what();
-            CAPTURE(what);
-            CHECK(e.code());
-            CHECK(what.find("weft::net::getaddrinfo") != std::string::npos);
-            CHECK(what.find("weft-no-such-service") != std::string::npos);
-          }
-        }
-      },
-      true);
+  run([] {
+    for (const char* host : {"127.0.0.1", "localhost"}) {
+      CAPTURE(std::string(host));
+      try {
+        (void)net::getaddrinfo(host, "weft-no-such-service", AF_UNSPEC, SOCK_STREAM);
+        FAIL("an unknown service name resolved");
+      } catch (const std::invalid_argument& e) {
+        FAIL("an unknown service name is not an argument error: " << std::string(e.what()));
+      } catch (const std::system_error& e) {
+        const std::string what = e.what();
+        CAPTURE(what);
+        CHECK(e.code());
+        CHECK(what.find("weft::net::getaddrinfo") != std::string::npos);
+        CHECK(what.find("weft-no-such-service") != std::string::npos);
+      }
+    }
+  });
 }
 
 TEST_CASE("an endpoint rejects a port out of range, naming it") {
-  leak_check lc;
   const auto loopback = ip::make_address("127.0.0.1");
   for (const int port : {65536, 70000, -1}) {
     CAPTURE(port);
@@ -287,7 +266,6 @@ TEST_CASE("an endpoint rejects a port out of range, naming it") {
 }
 
 TEST_CASE("getaddrinfo rejects an invalid family or socket type") {
-  leak_check lc;
   run_real([] {
     CHECK_THROWS_AS((void)net::getaddrinfo("127.0.0.1", "80", AF_UNIX), std::invalid_argument);
     CHECK_THROWS_AS((void)net::getaddrinfo("127.0.0.1", "80", 12345), std::invalid_argument);
@@ -296,21 +274,17 @@ TEST_CASE("getaddrinfo rejects an invalid family or socket type") {
 }
 
 TEST_CASE("getaddrinfo and getnameinfo argument errors name the function and the bad value") {
-  leak_check lc;
-  run_manual(
-      [] {
-        check_invalid_argument([] { (void)net::getaddrinfo("127.0.0.1", "80", AF_UNIX); },
-                               {"weft::net::getaddrinfo", "family", std::to_string(AF_UNIX)});
-        check_invalid_argument([] { (void)net::getaddrinfo("127.0.0.1", "80", AF_UNSPEC, SOCK_RAW); },
-                               {"weft::net::getaddrinfo", "type", std::to_string(SOCK_RAW)});
-        check_invalid_argument([] { (void)net::getnameinfo(net::endpoint::unix_path("/tmp/weft-y")); },
-                               {"weft::net::getnameinfo", "/tmp/weft-y"});
-      },
-      true);
+  run([] {
+    check_invalid_argument([] { (void)net::getaddrinfo("127.0.0.1", "80", AF_UNIX); },
+                           {"weft::net::getaddrinfo", "family", std::to_string(AF_UNIX)});
+    check_invalid_argument([] { (void)net::getaddrinfo("127.0.0.1", "80", AF_UNSPEC, SOCK_RAW); },
+                           {"weft::net::getaddrinfo", "type", std::to_string(SOCK_RAW)});
+    check_invalid_argument([] { (void)net::getnameinfo(net::endpoint::unix_path("/tmp/weft-y")); },
+                           {"weft::net::getnameinfo", "/tmp/weft-y"});
+  });
 }
 
 TEST_CASE("getaddrinfo is a cancel point") {
-  leak_check lc;
   run_real([] {
     bool returned = false;
     auto scope = weft::open_cancel_scope();
@@ -327,7 +301,6 @@ TEST_CASE("getaddrinfo is a cancel point") {
 // --- getnameinfo -------------------------------------------------------------------
 
 TEST_CASE("getnameinfo with numeric flags formats the address and port without a lookup") {
-  leak_check lc;
   run_real([] {
     bool other_ran = false;
     weft::open_task_group([&](weft::task_group& tg) {
@@ -345,7 +318,6 @@ TEST_CASE("getnameinfo with numeric flags formats the address and port without a
 }
 
 TEST_CASE("getnameinfo finds the name of 127.0.0.1 in the hosts file") {
-  leak_check lc;
   run_real([] {
     const auto [host, serv] = net::getnameinfo(net::endpoint(ip::make_address("127.0.0.1"), 80), NI_NUMERICSERV);
     CHECK_FALSE(host.empty());
@@ -358,7 +330,6 @@ TEST_CASE("getnameinfo finds the name of 127.0.0.1 in the hosts file") {
 }
 
 TEST_CASE("getnameinfo rejects a non-IP endpoint") {
-  leak_check lc;
   run_real([] {
     CHECK_THROWS_AS((void)net::getnameinfo(net::endpoint::unix_path("/tmp/x"), NI_NUMERICHOST | NI_NUMERICSERV),
                     std::invalid_argument);

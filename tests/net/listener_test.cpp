@@ -44,7 +44,6 @@ void echo(net::stream_transport& t) {
 // --- creating TCP listeners --------------------------------------------------------
 
 TEST_CASE("a TCP listener on one address: port 0 picks a free port; SO_REUSEADDR on, SO_REUSEPORT off") {
-  leak_check lc;
   for (const std::string host : {"127.0.0.1", "::1"}) {
     CAPTURE(host);
     run_real([&] {
@@ -69,7 +68,6 @@ TEST_CASE("a TCP listener on one address: port 0 picks a free port; SO_REUSEADDR
 }
 
 TEST_CASE("TCP listeners on all interfaces: an IPv6 (V6ONLY) and an IPv4 socket on one port") {
-  leak_check lc;
   run_real([] {
     for (int variant = 0; variant < 2; ++variant) {
       CAPTURE(variant);
@@ -104,7 +102,6 @@ TEST_CASE("TCP listeners on all interfaces: an IPv6 (V6ONLY) and an IPv4 socket 
 }
 
 TEST_CASE("TCP listeners on several hosts share one free port") {
-  leak_check lc;
   run_real([] {
     auto ls = net::create_tcp_listeners(std::vector<std::string>{"127.0.0.1", "::1"}, 0);
     REQUIRE(ls.size() == 2);
@@ -119,7 +116,6 @@ TEST_CASE("TCP listeners on several hosts share one free port") {
 }
 
 TEST_CASE("TCP listeners on a host name: one socket per address of the name") {
-  leak_check lc;
   run_real([] {
     std::set<std::string> addresses;
     for (const auto& i : net::getaddrinfo("localhost", "0", AF_UNSPEC, SOCK_STREAM))
@@ -134,7 +130,6 @@ TEST_CASE("TCP listeners on a host name: one socket per address of the name") {
 }
 
 TEST_CASE("reuse_port sets SO_REUSEPORT and lets two listeners share a port; without it the bind fails") {
-  leak_check lc;
   run_real([] {
     auto first = net::create_tcp_listeners("127.0.0.1", 0, 16, true);
     REQUIRE(first.size() == 1);
@@ -148,7 +143,6 @@ TEST_CASE("reuse_port sets SO_REUSEPORT and lets two listeners share a port; wit
 }
 
 TEST_CASE("a bind error closes every socket bound so far and is thrown as a bind_error with that one attempt") {
-  leak_check lc;
   run_real([] {
     // ::1 at the port is taken; 127.0.0.1 at the port is free and binds first.
     auto taken = net::create_tcp_listeners("::1", 0);
@@ -173,7 +167,6 @@ TEST_CASE("a bind error closes every socket bound so far and is thrown as a bind
 }
 
 TEST_CASE("several bind errors come out together in one bind_error, a std::system_error, every socket closed") {
-  leak_check lc;
   run_real([] {
     auto taken = net::create_tcp_listeners(std::vector<std::string>{"127.0.0.1", "::1"}, 0);
     const std::uint16_t port = taken[0].local_address().port();
@@ -200,7 +193,6 @@ TEST_CASE("several bind errors come out together in one bind_error, a std::syste
 }
 
 TEST_CASE("a backlog below 1 is rejected") {
-  leak_check lc;
   temp_dir dir;
   run_real([&] {
     CHECK_THROWS_AS((void)net::create_tcp_listeners("127.0.0.1", 0, 0), std::invalid_argument);
@@ -214,74 +206,66 @@ TEST_CASE("a backlog below 1 is rejected") {
 }
 
 TEST_CASE("TCP and UDP listeners reject a port out of range, naming it") {
-  leak_check lc;
-  run_manual(
-      [] {
-        const std::size_t fds = open_fd_count();
-        for (const int port : {65536, 70000, -1}) {
-          CAPTURE(port);
-          check_invalid_argument([&] { (void)net::create_tcp_listeners("127.0.0.1", port); },
-                                 {"weft::net::create_tcp_listeners", std::to_string(port)});
-          check_invalid_argument(
-              [&] { (void)net::create_tcp_listeners(std::vector<std::string>{"127.0.0.1", "::1"}, port); },
-              {"weft::net::create_tcp_listeners", std::to_string(port)});
-          check_invalid_argument([&] { (void)net::create_tcp_listeners("", port); },
-                                 {"weft::net::create_tcp_listeners", std::to_string(port)});
-          check_invalid_argument([&] { (void)net::create_udp_listeners("127.0.0.1", port); },
-                                 {"weft::net::create_udp_listeners", std::to_string(port)});
-        }
-        CHECK(open_fd_count() == fds);
-      },
-      true);
+  run([] {
+    const std::size_t fds = open_fd_count();
+    for (const int port : {65536, 70000, -1}) {
+      CAPTURE(port);
+      check_invalid_argument([&] { (void)net::create_tcp_listeners("127.0.0.1", port); },
+                             {"weft::net::create_tcp_listeners", std::to_string(port)});
+      check_invalid_argument(
+          [&] {
+            (void)net::create_tcp_listeners(std::vector<std::string>{"127.0.0.1", "::1"}, port);
+          },
+          {"weft::net::create_tcp_listeners", std::to_string(port)});
+      check_invalid_argument([&] { (void)net::create_tcp_listeners("", port); },
+                             {"weft::net::create_tcp_listeners", std::to_string(port)});
+      check_invalid_argument([&] { (void)net::create_udp_listeners("127.0.0.1", port); },
+                             {"weft::net::create_udp_listeners", std::to_string(port)});
+    }
+    CHECK(open_fd_count() == fds);
+  });
 }
 
 TEST_CASE("listener argument errors name the function and the bad value; nothing is left behind") {
-  leak_check lc;
   temp_dir dir;
-  run_manual(
-      [&] {
-        const std::size_t fds = open_fd_count();
-        check_invalid_argument([] { (void)net::create_tcp_listeners("127.0.0.1", 0, 0); },
-                               {"weft::net::create_tcp_listeners", "backlog", "0"});
-        check_invalid_argument([] { (void)net::create_tcp_listeners("127.0.0.1", 0, -5); },
-                               {"weft::net::create_tcp_listeners", "backlog", "-5"});
-        check_invalid_argument([&] { (void)net::create_unix_stream_listener(dir.file("s"), -1); },
-                               {"weft::net::create_unix_stream_listener", "backlog", "-1"});
-        check_invalid_argument([&] { (void)net::create_unix_stream_listener(dir.file("s"), 16, 010000u); },
-                               {"weft::net::create_unix_stream_listener", "mode", "010000"});
-        check_invalid_argument([&] { (void)net::create_unix_datagram_listener(dir.file("d"), 0777777u); },
-                               {"weft::net::create_unix_datagram_listener", "mode", "0777777"});
-        CHECK(open_fd_count() == fds);
-        CHECK(std::filesystem::is_empty(dir.path()));
-      },
-      true);
+  run([&] {
+    const std::size_t fds = open_fd_count();
+    check_invalid_argument([] { (void)net::create_tcp_listeners("127.0.0.1", 0, 0); },
+                           {"weft::net::create_tcp_listeners", "backlog", "0"});
+    check_invalid_argument([] { (void)net::create_tcp_listeners("127.0.0.1", 0, -5); },
+                           {"weft::net::create_tcp_listeners", "backlog", "-5"});
+    check_invalid_argument([&] { (void)net::create_unix_stream_listener(dir.file("s"), -1); },
+                           {"weft::net::create_unix_stream_listener", "backlog", "-1"});
+    check_invalid_argument([&] { (void)net::create_unix_stream_listener(dir.file("s"), 16, 010000u); },
+                           {"weft::net::create_unix_stream_listener", "mode", "010000"});
+    check_invalid_argument([&] { (void)net::create_unix_datagram_listener(dir.file("d"), 0777777u); },
+                           {"weft::net::create_unix_datagram_listener", "mode", "0777777"});
+    CHECK(open_fd_count() == fds);
+    CHECK(std::filesystem::is_empty(dir.path()));
+  });
 }
 
 TEST_CASE("serve with an empty handler is rejected before it accepts anything") {
-  leak_check lc;
-  run_manual(
-      [] {
-        auto ls = net::create_tcp_listeners("127.0.0.1", 0);
-        auto us = net::create_udp_listeners("127.0.0.1", 0);
-        weft::open_task_group([&](weft::task_group& tg) {
-          check_invalid_argument([&] { ls[0].serve(net::stream_listener::handler(), tg); },
-                                 {"weft::net::stream_listener::serve", "handler"});
-          check_invalid_argument([&] { us[0].serve(net::datagram_listener::handler(), tg); },
-                                 {"weft::net::datagram_listener::serve", "handler"});
-        });
-        // The listener is still free to serve.
-        auto c = net::create_tcp_connection("127.0.0.1", ls[0].local_address().port());
-        auto s = ls[0].accept();
-        c.send_all("ok");
-        CHECK(s.recv(10) == "ok");
-      },
-      true);
+  run([] {
+    auto ls = net::create_tcp_listeners("127.0.0.1", 0);
+    auto us = net::create_udp_listeners("127.0.0.1", 0);
+    weft::open_task_group([&](weft::task_group& tg) {
+      check_invalid_argument([&] { ls[0].serve(net::stream_listener::handler(), tg); },
+                             {"weft::net::stream_listener::serve", "handler"});
+      check_invalid_argument([&] { us[0].serve(net::datagram_listener::handler(), tg); },
+                             {"weft::net::datagram_listener::serve", "handler"});
+    });
+    // The listener is still free to serve.
+    auto c = net::create_tcp_connection("127.0.0.1", ls[0].local_address().port());
+    auto s = ls[0].accept();
+    c.send_all("ok");
+    CHECK(s.recv(10) == "ok");
+  });
 }
 
 // --- Unix stream listeners ---------------------------------------------------------
 
 TEST_CASE("a Unix stream listener gets the file mode asked for") {
-  leak_check lc;
   temp_dir dir;
   run_real([&] {
     for (const unsigned mode : {0600u, 0660u, 0777u}) {
@@ -303,7 +287,6 @@ TEST_CASE("a Unix stream listener gets the file mode asked for") {
 }
 
 TEST_CASE("a Unix stream listener on an existing socket file fails with EADDRINUSE") {
-  leak_check lc;
   temp_dir dir;
   run_real([&] {
     const std::string path = dir.file("taken");
@@ -315,41 +298,37 @@ TEST_CASE("a Unix stream listener on an existing socket file fails with EADDRINU
 }
 
 TEST_CASE("a listener that cannot be bound throws a bind_error naming the function and the address") {
-  leak_check lc;
   temp_dir dir;
-  run_manual(
-      [&] {
-        const std::string path = dir.file("taken");
-        auto first = net::create_unix_stream_listener(path);
-        auto check_one = [](auto&& make, const char* function, const net::endpoint& address, int error) {
-          try {
-            make();
-            FAIL("bound an address that cannot be bound");
-          } catch (const net::bind_error& e) {
-            CHECK(e.code() == std::error_code(error, std::system_category()));
-            REQUIRE(e.attempts().size() == 1);
-            CHECK(e.attempts()[0].address == address);
-            const std::string what = e.what();
-            CAPTURE(what);
-            CHECK(what.find(function) != std::string::npos);
-            CHECK(what.find(address.to_string()) != std::string::npos);
-          }
-        };
-        check_one([&] { (void)net::create_unix_stream_listener(path); }, "weft::net::create_unix_stream_listener",
-                  net::endpoint::unix_path(path), EADDRINUSE);
-        check_one([&] { (void)net::create_unix_datagram_listener(path); }, "weft::net::create_unix_datagram_listener",
-                  net::endpoint::unix_path(path), EADDRINUSE);
-        // 192.0.2.1 (TEST-NET-1) is not an address of this host.
-        check_one([&] { (void)net::create_tcp_listeners("192.0.2.1", 0); }, "weft::net::create_tcp_listeners",
-                  net::endpoint(ip::make_address("192.0.2.1"), 0), EADDRNOTAVAIL);
-        check_one([&] { (void)net::create_udp_listeners("192.0.2.1", 0); }, "weft::net::create_udp_listeners",
-                  net::endpoint(ip::make_address("192.0.2.1"), 0), EADDRNOTAVAIL);
-      },
-      true);
+  run([&] {
+    const std::string path = dir.file("taken");
+    auto first = net::create_unix_stream_listener(path);
+    auto check_one = [](auto&& make, const char* function, const net::endpoint& address, int error) {
+      try {
+        make();
+        FAIL("bound an address that cannot be bound");
+      } catch (const net::bind_error& e) {
+        CHECK(e.code() == std::error_code(error, std::system_category()));
+        REQUIRE(e.attempts().size() == 1);
+        CHECK(e.attempts()[0].address == address);
+        const std::string what = e.what();
+        CAPTURE(what);
+        CHECK(what.find(function) != std::string::npos);
+        CHECK(what.find(address.to_string()) != std::string::npos);
+      }
+    };
+    check_one([&] { (void)net::create_unix_stream_listener(path); }, "weft::net::create_unix_stream_listener",
+              net::endpoint::unix_path(path), EADDRINUSE);
+    check_one([&] { (void)net::create_unix_datagram_listener(path); }, "weft::net::create_unix_datagram_listener",
+              net::endpoint::unix_path(path), EADDRINUSE);
+    // 192.0.2.1 (TEST-NET-1) is not an address of this host.
+    check_one([&] { (void)net::create_tcp_listeners("192.0.2.1", 0); }, "weft::net::create_tcp_listeners",
+              net::endpoint(ip::make_address("192.0.2.1"), 0), EADDRNOTAVAIL);
+    check_one([&] { (void)net::create_udp_listeners("192.0.2.1", 0); }, "weft::net::create_udp_listeners",
+              net::endpoint(ip::make_address("192.0.2.1"), 0), EADDRNOTAVAIL);
+  });
 }
 
 TEST_CASE("a Unix stream listener serves connections; peers see each other's paths") {
-  leak_check lc;
   temp_dir dir;
   run_real([&] {
     const std::string path = dir.file("server");
@@ -385,7 +364,6 @@ TEST_CASE("a Unix stream listener serves connections; peers see each other's pat
 // --- serving -----------------------------------------------------------------------
 
 TEST_CASE("serve runs each connection in its own task and closes it when the handler returns") {
-  leak_check lc;
   run_real([] {
     auto ls = net::create_tcp_listeners("127.0.0.1", 0);
     const std::uint16_t port = ls[0].local_address().port();
@@ -418,7 +396,6 @@ TEST_CASE("serve runs each connection in its own task and closes it when the han
 }
 
 TEST_CASE("serving twice at once: the second serve and accept get busy_resource_error") {
-  leak_check lc;
   run_real([] {
     auto ls = net::create_tcp_listeners("127.0.0.1", 0);
     auto& l = ls[0];
@@ -435,7 +412,6 @@ TEST_CASE("serving twice at once: the second serve and accept get busy_resource_
 }
 
 TEST_CASE("two tasks accepting at once: the second gets busy_resource_error") {
-  leak_check lc;
   run_real([] {
     auto ls = net::create_tcp_listeners("127.0.0.1", 0);
     auto& l = ls[0];
@@ -453,7 +429,6 @@ TEST_CASE("two tasks accepting at once: the second gets busy_resource_error") {
 }
 
 TEST_CASE("closing the listener ends serve with EBADF; connections already accepted keep working") {
-  leak_check lc;
   run_real([] {
     auto ls = net::create_tcp_listeners("127.0.0.1", 0);
     auto& l = ls[0];
@@ -481,7 +456,6 @@ TEST_CASE("closing the listener ends serve with EBADF; connections already accep
 }
 
 TEST_CASE("a closed listener: serve, accept and local_address fail with EBADF; aclose is idempotent") {
-  leak_check lc;
   temp_dir dir;
   run_real([&] {
     auto ls = net::create_tcp_listeners("127.0.0.1", 0);
@@ -504,7 +478,6 @@ TEST_CASE("a closed listener: serve, accept and local_address fail with EBADF; a
 }
 
 TEST_CASE("aclose wakes a task parked in accept promptly with EBADF") {
-  leak_check lc;
   run_real([] {
     auto ls = net::create_tcp_listeners("127.0.0.1", 0);
     int error = 0;
@@ -518,7 +491,6 @@ TEST_CASE("aclose wakes a task parked in accept promptly with EBADF") {
 }
 
 TEST_CASE("cancelling the serving group closes open connections abortively") {
-  leak_check lc;
   run_real([] {
     auto ls = net::create_tcp_listeners("127.0.0.1", 0);
     std::optional<net::stream_transport> client;
@@ -533,7 +505,6 @@ TEST_CASE("cancelling the serving group closes open connections abortively") {
 }
 
 TEST_CASE("a handler that throws fails the serving group; the exception comes out") {
-  leak_check lc;
   run_real([] {
     auto ls = net::create_tcp_listeners("127.0.0.1", 0);
     try {
@@ -553,7 +524,6 @@ TEST_CASE("a handler that throws fails the serving group; the exception comes ou
 }
 
 TEST_CASE("a task dump shows a task blocked in accept with the listener's descriptor") {
-  leak_check lc;
   run_real([] {
     auto listeners = net::create_tcp_listeners("127.0.0.1", 0);
     const int fd = listeners.front().acceptor().native_handle();

@@ -1,7 +1,7 @@
-// Shared fixtures of the networking tests: runtimes on the real or a manual
-// clock, error inspection, descriptor counting, scratch directories,
-// connected pairs, a loopback listener whose connects hang, and running a
-// scenario in a child process.
+// Shared fixtures of the networking tests (their runtimes are those of
+// tests/support/runners.hpp): error inspection, descriptor counting,
+// scratch directories, connected pairs, a loopback listener whose connects
+// hang, and running a scenario in a child process.
 //
 // Every address used here is a loopback address (127.0.0.0/8 or ::1).
 #pragma once
@@ -49,31 +49,10 @@ namespace weft_net_test {
 
 using namespace std::chrono_literals;
 namespace net = weft::net;
-using weft_test::leak_check;
-
-/// Runs fn as the root task of a runtime on the real clock. A hang fails
-/// the test (weft::timeout_error) after `limit` instead of blocking forever.
-template <class F>
-void run_real(F&& fn, weft::duration limit = 20s) {
-  weft::run([&] { weft::timeout(limit, [&] { fn(); }); });
-}
-
-/// Runs fn as the root task of a runtime on a manual clock (autojump as
-/// asked). fn may take the clock. No fail-safe deadline: with autojump it
-/// would fire as soon as everything waits for socket traffic.
-template <class F>
-void run_manual(F&& fn, bool autojump) {
-  auto clock = std::make_shared<weft::testing::manual_clock>(weft::time_point{}, autojump);
-  weft::run_options options;
-  options.clock = clock;
-  if constexpr (std::is_invocable_v<F&, weft::testing::manual_clock&>)
-    weft::run(options, [&] { fn(*clock); });
-  else
-    weft::run(options, [&] { fn(); });
-}
-
-/// Seconds on the runtime clock.
-inline double now_s() { return weft::current_time().time_since_epoch().count(); }
+using weft_test::now_s;
+using weft_test::run;
+using weft_test::run_frozen;
+using weft_test::run_real;
 
 /// What a call threw, as an errno value: the code of a system error
 /// (boost::system::system_error or std::system_error), 0 if it returned,
@@ -404,6 +383,28 @@ inline bool private_hosts_file(const std::string& scratch, const std::string& co
   // Nothing mounted here may propagate back to the parent namespace.
   if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) return false;
   return ::mount(scratch.c_str(), "/etc/hosts", nullptr, MS_BIND, nullptr) == 0;
+}
+
+/// Whether private_hosts_file works here: tried once, in a child process.
+/// For deciding at registration which test cases can run (before doctest
+/// runs, so without its assertions).
+inline bool private_hosts_file_available() {
+  static const bool available = [] {
+    try {
+      temp_dir dir;
+      const std::string scratch = dir.file("hosts");
+      std::fflush(nullptr);
+      const pid_t pid = ::fork();
+      if (pid == 0) ::_exit(private_hosts_file(scratch, "127.0.0.1 localhost\n") ? 0 : 1);
+      int status = 1;
+      while (pid > 0 && ::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+      }
+      return pid > 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    } catch (const std::exception&) {
+      return false;
+    }
+  }();
+  return available;
 }
 
 }  // namespace weft_net_test

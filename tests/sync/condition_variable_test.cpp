@@ -17,7 +17,6 @@ using namespace weft_test;
 // static_assert, so it has no run-time test.
 
 TEST_CASE("the lock API of a condition variable acts on its lock") {
-  leak_check lc;
   run([] {
     weft::lock l;
     weft::condition_variable cv(l);
@@ -50,7 +49,6 @@ TEST_CASE("the lock API of a condition variable acts on its lock") {
 }
 
 TEST_CASE("wait releases the lock while blocked and returns holding it again after notify") {
-  leak_check lc;
   run([] {
     weft::condition_variable cv;
     std::vector<std::string> order;
@@ -82,7 +80,6 @@ TEST_CASE("wait releases the lock while blocked and returns holding it again aft
 }
 
 TEST_CASE("notify(n) wakes n waiters in the order they started waiting, and notify_all wakes the rest") {
-  leak_check lc;
   run([] {
     weft::condition_variable cv;
     weft::testing::sequencer seq;
@@ -119,7 +116,6 @@ TEST_CASE("notify(n) wakes n waiters in the order they started waiting, and noti
 }
 
 TEST_CASE("a notification with nobody waiting is not remembered") {
-  leak_check lc;
   run([] {
     weft::condition_variable cv;
     cv.notify();
@@ -139,7 +135,6 @@ TEST_CASE("a notification with nobody waiting is not remembered") {
 }
 
 TEST_CASE("wait without holding the lock is a logic error") {
-  leak_check lc;
   run([] {
     weft::condition_variable cv;
     CHECK_THROWS_WITH_AS(cv.wait(), doctest::Contains("must hold the lock"), std::logic_error);
@@ -168,7 +163,6 @@ TEST_CASE("wait outside a task is a logic error") {
 }
 
 TEST_CASE("a cancelled wait throws cancelled only once the lock is held again") {
-  leak_check lc;
   run([] {
     weft::condition_variable cv;
     bool caught = false;
@@ -210,7 +204,6 @@ TEST_CASE("a cancelled wait throws cancelled only once the lock is held again") 
 }
 
 TEST_CASE("a wait cancelled with the lock free holds the lock when the exception arrives") {
-  leak_check lc;
   run([] {
     weft::condition_variable cv;
     weft::cancel_scope scope;
@@ -239,7 +232,6 @@ TEST_CASE("a wait cancelled with the lock free holds the lock when the exception
 }
 
 TEST_CASE("a condition variable works over a fair lock, and wait(pred) sleeps through wake-ups while pred is false") {
-  leak_check lc;
   run([] {
     weft::fair_lock l;
     weft::condition_variable cv(l);

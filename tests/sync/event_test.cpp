@@ -9,7 +9,6 @@
 using namespace weft_test;
 
 TEST_CASE("an event starts unset, and set() sets it for good") {
-  leak_check lc;
   run([] {
     weft::event ev;
     CHECK_FALSE(ev.is_set());
@@ -23,7 +22,6 @@ TEST_CASE("an event starts unset, and set() sets it for good") {
 }
 
 TEST_CASE("wait blocks until the event is set") {
-  leak_check lc;
   run([] {
     weft::event ev;
     double woke_at = -1;
@@ -42,7 +40,6 @@ TEST_CASE("wait blocks until the event is set") {
 }
 
 TEST_CASE("set wakes every waiter") {
-  leak_check lc;
   run([] {
     weft::event ev;
     std::vector<int> woken;
@@ -65,7 +62,6 @@ TEST_CASE("set wakes every waiter") {
 }
 
 TEST_CASE("wait on an event that is already set returns at once without yielding") {
-  leak_check lc;
   run([] {
     weft::event ev;
     ev.set();
@@ -82,7 +78,6 @@ TEST_CASE("wait on an event that is already set returns at once without yielding
 }
 
 TEST_CASE("wait on a set event in a cancelled scope raises cancelled: it is a checkpoint") {
-  leak_check lc;
   run([] {
     weft::event ev;
     ev.set();
@@ -101,7 +96,6 @@ TEST_CASE("wait on a set event in a cancelled scope raises cancelled: it is a ch
 }
 
 TEST_CASE("a blocked wait is cancelled by a scope deadline and the event still works afterwards") {
-  leak_check lc;
   run([] {
     weft::event ev;
     bool returned = false;
@@ -129,7 +123,6 @@ TEST_CASE("a blocked wait is cancelled by a scope deadline and the event still w
 }
 
 TEST_CASE("cancelling one waiter leaves the others waiting for the event") {
-  leak_check lc;
   run([] {
     weft::event ev;
     weft::cancel_scope first;

@@ -15,7 +15,6 @@ using namespace weft_test;
 
 TEST_CASE_TEMPLATE("a lock is taken by acquire, reported by locked and freed by release", L, weft::lock,
                    weft::fair_lock) {
-  leak_check lc;
   run([] {
     L l;
     CHECK_FALSE(l.locked());
@@ -32,7 +31,6 @@ TEST_CASE_TEMPLATE("a lock is taken by acquire, reported by locked and freed by 
 
 TEST_CASE_TEMPLATE("try_acquire takes a free lock and refuses a held one without blocking", L, weft::lock,
                    weft::fair_lock) {
-  leak_check lc;
   run([] {
     L l;
     CHECK(l.try_acquire());
@@ -56,7 +54,6 @@ TEST_CASE_TEMPLATE("try_acquire takes a free lock and refuses a held one without
 }
 
 TEST_CASE_TEMPLATE("releasing a lock that is not locked is a logic error", L, weft::lock, weft::fair_lock) {
-  leak_check lc;
   run([] {
     L l;
     CHECK_THROWS_WITH_AS(l.release(), doctest::Contains("not locked"), std::logic_error);
@@ -70,7 +67,6 @@ TEST_CASE_TEMPLATE("releasing a lock that is not locked is a logic error", L, we
 
 TEST_CASE_TEMPLATE("releasing a lock held by another task is a logic error and leaves it with its owner", L,
                    weft::lock, weft::fair_lock) {
-  leak_check lc;
   run([] {
     L l;
     weft::event done;
@@ -96,7 +92,6 @@ TEST_CASE_TEMPLATE("releasing a lock held by another task is a logic error and l
 
 TEST_CASE_TEMPLATE("acquiring a lock the task already holds is a logic error (locks are not reentrant)", L,
                    weft::lock, weft::fair_lock) {
-  leak_check lc;
   run([] {
     L l;
     l.acquire();
@@ -116,7 +111,6 @@ TEST_CASE("acquiring a lock outside a task is a logic error") {
 }
 
 TEST_CASE_TEMPLATE("a lock lets one task at a time into the critical section", L, weft::lock, weft::fair_lock) {
-  leak_check lc;
   run([] {
     L l;
     int inside = 0;
@@ -145,7 +139,6 @@ TEST_CASE_TEMPLATE("a lock lets one task at a time into the critical section", L
 }
 
 TEST_CASE_TEMPLATE("acquiring a free lock with nobody waiting does not yield", L, weft::lock, weft::fair_lock) {
-  leak_check lc;
   run([] {
     L l;
     std::vector<std::string> order;
@@ -164,7 +157,6 @@ TEST_CASE_TEMPLATE("acquiring a free lock with nobody waiting does not yield", L
 
 TEST_CASE_TEMPLATE("acquiring a free lock in a cancelled scope raises cancelled and leaves the lock free", L, weft::lock,
                    weft::fair_lock) {
-  leak_check lc;
   run([] {
     L l;
     bool got = false;
@@ -185,7 +177,6 @@ TEST_CASE_TEMPLATE("acquiring a free lock in a cancelled scope raises cancelled 
 
 TEST_CASE_TEMPLATE("a blocked acquire is cancelled by a scope deadline and leaves the lock with its owner and the queue clean",
                    L, weft::lock, weft::fair_lock) {
-  leak_check lc;
   run([] {
     L l;
     l.acquire();
@@ -221,7 +212,6 @@ TEST_CASE_TEMPLATE("a blocked acquire is cancelled by a scope deadline and leave
 }
 
 TEST_CASE_TEMPLATE("a blocked acquire in an already cancelled scope throws at once", L, weft::lock, weft::fair_lock) {
-  leak_check lc;
   run([] {
     L l;
     bool acquired = false;
@@ -247,7 +237,6 @@ TEST_CASE_TEMPLATE("a blocked acquire in an already cancelled scope throws at on
 
 TEST_CASE_TEMPLATE("lock_guard holds the lock for its block, also when the block throws", L, weft::lock,
                    weft::fair_lock) {
-  leak_check lc;
   run([] {
     L l;
     std::vector<std::string> order;
@@ -278,7 +267,6 @@ TEST_CASE_TEMPLATE("lock_guard holds the lock for its block, also when the block
 
 TEST_CASE_TEMPLATE("std::unique_lock<weft::basic_lock> locks, unlocks and try-locks a weft lock", L, weft::lock,
                    weft::fair_lock) {
-  leak_check lc;
   run([] {
     L l;
     {
@@ -311,7 +299,6 @@ TEST_CASE_TEMPLATE("std::unique_lock<weft::basic_lock> locks, unlocks and try-lo
 // weft::lock: release wakes the first waiter, which competes for the lock.
 
 TEST_CASE("a plain lock wakes its first waiter, and a task asking before that waiter runs takes the lock first") {
-  leak_check lc;
   run([] {
     weft::lock l;
     std::vector<std::string> order;
@@ -338,7 +325,6 @@ TEST_CASE("a plain lock wakes its first waiter, and a task asking before that wa
 // weft::fair_lock: strict first-come-first-served hand-off.
 
 TEST_CASE("a fair lock is acquired in the order the waiters arrived, whatever order they started in") {
-  leak_check lc;
   run([] {
     weft::fair_lock l;
     weft::testing::sequencer seq;
@@ -367,7 +353,6 @@ TEST_CASE("a fair lock is acquired in the order the waiters arrived, whatever or
 }
 
 TEST_CASE("a fair lock is handed to the first waiter on release, and a newcomer right after does not overtake it") {
-  leak_check lc;
   run([] {
     weft::fair_lock l;
     weft::event go;
@@ -406,7 +391,6 @@ TEST_CASE("a fair lock is handed to the first waiter on release, and a newcomer 
 
 TEST_CASE_TEMPLATE("when the first waiter is cancelled as the lock is released, the next waiter gets the lock", L,
                    weft::lock, weft::fair_lock) {
-  leak_check lc;
   bool cancel_first = false;
   SUBCASE("B is cancelled, then A releases") { cancel_first = true; }
   SUBCASE("A releases, then B is cancelled") { cancel_first = false; }
@@ -450,7 +434,6 @@ TEST_CASE_TEMPLATE("when the first waiter is cancelled as the lock is released, 
 
 TEST_CASE_TEMPLATE("a waiter cancelled at the same moment the lock is released acquires it exactly once or not at all",
                    L, weft::lock, weft::fair_lock) {
-  leak_check lc;
   bool cancel_first = false;
   SUBCASE("cancel, then release") { cancel_first = true; }
   SUBCASE("release, then cancel") { cancel_first = false; }
@@ -502,7 +485,6 @@ TEST_CASE_TEMPLATE("a waiter cancelled at the same moment the lock is released a
 }
 
 TEST_CASE("a waiter cancelled as a fair lock is released is handed the lock only if the release came first") {
-  leak_check lc;
   bool cancel_first = false;
   SUBCASE("cancel, then release") { cancel_first = true; }
   SUBCASE("release, then cancel") { cancel_first = false; }
@@ -544,7 +526,6 @@ TEST_CASE("a waiter cancelled as a fair lock is released is handed the lock only
 }
 
 TEST_CASE("a lock held by a task that has ended cannot be released by any other task") {
-  leak_check lc;
   run([] {
     weft::lock l;
     int refused = 0;

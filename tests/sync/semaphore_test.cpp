@@ -23,7 +23,6 @@ TEST_CASE("a semaphore whose initial value exceeds its maximum is rejected") {
 }
 
 TEST_CASE("acquire takes available units, then blocks until a release") {
-  leak_check lc;
   run([] {
     weft::semaphore sem(2);
     sem.acquire();
@@ -54,7 +53,6 @@ TEST_CASE("acquire takes available units, then blocks until a release") {
 }
 
 TEST_CASE("acquiring an available unit with nobody waiting does not yield") {
-  leak_check lc;
   run([] {
     weft::semaphore sem(1);
     std::vector<std::string> order;
@@ -69,7 +67,6 @@ TEST_CASE("acquiring an available unit with nobody waiting does not yield") {
 }
 
 TEST_CASE("released units are handed to the waiters in the order they arrived, ahead of newcomers") {
-  leak_check lc;
   run([] {
     weft::semaphore sem(0);
     weft::testing::sequencer seq;
@@ -102,7 +99,6 @@ TEST_CASE("released units are handed to the waiters in the order they arrived, a
 }
 
 TEST_CASE("releasing beyond the maximum is a logic error and changes nothing") {
-  leak_check lc;
   run([] {
     weft::semaphore sem(0, 1);
     sem.release();
@@ -121,7 +117,6 @@ TEST_CASE("releasing beyond the maximum is a logic error and changes nothing") {
 }
 
 TEST_CASE("a release at the maximum value still succeeds when it hands the unit to a waiter") {
-  leak_check lc;
   run([] {
     weft::semaphore sem(0, 0);  // never holds a unit, but can pass one along
     bool got = false;
@@ -140,7 +135,6 @@ TEST_CASE("a release at the maximum value still succeeds when it hands the unit 
 }
 
 TEST_CASE("a cancelled acquire leaves the queue clean and loses no unit") {
-  leak_check lc;
   run([] {
     weft::semaphore sem(0);
     std::vector<std::string> order;
@@ -172,7 +166,6 @@ TEST_CASE("a cancelled acquire leaves the queue clean and loses no unit") {
 }
 
 TEST_CASE("a waiter cancelled as a unit is released keeps the unit only if the release came first") {
-  leak_check lc;
   bool cancel_first = false;
   SUBCASE("cancel, then release") { cancel_first = true; }
   SUBCASE("release, then cancel") { cancel_first = false; }
@@ -204,7 +197,6 @@ TEST_CASE("a waiter cancelled as a unit is released keeps the unit only if the r
 }
 
 TEST_CASE("acquiring an available unit in a cancelled scope raises cancelled and takes no unit") {
-  leak_check lc;
   run([] {
     weft::semaphore sem(1);
     bool got = false;

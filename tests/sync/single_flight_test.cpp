@@ -28,7 +28,6 @@ std::function<std::string()> slow_fn(std::vector<int>& ran, int id, weft::durati
 }  // namespace
 
 TEST_CASE("concurrent calls for one key run fn once and every caller gets its value") {
-  leak_check lc;
   run([] {
     flight_map flights;
     std::vector<int> ran;
@@ -49,7 +48,6 @@ TEST_CASE("concurrent calls for one key run fn once and every caller gets its va
 }
 
 TEST_CASE("calls for different keys run concurrently and each key's callers get that key's value") {
-  leak_check lc;
   run([] {
     flight_map flights;
     int calls = 0;
@@ -79,7 +77,6 @@ TEST_CASE("calls for different keys run concurrently and each key's callers get 
 }
 
 TEST_CASE("a call after a flight has ended runs fn again: results are not cached") {
-  leak_check lc;
   run([] {
     weft::single_flight<int, int> flights;
     int calls = 0;
@@ -102,7 +99,6 @@ TEST_CASE("a call after a flight has ended runs fn again: results are not cached
 }
 
 TEST_CASE("a cancelled leader gets cancelled, and the first waiting caller runs its own fn for the others") {
-  leak_check lc;
   run([] {
     flight_map flights;
     std::vector<int> ran;
@@ -142,7 +138,6 @@ TEST_CASE("a cancelled leader gets cancelled, and the first waiting caller runs 
 }
 
 TEST_CASE("a cancelled leader with nobody waiting ends the flight, and the next call runs fn") {
-  leak_check lc;
   run([] {
     flight_map flights;
     std::vector<int> ran;
@@ -158,7 +153,6 @@ TEST_CASE("a cancelled leader with nobody waiting ends the flight, and the next 
 }
 
 TEST_CASE("a waiter handed the call after it was cancelled passes it on to the next waiter") {
-  leak_check lc;
   run([] {
     flight_map flights;
     std::vector<int> ran;
@@ -192,7 +186,6 @@ TEST_CASE("a waiter handed the call after it was cancelled passes it on to the n
 }
 
 TEST_CASE("a cancelled waiter leaves with cancelled and the others still get the leader's value") {
-  leak_check lc;
   run([] {
     flight_map flights;
     std::vector<int> ran;
@@ -227,7 +220,6 @@ TEST_CASE("a cancelled waiter leaves with cancelled and the others still get the
 }
 
 TEST_CASE("a waiter cancelled at the moment the flight ends returns the value, and the cancellation comes next") {
-  leak_check lc;
   run([] {
     flight_map flights;
     std::vector<int> ran;
@@ -255,7 +247,6 @@ TEST_CASE("a waiter cancelled at the moment the flight ends returns the value, a
 }
 
 TEST_CASE("an exception from fn reaches every waiting caller, and is not remembered: the next call runs fn again") {
-  leak_check lc;
   run([] {
     flight_map flights;
     int calls = 0;
@@ -287,7 +278,6 @@ TEST_CASE("an exception from fn reaches every waiting caller, and is not remembe
 }
 
 TEST_CASE("with Value = void, concurrent callers wait for one run and share its exception") {
-  leak_check lc;
   run([] {
     weft::single_flight<int, void> flights;
     int runs = 0;
@@ -343,7 +333,6 @@ struct fragile {
 }  // namespace
 
 TEST_CASE("every waiter gets its own copy of the value, and a waiter whose copy throws gets that exception") {
-  leak_check lc;
   run([] {
     weft::single_flight<std::string, fragile> flights;
     fragile::copies = 0;
@@ -371,7 +360,6 @@ TEST_CASE("every waiter gets its own copy of the value, and a waiter whose copy 
 }
 
 TEST_CASE("fn calling call() again for its own key is a logic error, not a deadlock; other keys nest") {
-  leak_check lc;
   run([] {
     flight_map flights;
     CHECK_THROWS_WITH_AS(flights.call("k", [&] { return flights.call("k", [] { return std::string("inner"); }); }),
@@ -387,7 +375,6 @@ TEST_CASE("fn calling call() again for its own key is a logic error, not a deadl
 }
 
 TEST_CASE("call in a cancelled scope raises cancelled without running fn or joining a flight: it is a checkpoint") {
-  leak_check lc;
   run([] {
     flight_map flights;
     std::vector<int> ran;
@@ -417,7 +404,6 @@ TEST_CASE("call outside a task is a logic error") {
 }
 
 TEST_CASE("a memoizer that fills its cache from inside the flight serves concurrent misses with one call") {
-  leak_check lc;
   run([] {
     int underlying_calls = 0;
     auto slow_square = [&](int x) {

@@ -9,7 +9,6 @@
 using namespace weft_test;
 
 TEST_CASE("sequencer positions run in order whatever order their tasks start in") {
-  leak_check lc;
   run([] {
     weft::testing::sequencer seq;
     std::vector<std::size_t> order;
@@ -24,7 +23,6 @@ TEST_CASE("sequencer positions run in order whatever order their tasks start in"
 }
 
 TEST_CASE("the next position waits until the current one has finished, even when it blocks") {
-  leak_check lc;
   run([] {
     weft::testing::sequencer seq;
     std::vector<std::string> log;
@@ -45,7 +43,6 @@ TEST_CASE("the next position waits until the current one has finished, even when
 }
 
 TEST_CASE("a sequencer call returns the value of its function") {
-  leak_check lc;
   run([] {
     weft::testing::sequencer seq;
     CHECK(seq(0, [] { return 42; }) == 42);
@@ -55,7 +52,6 @@ TEST_CASE("a sequencer call returns the value of its function") {
 }
 
 TEST_CASE("a position whose function throws still lets the next position run") {
-  leak_check lc;
   run([] {
     weft::testing::sequencer seq;
     bool next_ran = false;
@@ -69,7 +65,6 @@ TEST_CASE("a position whose function throws still lets the next position run") {
 }
 
 TEST_CASE("using a sequencer position twice is a logic error") {
-  leak_check lc;
   run([] {
     weft::testing::sequencer seq;
     int runs = 0;
@@ -88,7 +83,6 @@ TEST_CASE("using a sequencer position twice is a logic error") {
 }
 
 TEST_CASE("a waiter cancelled while waiting breaks the sequencer, and the other waiters get runtime_error") {
-  leak_check lc;
   run([] {
     weft::testing::sequencer seq;
     weft::cancel_scope scope;
