@@ -36,7 +36,10 @@ void runtime::park(task_base& t, const abort_fn& abort) {
   WEFT_INVARIANT(t_current_task == &t);
   check_stack_on_leave(t);  // stack guard hook
   if (t.status_->effectively_cancelled) {
-    if (abort() == abort_result::succeeded) throw_cancelled(t);
+    if (abort() == abort_result::succeeded) {
+      t.wait_what_ = nullptr;  // the wait never began: dumps must not show it
+      throw_cancelled(t);
+    }
     // The wait cannot be withdrawn: wait for its completion uninterrupted;
     // the cancellation is delivered at the next checkpoint.
   } else {
@@ -114,7 +117,22 @@ void park(function_ref<abort_result()> abort) {
   me.rt_->park(me, abort);
 }
 
-void reschedule(task_ref t) noexcept { t.get()->rt_->reschedule(*t.get()); }
+void reschedule(task_ref t) noexcept {
+  // Misuse of the contract, not a bug in weft: say which rule was broken.
+  if (!t) [[unlikely]] {
+    std::fprintf(stderr, "weft: weft::lowlevel::reschedule was given an empty task_ref\n");
+    std::abort();
+  }
+  detail::task_base& task = *t.get();
+  if (task.rt_ == detail::runtime::current() && task.state_ != detail::task_base::state::parked) [[unlikely]] {
+    std::fprintf(stderr,
+                 "weft: weft::lowlevel::reschedule: task %llu is not parked (rescheduled twice for one park, or "
+                 "without a park)\n",
+                 static_cast<unsigned long long>(task.id_));
+    std::abort();
+  }
+  task.rt_->reschedule(task);  // from another thread: ends the program with a message
+}
 
 bool cancellation_pending() noexcept {
   detail::task_base* t = detail::current_task();

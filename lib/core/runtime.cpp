@@ -270,7 +270,7 @@ void runtime::finish_task(task_base& t, std::exception_ptr e) noexcept {
   t.joiners_.unpark_all();
   if (t.group_ != nullptr)
     group_access::child_finished(*t.group_, t, escaped ? e : nullptr);
-  else if (escaped && &t != root_)
+  else if (escaped && !t.ended_cancelled_ && &t != root_)  // cancelled: a system task's normal end
     report_system_task_failure(t, e);
   --live_tasks_;
   loop_.fiber_finished = true;  // Boost.Fiber's dispatch loop releases the context

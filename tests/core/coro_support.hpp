@@ -17,13 +17,13 @@
 namespace weft_coro_test {
 
 /// Runs `c` to its end on the current task's fiber and returns its value
-/// or rethrows its exception: what greenback::await_ does, through the
-/// driver that weft/coro.hpp provides for it, so that these tests need
-/// nothing from greenback. In a task.
+/// or rethrows its exception: what greenback::await_ does, through
+/// weft::lowlevel::drive_coroutine, so that these tests need nothing from
+/// greenback. In a task.
 template <class T>
 T drive(weft::coro<T> c) {
   REQUIRE(c.valid());
-  weft::detail::drive_on_fiber(weft::detail::require_task("drive"), c.handle());
+  weft::lowlevel::drive_coroutine(c.handle());
   return c.handle().promise().take();
 }
 

@@ -377,13 +377,15 @@ TEST_CASE("reschedule of a task that is not parked ends the program with a messa
     const child_outcome o = run_child("reschedule a running task");
     INFO(o.describe());
     CHECK(o.killed_by(SIGABRT));
-    CHECK(o.err.find("weft: internal invariant violated") != std::string::npos);
+    CHECK(o.err.find("weft: weft::lowlevel::reschedule: task ") != std::string::npos);
+    CHECK(o.err.find("is not parked") != std::string::npos);
   }
   SUBCASE("a task rescheduled twice for one park") {
     const child_outcome o = run_child("reschedule twice");
     INFO(o.describe());
     CHECK(o.killed_by(SIGABRT));
-    CHECK(o.err.find("weft: internal invariant violated") != std::string::npos);
+    CHECK(o.err.find("weft: weft::lowlevel::reschedule: task ") != std::string::npos);
+    CHECK(o.err.find("is not parked") != std::string::npos);
   }
 }
 

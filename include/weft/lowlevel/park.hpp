@@ -72,8 +72,9 @@ inline void describe_wait(const char* what, long long arg = -1) noexcept {
 }
 
 /// Makes a parked task runnable again. Must be called exactly once per park,
-/// on the runtime's thread: from another thread it ends the program with a
-/// message (never a silent corruption). A waker on another thread uses
+/// on the runtime's thread: from another thread, for a task that is not
+/// parked, or with an empty task_ref it ends the program with a message
+/// naming the broken rule (never a silent corruption). A waker on another thread uses
 /// lowlevel::completion (lowlevel/completion.hpp) instead.
 void reschedule(task_ref t) noexcept;
 
@@ -91,7 +92,8 @@ struct soon_call : detail::list_hook<struct soon_call_tag> {
 };
 
 /// Queues `call` to run (call.fn(&call)) at the next pass of this thread's
-/// runtime loop, outside any task — like an Asio handler, but without a trip
+/// runtime loop, outside any task, after the calls queued before it (first
+/// in, first out; a call queued by a running call waits for the next pass) — like an Asio handler, but without a trip
 /// through the io_context. For code on the runtime's own thread only (from
 /// other threads use lowlevel::completion or asio::post). `call` must stay alive until it has run.
 /// @throws std::logic_error when no runtime runs on this thread.
