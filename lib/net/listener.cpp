@@ -4,7 +4,6 @@
 
 #include <weft/checkpoint.hpp>
 #include <weft/net/listener.hpp>
-#include <weft/use_fiber.hpp>
 
 #include <cstdio>
 #include <memory>
@@ -13,19 +12,22 @@ namespace weft::net {
 
 namespace asio = boost::asio;
 
-stream_listener::stream_listener(acceptor_type acceptor) : acceptor_(std::move(acceptor)) {
+stream_listener::stream_listener(acceptor_type acceptor)
+    : acceptor_(std::move(acceptor)), runtime_(detail::current_runtime_serial()) {
   if (!acceptor_.is_open()) throw std::invalid_argument("weft::net::stream_listener: the acceptor is not open");
+  detail::check_io_context(acceptor_.get_executor(), "weft::net::stream_listener");
   boost::system::error_code ec;
   acceptor_.non_blocking(true, ec);
   if (ec) throw std::system_error(std::error_code(ec), "weft::net::stream_listener");
 }
 stream_listener::stream_listener(stream_listener&& o) noexcept
-    : acceptor_(std::move(o.acceptor_)), closing_(std::exchange(o.closing_, true)) {}
+    : acceptor_(std::move(o.acceptor_)), runtime_(o.runtime_), closing_(std::exchange(o.closing_, true)) {}
 stream_listener& stream_listener::operator=(stream_listener&& o) noexcept {
   if (this != &o) {
     boost::system::error_code ignored;
     acceptor_.close(ignored);
     acceptor_ = std::move(o.acceptor_);
+    runtime_ = o.runtime_;
     closing_ = std::exchange(o.closing_, true);
   }
   return *this;
@@ -43,14 +45,22 @@ stream_listener::~stream_listener() {
   acceptor_.close(ignored);
 }
 
+stream_transport::socket_type stream_listener::accept_one(boost::system::error_code& ec) {
+  stream_transport::socket_type socket(acceptor_.get_executor());
+  lowlevel::describe_wait("accept on fd", acceptor_.native_handle());
+  detail::socket_op<std::size_t> op;  // completes with (error_code)
+  acceptor_.async_accept(socket, op.handler());
+  op.wait();
+  ec = op.error();
+  return socket;
+}
+
 stream_transport stream_listener::accept() try {
   const char* what = "weft::net::stream_listener::accept";
-  if (closing_ || !acceptor_.is_open()) detail::throw_closed(what);
-  lowlevel::raise_if_cancelled();
+  detail::enter_listener_call(runtime_, closing_, acceptor_, what);
   detail::busy_guard busy(accepting_, "weft::net::stream_listener: another task is already accepting on this listener");
   boost::system::error_code ec;
-  lowlevel::describe_wait("accept on fd", acceptor_.native_handle());
-  auto socket = acceptor_.async_accept(use_fiber[ec]);
+  stream_transport::socket_type socket = accept_one(ec);
   detail::check(ec, closing_, what);
   return stream_transport(std::move(socket));
 } catch (const boost::system::system_error& e) {
@@ -77,13 +87,11 @@ void stream_listener::serve(handler h, task_group& group) try {
   detail::busy_guard busy(accepting_, "weft::net::stream_listener: this listener is already serving or accepting");
   auto shared = std::make_shared<handler>(std::move(h));
   for (;;) {
-    if (closing_ || !acceptor_.is_open()) detail::throw_closed(what);
     // Before every accept, not only the first: with connections waiting, an
     // accept completes without the cancellation reaching it.
-    lowlevel::raise_if_cancelled();
+    detail::enter_listener_call(runtime_, closing_, acceptor_, what);
     boost::system::error_code ec;
-    lowlevel::describe_wait("accept on fd", acceptor_.native_handle());
-    auto socket = acceptor_.async_accept(use_fiber[ec]);
+    stream_transport::socket_type socket = accept_one(ec);
     if (!ec) {
       group.start_soon([shared, transport = stream_transport(std::move(socket))]() mutable {
         struct closer {
