@@ -43,10 +43,7 @@ datagram_transport::~datagram_transport() {
 
 void datagram_transport::detach(void* self) noexcept {
   auto& t = *static_cast<datagram_transport*>(self);
-  boost::system::error_code ignored;
-  t.socket_.close(ignored);
-  t.closing_ = true;
-  t.socket_ = socket_type(detail::orphan_io_context());
+  detail::detach_to_orphan(t.socket_, t.closing_, /*abortive=*/false);
 }
 
 void datagram_transport::check_usable(const char* what) const try {
@@ -140,10 +137,7 @@ datagram_listener& datagram_listener::operator=(datagram_listener&& o) noexcept 
 }
 void datagram_listener::detach(void* self) noexcept {
   auto& l = *static_cast<datagram_listener*>(self);
-  boost::system::error_code ignored;
-  l.socket_.close(ignored);
-  l.closing_ = true;
-  l.socket_ = socket_type(detail::orphan_io_context());
+  detail::detach_to_orphan(l.socket_, l.closing_, /*abortive=*/false);
 }
 
 datagram_listener::~datagram_listener() {

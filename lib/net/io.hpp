@@ -11,6 +11,7 @@
 #include <boost/asio/error.hpp>
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/socket_base.hpp>
 #include <boost/system/system_error.hpp>
 
 #include <sys/socket.h>
@@ -81,6 +82,23 @@ void enter_listener_call(std::uint64_t runtime, bool closing, const Socket& sock
 /// objects of transports and listeners that outlive their runtime (closed),
 /// so that destroying them later is safe.
 boost::asio::io_context& orphan_io_context() noexcept;
+
+/// io_binding's detach for the types that own a socket (transports,
+/// listeners): their runtime ends before them. Closes `socket` as the
+/// owner's destructor would (with SO_LINGER 0 first if `abortive`: the peer
+/// sees a reset), marks the owner closing, and moves the socket to an
+/// io_context that never ends, so that using the owner throws and
+/// destroying it later is safe.
+template <class Socket>
+void detach_to_orphan(Socket& socket, bool& closing, bool abortive) noexcept {
+  boost::system::error_code ignored;
+  if (socket.is_open()) {
+    if (abortive) socket.set_option(boost::asio::socket_base::linger(true, 0), ignored);
+    socket.close(ignored);
+  }
+  closing = true;
+  socket = Socket(orphan_io_context());
+}
 
 /// Marks a transport side busy for one call; a second concurrent user gets
 /// busy_resource_error.

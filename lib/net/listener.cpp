@@ -34,10 +34,7 @@ stream_listener& stream_listener::operator=(stream_listener&& o) noexcept {
 }
 void stream_listener::detach(void* self) noexcept {
   auto& l = *static_cast<stream_listener*>(self);
-  boost::system::error_code ignored;
-  l.acceptor_.close(ignored);
-  l.closing_ = true;
-  l.acceptor_ = acceptor_type(detail::orphan_io_context());
+  detail::detach_to_orphan(l.acceptor_, l.closing_, /*abortive=*/false);
 }
 
 stream_listener::~stream_listener() {

@@ -80,16 +80,9 @@ stream_transport& stream_transport::operator=(stream_transport&& o) noexcept {
 }
 
 void stream_transport::detach(void* self) noexcept {
-  // Its runtime ends: closed as the destructor would (abortively, unless
-  // aclose() ran), then parked on an io_context that never ends.
+  // As the destructor: abortively, unless aclose() ran.
   auto& t = *static_cast<stream_transport*>(self);
-  boost::system::error_code ignored;
-  if (t.socket_.is_open()) {
-    t.socket_.set_option(asio::socket_base::linger(true, 0), ignored);
-    t.socket_.close(ignored);
-  }
-  t.closing_ = true;
-  t.socket_ = socket_type(detail::orphan_io_context());
+  detail::detach_to_orphan(t.socket_, t.closing_, /*abortive=*/true);
 }
 
 stream_transport::~stream_transport() {
