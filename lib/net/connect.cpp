@@ -30,8 +30,6 @@ using acceptor = stream_listener::acceptor_type;
 
 namespace {
 
-using reuse_port = asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
-
 asio::generic::stream_protocol stream_proto(int family) {
   return asio::generic::stream_protocol(family, family == AF_UNIX ? 0 : IPPROTO_TCP);
 }
@@ -450,7 +448,7 @@ std::vector<stream_listener> create_tcp_listeners(const std::vector<std::string>
     acceptor a(lowlevel::io_context());
     a.open(stream_proto(ep.family()));
     a.set_option(asio::socket_base::reuse_address(true));
-    if (reuse_port_option) a.set_option(reuse_port(true));
+    if (reuse_port_option) a.set_option(detail::reuse_port(true));
     if (ep.family() == AF_INET6) a.set_option(asio::ip::v6_only(true));
     a.bind(stream_ep(ep));
     a.listen(backlog);
@@ -529,7 +527,7 @@ std::vector<datagram_listener> create_udp_listeners(std::string_view host, int p
     dgram_socket s(lowlevel::io_context());
     s.open(dgram_proto(ep.family()));
     s.set_option(asio::socket_base::reuse_address(true));
-    if (reuse_port_option) s.set_option(reuse_port(true));
+    if (reuse_port_option) s.set_option(detail::reuse_port(true));
     if (ep.family() == AF_INET6) s.set_option(asio::ip::v6_only(true));
     s.bind(dgram_ep(ep));
     return datagram_listener(std::move(s));

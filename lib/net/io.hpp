@@ -100,6 +100,48 @@ void detach_to_orphan(Socket& socket, bool& closing, bool abortive) noexcept {
   socket = Socket(orphan_io_context());
 }
 
+/// A boolean socket option at `Level`/`Name`, for the options Asio does not
+/// name (SO_REUSEPORT). Meets Asio's SettableSocketOption and
+/// GettableSocketOption requirements: socket.set_option(reuse_port(true)).
+template <int Level, int Name>
+class boolean_option {
+ public:
+  boolean_option() noexcept = default;
+  explicit boolean_option(bool on) noexcept : value_(on ? 1 : 0) {}
+  bool value() const noexcept { return value_ != 0; }
+
+  template <class Protocol>
+  int level(const Protocol&) const noexcept {
+    return Level;
+  }
+  template <class Protocol>
+  int name(const Protocol&) const noexcept {
+    return Name;
+  }
+  template <class Protocol>
+  int* data(const Protocol&) noexcept {
+    return &value_;
+  }
+  template <class Protocol>
+  const int* data(const Protocol&) const noexcept {
+    return &value_;
+  }
+  template <class Protocol>
+  std::size_t size(const Protocol&) const noexcept {
+    return sizeof(value_);
+  }
+  /// After getsockopt(2): the size it reported.
+  template <class Protocol>
+  void resize(const Protocol&, std::size_t s) {
+    if (s != sizeof(value_)) throw std::length_error("weft::net: a boolean socket option of unexpected size");
+  }
+
+ private:
+  int value_ = 0;
+};
+
+using reuse_port = boolean_option<SOL_SOCKET, SO_REUSEPORT>;
+
 /// Marks a transport side busy for one call; a second concurrent user gets
 /// busy_resource_error.
 class busy_guard {
