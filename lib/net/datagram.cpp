@@ -1,14 +1,13 @@
-// Datagram transports and listeners.
+// Datagram transports.
 
 #include "net/io.hpp"
 
 #include <weft/net/datagram.hpp>
-#include <weft/net/listener.hpp>
-#include <weft/use_fiber.hpp>
 
 #include <boost/asio/socket_base.hpp>
 
 #include <memory>
+#include <string>
 
 namespace weft::net {
 
@@ -17,6 +16,7 @@ namespace asio = boost::asio;
 datagram_transport::datagram_transport(socket_type socket)
     : socket_(std::move(socket)), runtime_(detail::current_runtime_serial()) {
   if (!socket_.is_open()) throw std::invalid_argument("weft::net::datagram_transport: the socket is not open");
+  detail::check_io_context(socket_.get_executor(), "weft::net::datagram_transport");
   boost::system::error_code ec;
   socket_.non_blocking(true, ec);
   if (ec) throw std::system_error(std::error_code(ec), "weft::net::datagram_transport");
@@ -43,10 +43,7 @@ datagram_transport::~datagram_transport() {
 
 void datagram_transport::detach(void* self) noexcept {
   auto& t = *static_cast<datagram_transport*>(self);
-  boost::system::error_code ignored;
-  t.socket_.close(ignored);
-  t.closing_ = true;
-  t.socket_ = socket_type(detail::orphan_io_context());
+  detail::detach_to_orphan(t.socket_, t.closing_, /*abortive=*/false);
 }
 
 void datagram_transport::check_usable(const char* what) const try {
@@ -68,33 +65,29 @@ std::string datagram_transport::recv() try {
 
 std::size_t datagram_transport::recv_into(std::span<std::byte> buf) try {
   const char* what = "weft::net::datagram_transport::recv";
-  check_usable(what);
-  lowlevel::raise_if_cancelled();
+  detail::enter_blocking_call(runtime_, closing_, socket_, what);
   detail::busy_guard busy(receiving_, "weft::net::datagram_transport: another task is already receiving on this transport");
-  boost::system::error_code ec;
   lowlevel::describe_wait("recv on fd", socket_.native_handle());
-  const std::size_t n = socket_.async_receive(asio::buffer(buf.data(), buf.size()), use_fiber[ec]);
-  detail::check(ec, closing_, what);
-  return n;
+  detail::socket_op<std::size_t> op;
+  socket_.async_receive(asio::buffer(buf.data(), buf.size()), op.handler());
+  op.wait();
+  detail::check(op.error(), closing_, what);
+  return op.value();
 } catch (const boost::system::system_error& e) {
   detail::rethrow_as_std(e, "weft::net::datagram_transport::recv_into");
 }
 
 void datagram_transport::send(std::span<const std::byte> data) try {
   const char* what = "weft::net::datagram_transport::send";
-  check_usable(what);
-  lowlevel::raise_if_cancelled();
+  detail::enter_blocking_call(runtime_, closing_, socket_, what);
   for (;;) {
-    boost::system::error_code ec;
-    socket_.send(asio::buffer(data.data(), data.size()), 0, ec);
-    if (!ec) return;
-    if (ec == asio::error::message_size)
-      throw std::system_error(std::error_code(ec), std::string(what) + ": a datagram of " +
-                                                       std::to_string(data.size()) + " bytes");
-    if (!detail::would_block(ec)) detail::check(ec, closing_, what);
-    lowlevel::describe_wait("send (socket buffer full) on fd", socket_.native_handle());
-    socket_.async_wait(asio::socket_base::wait_write, use_fiber[ec]);
-    detail::check(ec, closing_, what);
+    int error = 0;
+    if (detail::send_now(socket_.native_handle(), data.data(), data.size(), nullptr, error) >= 0) return;
+    if (error == EMSGSIZE)
+      throw std::system_error(std::error_code(error, std::system_category()),
+                              std::string(what) + ": a datagram of " + std::to_string(data.size()) + " bytes");
+    if (!detail::would_block(error)) detail::check(detail::system_error_code(error), closing_, what);
+    detail::wait_writable(socket_, closing_, what);
   }
 } catch (const boost::system::system_error& e) {
   detail::rethrow_as_std(e, "weft::net::datagram_transport::send");
@@ -114,108 +107,6 @@ endpoint datagram_transport::peer_address() const try {
   return detail::to_endpoint(socket_.remote_endpoint());
 } catch (const boost::system::system_error& e) {
   detail::rethrow_as_std(e, "weft::net::datagram_transport::peer_address");
-}
-
-// --- datagram listener ------------------------------------------------------------
-
-datagram_listener::datagram_listener(socket_type socket) : socket_(std::move(socket)) {
-  if (!socket_.is_open()) throw std::invalid_argument("weft::net::datagram_listener: the socket is not open");
-  boost::system::error_code ec;
-  socket_.non_blocking(true, ec);
-  if (ec) throw std::system_error(std::error_code(ec), "weft::net::datagram_listener");
-}
-datagram_listener::datagram_listener(datagram_listener&& o) noexcept
-    : socket_(std::move(o.socket_)), buffer_(std::move(o.buffer_)), closing_(std::exchange(o.closing_, true)) {}
-datagram_listener& datagram_listener::operator=(datagram_listener&& o) noexcept {
-  if (this != &o) {
-    boost::system::error_code ignored;
-    socket_.close(ignored);
-    socket_ = std::move(o.socket_);
-    buffer_ = std::move(o.buffer_);
-    closing_ = std::exchange(o.closing_, true);
-  }
-  return *this;
-}
-void datagram_listener::detach(void* self) noexcept {
-  auto& l = *static_cast<datagram_listener*>(self);
-  boost::system::error_code ignored;
-  l.socket_.close(ignored);
-  l.closing_ = true;
-  l.socket_ = socket_type(detail::orphan_io_context());
-}
-
-datagram_listener::~datagram_listener() {
-  boost::system::error_code ignored;
-  socket_.close(ignored);
-}
-
-std::pair<std::string, endpoint> datagram_listener::recv_from() try {
-  if (!buffer_) buffer_ = std::make_unique<char[]>(max_datagram_size);
-  auto [n, from] = recv_from_into(std::span<char>(buffer_.get(), max_datagram_size));
-  return {std::string(buffer_.get(), n), std::move(from)};
-} catch (const boost::system::system_error& e) {
-  detail::rethrow_as_std(e, "weft::net::datagram_listener::recv_from");
-}
-
-std::pair<std::size_t, endpoint> datagram_listener::recv_from_into(std::span<std::byte> buf) try {
-  const char* what = "weft::net::datagram_listener::recv_from";
-  if (closing_ || !socket_.is_open()) detail::throw_closed(what);
-  lowlevel::raise_if_cancelled();
-  detail::busy_guard busy(receiving_, "weft::net::datagram_listener: another task is already receiving on this listener");
-  socket_type::endpoint_type from;
-  boost::system::error_code ec;
-  lowlevel::describe_wait("recv_from on fd", socket_.native_handle());
-  const std::size_t n = socket_.async_receive_from(asio::buffer(buf.data(), buf.size()), from, use_fiber[ec]);
-  detail::check(ec, closing_, what);
-  return {n, detail::to_endpoint(from)};
-} catch (const boost::system::system_error& e) {
-  detail::rethrow_as_std(e, "weft::net::datagram_listener::recv_from_into");
-}
-
-void datagram_listener::send_to(std::span<const std::byte> data, const endpoint& to) try {
-  const char* what = "weft::net::datagram_listener::send_to";
-  if (closing_ || !socket_.is_open()) detail::throw_closed(what);
-  lowlevel::raise_if_cancelled();
-  if (!to.is_ip() && !to.is_unix())
-    throw std::invalid_argument(std::string(what) + ": the destination " + to.to_string() +
-                                " is neither an IP nor a Unix endpoint");
-  const socket_type::endpoint_type dest(to.data(), to.size(), to.is_unix() ? 0 : IPPROTO_UDP);
-  for (;;) {
-    boost::system::error_code ec;
-    socket_.send_to(asio::buffer(data.data(), data.size()), dest, 0, ec);
-    if (!ec) return;
-    if (ec == asio::error::message_size)
-      throw std::system_error(std::error_code(ec), std::string(what) + ": a datagram of " +
-                                                       std::to_string(data.size()) + " bytes to " + to.to_string());
-    if (!detail::would_block(ec)) detail::check(ec, closing_, what);
-    lowlevel::describe_wait("send (socket buffer full) on fd", socket_.native_handle());
-    socket_.async_wait(asio::socket_base::wait_write, use_fiber[ec]);
-    detail::check(ec, closing_, what);
-  }
-} catch (const boost::system::system_error& e) {
-  detail::rethrow_as_std(e, "weft::net::datagram_listener::send_to");
-}
-
-void datagram_listener::serve(handler h, task_group& group) try {
-  if (!h) throw std::invalid_argument("weft::net::datagram_listener::serve: the handler is empty");
-  auto shared = std::make_shared<handler>(std::move(h));
-  for (;;) {
-    auto [datagram, from] = recv_from();  // a checkpoint at entry, every time round
-    group.start_soon([shared, this, datagram = std::move(datagram), from = from]() mutable {
-      (*shared)(std::move(datagram), from, *this);
-    });
-  }
-} catch (const boost::system::system_error& e) {
-  detail::rethrow_as_std(e, "weft::net::datagram_listener::serve");
-}
-
-void datagram_listener::aclose() { detail::close_then_checkpoint(closing_, socket_); }
-
-endpoint datagram_listener::local_address() const try {
-  if (closing_ || !socket_.is_open()) detail::throw_closed("weft::net::datagram_listener::local_address");
-  return detail::to_endpoint(socket_.local_endpoint());
-} catch (const boost::system::system_error& e) {
-  detail::rethrow_as_std(e, "weft::net::datagram_listener::local_address");
 }
 
 }  // namespace weft::net

@@ -1,17 +1,24 @@
 // Private helpers shared by weft's transports and listeners.
 #pragma once
 
+#include "net/socket_op.hpp"
+
+#include <weft/detail/core.hpp>
 #include <weft/errors.hpp>
 #include <weft/lowlevel/park.hpp>
 #include <weft/net/endpoint.hpp>
 
 #include <boost/asio/error.hpp>
+#include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/socket_base.hpp>
 #include <boost/system/system_error.hpp>
 
+#include <sys/socket.h>
 #include <sys/un.h>
 
 #include <cerrno>
+#include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <optional>
@@ -19,6 +26,7 @@
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <utility>
 
 namespace weft::net::detail {
 
@@ -32,10 +40,107 @@ std::uint64_t current_runtime_serial() noexcept;
 /// runtime with serial number `serial`.
 void check_runtime(std::uint64_t serial, const char* what);
 
+/// Throws std::invalid_argument naming `what` if the calling thread runs a
+/// runtime and `io_object` (a socket, an acceptor) is not of its
+/// io_context: transports and listeners wait for their operations on their
+/// runtime's thread (see socket_op).
+void check_io_context(const boost::asio::any_io_executor& io_object_executor, const char* what);
+
+/// The checkpoint at the entry of a blocking call.
+/// @throws std::logic_error naming `what` outside a task; weft::cancelled.
+inline void checkpoint_at_entry(const char* what) {
+  if (weft::detail::current_task() == nullptr) [[unlikely]]
+    weft::detail::require_task(what);  // throws
+  weft::detail::raise_if_cancelled_at_entry();
+}
+
+[[noreturn]] inline void throw_closed(const char* what) {
+  throw std::system_error(std::error_code(EBADF, std::system_category()), what);
+}
+
+/// The entry of a blocking call of a transport: used by a task of the
+/// runtime that opened it, not closed, and a checkpoint.
+/// @throws std::logic_error, std::system_error (EBADF), weft::cancelled.
+template <class Socket>
+void enter_blocking_call(std::uint64_t runtime, bool closing, const Socket& socket, const char* what) {
+  check_runtime(runtime, what);
+  if (closing || !socket.is_open()) throw_closed(what);
+  checkpoint_at_entry(what);
+}
+
+/// The entry of a blocking call of a listener: as enter_blocking_call, but
+/// a closed listener reports EBADF first (one whose runtime has ended was
+/// closed then).
+template <class Socket>
+void enter_listener_call(std::uint64_t runtime, bool closing, const Socket& socket, const char* what) {
+  if (closing || !socket.is_open()) throw_closed(what);
+  check_runtime(runtime, what);
+  checkpoint_at_entry(what);
+}
+
 /// An io_context that is never run and never destroyed: the home of the I/O
 /// objects of transports and listeners that outlive their runtime (closed),
 /// so that destroying them later is safe.
 boost::asio::io_context& orphan_io_context() noexcept;
+
+/// io_binding's detach for the types that own a socket (transports,
+/// listeners): their runtime ends before them. Closes `socket` as the
+/// owner's destructor would (with SO_LINGER 0 first if `abortive`: the peer
+/// sees a reset), marks the owner closing, and moves the socket to an
+/// io_context that never ends, so that using the owner throws and
+/// destroying it later is safe.
+template <class Socket>
+void detach_to_orphan(Socket& socket, bool& closing, bool abortive) noexcept {
+  boost::system::error_code ignored;
+  if (socket.is_open()) {
+    if (abortive) socket.set_option(boost::asio::socket_base::linger(true, 0), ignored);
+    socket.close(ignored);
+  }
+  closing = true;
+  socket = Socket(orphan_io_context());
+}
+
+/// A boolean socket option at `Level`/`Name`, for the options Asio does not
+/// name (SO_REUSEPORT). Meets Asio's SettableSocketOption and
+/// GettableSocketOption requirements: socket.set_option(reuse_port(true)).
+template <int Level, int Name>
+class boolean_option {
+ public:
+  boolean_option() noexcept = default;
+  explicit boolean_option(bool on) noexcept : value_(on ? 1 : 0) {}
+  bool value() const noexcept { return value_ != 0; }
+
+  template <class Protocol>
+  int level(const Protocol&) const noexcept {
+    return Level;
+  }
+  template <class Protocol>
+  int name(const Protocol&) const noexcept {
+    return Name;
+  }
+  template <class Protocol>
+  int* data(const Protocol&) noexcept {
+    return &value_;
+  }
+  template <class Protocol>
+  const int* data(const Protocol&) const noexcept {
+    return &value_;
+  }
+  template <class Protocol>
+  std::size_t size(const Protocol&) const noexcept {
+    return sizeof(value_);
+  }
+  /// After getsockopt(2): the size it reported.
+  template <class Protocol>
+  void resize(const Protocol&, std::size_t s) {
+    if (s != sizeof(value_)) throw std::length_error("weft::net: a boolean socket option of unexpected size");
+  }
+
+ private:
+  int value_ = 0;
+};
+
+using reuse_port = boolean_option<SOL_SOCKET, SO_REUSEPORT>;
 
 /// Marks a transport side busy for one call; a second concurrent user gets
 /// busy_resource_error.
@@ -64,10 +169,6 @@ void close_then_checkpoint(bool& closing, Socket& socket) {
     socket.close(ignored);
   }
   weft::detail::raise_if_cancelled_at_entry();
-}
-
-[[noreturn]] inline void throw_closed(const char* what) {
-  throw std::system_error(std::error_code(EBADF, std::system_category()), what);
 }
 
 /// weft's I/O errors are std::system_error; Asio throws
@@ -139,6 +240,30 @@ inline bool would_block(const boost::system::error_code& ec) {
   return ec == boost::asio::error::would_block || ec == boost::asio::error::try_again;
 }
 
+/// One send(2), or sendto(2) when `to` is given, on a non-blocking socket,
+/// without SIGPIPE, retried on EINTR: a socket buffer with room takes the
+/// data at once, without a trip through the reactor. Returns the bytes
+/// sent, or -1 with the errno value in `error`. Read `fd` from the socket
+/// for every call: a task that parked in between may find it closed.
+inline std::ptrdiff_t send_now(int fd, const void* data, std::size_t size, const endpoint* to, int& error) noexcept {
+  for (;;) {
+    const ssize_t n =
+        to == nullptr ? ::send(fd, data, size, MSG_NOSIGNAL)
+                      : ::sendto(fd, data, size, MSG_NOSIGNAL, to->data(), static_cast<socklen_t>(to->size()));
+    if (n >= 0) return n;
+    if (errno != EINTR) {
+      error = errno;
+      return -1;
+    }
+  }
+}
+
+inline bool would_block(int error) noexcept { return error == EAGAIN || error == EWOULDBLOCK; }
+
+inline boost::system::error_code system_error_code(int error) noexcept {
+  return {error, boost::system::system_category()};
+}
+
 template <class Endpoint>
 endpoint to_endpoint(const Endpoint& ep) {
   return endpoint(ep.data(), ep.size());
@@ -147,6 +272,19 @@ endpoint to_endpoint(const Endpoint& ep) {
 template <class Endpoint>
 Endpoint from_endpoint(const endpoint& ep, int type, int protocol) {
   return Endpoint(ep.data(), ep.size(), ep.family() == AF_UNIX ? 0 : protocol ? protocol : (type == SOCK_STREAM ? IPPROTO_TCP : IPPROTO_UDP));
+}
+
+/// Parks until `socket` is writable (its buffer has room again). For a
+/// task of the socket's runtime, after its checkpoint; see socket_op::wait().
+/// @throws as check(): EBADF if `closing` is set by then (the transport
+/// was closed under the wait), the wait's error otherwise; weft::cancelled.
+template <class Socket>
+void wait_writable(Socket& socket, const bool& closing, const char* what) {
+  lowlevel::describe_wait("send (socket buffer full) on fd", socket.native_handle());
+  socket_op<std::size_t> op;  // completes with (error_code)
+  socket.async_wait(Socket::wait_write, op.handler());
+  op.wait();
+  check(op.error(), closing, what);
 }
 
 }  // namespace weft::net::detail

@@ -1,41 +1,42 @@
-// Stream listeners.
+// Stream and datagram listeners.
 
 #include "net/io.hpp"
 
 #include <weft/checkpoint.hpp>
 #include <weft/net/listener.hpp>
-#include <weft/use_fiber.hpp>
 
 #include <cstdio>
 #include <memory>
+#include <string>
+#include <utility>
 
 namespace weft::net {
 
 namespace asio = boost::asio;
 
-stream_listener::stream_listener(acceptor_type acceptor) : acceptor_(std::move(acceptor)) {
+stream_listener::stream_listener(acceptor_type acceptor)
+    : acceptor_(std::move(acceptor)), runtime_(detail::current_runtime_serial()) {
   if (!acceptor_.is_open()) throw std::invalid_argument("weft::net::stream_listener: the acceptor is not open");
+  detail::check_io_context(acceptor_.get_executor(), "weft::net::stream_listener");
   boost::system::error_code ec;
   acceptor_.non_blocking(true, ec);
   if (ec) throw std::system_error(std::error_code(ec), "weft::net::stream_listener");
 }
 stream_listener::stream_listener(stream_listener&& o) noexcept
-    : acceptor_(std::move(o.acceptor_)), closing_(std::exchange(o.closing_, true)) {}
+    : acceptor_(std::move(o.acceptor_)), runtime_(o.runtime_), closing_(std::exchange(o.closing_, true)) {}
 stream_listener& stream_listener::operator=(stream_listener&& o) noexcept {
   if (this != &o) {
     boost::system::error_code ignored;
     acceptor_.close(ignored);
     acceptor_ = std::move(o.acceptor_);
+    runtime_ = o.runtime_;
     closing_ = std::exchange(o.closing_, true);
   }
   return *this;
 }
 void stream_listener::detach(void* self) noexcept {
   auto& l = *static_cast<stream_listener*>(self);
-  boost::system::error_code ignored;
-  l.acceptor_.close(ignored);
-  l.closing_ = true;
-  l.acceptor_ = acceptor_type(detail::orphan_io_context());
+  detail::detach_to_orphan(l.acceptor_, l.closing_, /*abortive=*/false);
 }
 
 stream_listener::~stream_listener() {
@@ -43,14 +44,22 @@ stream_listener::~stream_listener() {
   acceptor_.close(ignored);
 }
 
+stream_transport::socket_type stream_listener::accept_one(boost::system::error_code& ec) {
+  stream_transport::socket_type socket(acceptor_.get_executor());
+  lowlevel::describe_wait("accept on fd", acceptor_.native_handle());
+  detail::socket_op<std::size_t> op;  // completes with (error_code)
+  acceptor_.async_accept(socket, op.handler());
+  op.wait();
+  ec = op.error();
+  return socket;
+}
+
 stream_transport stream_listener::accept() try {
   const char* what = "weft::net::stream_listener::accept";
-  if (closing_ || !acceptor_.is_open()) detail::throw_closed(what);
-  lowlevel::raise_if_cancelled();
+  detail::enter_listener_call(runtime_, closing_, acceptor_, what);
   detail::busy_guard busy(accepting_, "weft::net::stream_listener: another task is already accepting on this listener");
   boost::system::error_code ec;
-  lowlevel::describe_wait("accept on fd", acceptor_.native_handle());
-  auto socket = acceptor_.async_accept(use_fiber[ec]);
+  stream_transport::socket_type socket = accept_one(ec);
   detail::check(ec, closing_, what);
   return stream_transport(std::move(socket));
 } catch (const boost::system::system_error& e) {
@@ -77,13 +86,11 @@ void stream_listener::serve(handler h, task_group& group) try {
   detail::busy_guard busy(accepting_, "weft::net::stream_listener: this listener is already serving or accepting");
   auto shared = std::make_shared<handler>(std::move(h));
   for (;;) {
-    if (closing_ || !acceptor_.is_open()) detail::throw_closed(what);
     // Before every accept, not only the first: with connections waiting, an
     // accept completes without the cancellation reaching it.
-    lowlevel::raise_if_cancelled();
+    detail::enter_listener_call(runtime_, closing_, acceptor_, what);
     boost::system::error_code ec;
-    lowlevel::describe_wait("accept on fd", acceptor_.native_handle());
-    auto socket = acceptor_.async_accept(use_fiber[ec]);
+    stream_transport::socket_type socket = accept_one(ec);
     if (!ec) {
       group.start_soon([shared, transport = stream_transport(std::move(socket))]() mutable {
         struct closer {
@@ -116,6 +123,107 @@ endpoint stream_listener::local_address() const try {
   return detail::to_endpoint(acceptor_.local_endpoint());
 } catch (const boost::system::system_error& e) {
   detail::rethrow_as_std(e, "weft::net::stream_listener::local_address");
+}
+
+// --- datagram_listener -------------------------------------------------------------
+
+datagram_listener::datagram_listener(socket_type socket)
+    : socket_(std::move(socket)), runtime_(detail::current_runtime_serial()) {
+  if (!socket_.is_open()) throw std::invalid_argument("weft::net::datagram_listener: the socket is not open");
+  detail::check_io_context(socket_.get_executor(), "weft::net::datagram_listener");
+  boost::system::error_code ec;
+  socket_.non_blocking(true, ec);
+  if (ec) throw std::system_error(std::error_code(ec), "weft::net::datagram_listener");
+}
+datagram_listener::datagram_listener(datagram_listener&& o) noexcept
+    : socket_(std::move(o.socket_)),
+      runtime_(o.runtime_),
+      buffer_(std::move(o.buffer_)),
+      closing_(std::exchange(o.closing_, true)) {}
+datagram_listener& datagram_listener::operator=(datagram_listener&& o) noexcept {
+  if (this != &o) {
+    boost::system::error_code ignored;
+    socket_.close(ignored);
+    socket_ = std::move(o.socket_);
+    runtime_ = o.runtime_;
+    buffer_ = std::move(o.buffer_);
+    closing_ = std::exchange(o.closing_, true);
+  }
+  return *this;
+}
+void datagram_listener::detach(void* self) noexcept {
+  auto& l = *static_cast<datagram_listener*>(self);
+  detail::detach_to_orphan(l.socket_, l.closing_, /*abortive=*/false);
+}
+
+datagram_listener::~datagram_listener() {
+  boost::system::error_code ignored;
+  socket_.close(ignored);
+}
+
+std::pair<std::string, endpoint> datagram_listener::recv_from() try {
+  if (!buffer_) buffer_ = std::make_unique<char[]>(max_datagram_size);
+  auto [n, from] = recv_from_into(std::span<char>(buffer_.get(), max_datagram_size));
+  return {std::string(buffer_.get(), n), std::move(from)};
+} catch (const boost::system::system_error& e) {
+  detail::rethrow_as_std(e, "weft::net::datagram_listener::recv_from");
+}
+
+std::pair<std::size_t, endpoint> datagram_listener::recv_from_into(std::span<std::byte> buf) try {
+  const char* what = "weft::net::datagram_listener::recv_from";
+  detail::enter_listener_call(runtime_, closing_, socket_, what);
+  detail::busy_guard busy(receiving_, "weft::net::datagram_listener: another task is already receiving on this listener");
+  socket_type::endpoint_type from;
+  lowlevel::describe_wait("recv_from on fd", socket_.native_handle());
+  detail::socket_op<std::size_t> op;
+  socket_.async_receive_from(asio::buffer(buf.data(), buf.size()), from, op.handler());
+  op.wait();
+  detail::check(op.error(), closing_, what);
+  return {op.value(), detail::to_endpoint(from)};
+} catch (const boost::system::system_error& e) {
+  detail::rethrow_as_std(e, "weft::net::datagram_listener::recv_from_into");
+}
+
+void datagram_listener::send_to(std::span<const std::byte> data, const endpoint& to) try {
+  const char* what = "weft::net::datagram_listener::send_to";
+  detail::enter_listener_call(runtime_, closing_, socket_, what);
+  if (!to.is_ip() && !to.is_unix())
+    throw std::invalid_argument(std::string(what) + ": the destination " + to.to_string() +
+                                " is neither an IP nor a Unix endpoint");
+  for (;;) {
+    int error = 0;
+    if (detail::send_now(socket_.native_handle(), data.data(), data.size(), &to, error) >= 0) return;
+    if (error == EMSGSIZE)
+      throw std::system_error(std::error_code(error, std::system_category()),
+                              std::string(what) + ": a datagram of " + std::to_string(data.size()) + " bytes to " +
+                                  to.to_string());
+    if (!detail::would_block(error)) detail::check(detail::system_error_code(error), closing_, what);
+    detail::wait_writable(socket_, closing_, what);
+  }
+} catch (const boost::system::system_error& e) {
+  detail::rethrow_as_std(e, "weft::net::datagram_listener::send_to");
+}
+
+void datagram_listener::serve(handler h, task_group& group) try {
+  if (!h) throw std::invalid_argument("weft::net::datagram_listener::serve: the handler is empty");
+  auto shared = std::make_shared<handler>(std::move(h));
+  for (;;) {
+    auto [datagram, from] = recv_from();  // a checkpoint at entry, every time round
+    group.start_soon([shared, this, datagram = std::move(datagram), from = from]() mutable {
+      (*shared)(std::move(datagram), from, *this);
+    });
+  }
+} catch (const boost::system::system_error& e) {
+  detail::rethrow_as_std(e, "weft::net::datagram_listener::serve");
+}
+
+void datagram_listener::aclose() { detail::close_then_checkpoint(closing_, socket_); }
+
+endpoint datagram_listener::local_address() const try {
+  if (closing_ || !socket_.is_open()) detail::throw_closed("weft::net::datagram_listener::local_address");
+  return detail::to_endpoint(socket_.local_endpoint());
+} catch (const boost::system::system_error& e) {
+  detail::rethrow_as_std(e, "weft::net::datagram_listener::local_address");
 }
 
 }  // namespace weft::net

@@ -1,10 +1,8 @@
 // Stream transports.
 
-#include "core/runtime.hpp"
 #include "net/io.hpp"
 
 #include <weft/net/stream.hpp>
-#include <weft/use_fiber.hpp>
 
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/socket_base.hpp>
@@ -17,29 +15,10 @@ namespace weft::net {
 
 namespace asio = boost::asio;
 
-namespace detail {
-std::uint64_t current_runtime_serial() noexcept {
-  const weft::detail::runtime* rt = weft::detail::current_runtime();
-  return rt != nullptr ? rt->serial() : 0;
-}
-
-boost::asio::io_context& orphan_io_context() noexcept {
-  static auto* const context = new boost::asio::io_context(1);  // never destroyed, on purpose
-  return *context;
-}
-
-void check_runtime(std::uint64_t serial, const char* what) {
-  if (serial == current_runtime_serial() && serial != 0) [[likely]]
-    return;
-  throw std::logic_error(std::string(what) +
-                         ": this socket belongs to the runtime that opened it, which has ended or runs on another "
-                         "thread; use it only in the tasks of that runtime");
-}
-}  // namespace detail
-
 stream_transport::stream_transport(socket_type socket)
     : socket_(std::move(socket)), runtime_(detail::current_runtime_serial()) {
   if (!socket_.is_open()) throw std::invalid_argument("weft::net::stream_transport: the socket is not open");
+  detail::check_io_context(socket_.get_executor(), "weft::net::stream_transport");
   boost::system::error_code ec;
   socket_.non_blocking(true, ec);
   if (ec) throw std::system_error(std::error_code(ec), "weft::net::stream_transport");
@@ -66,16 +45,9 @@ stream_transport& stream_transport::operator=(stream_transport&& o) noexcept {
 }
 
 void stream_transport::detach(void* self) noexcept {
-  // Its runtime ends: closed as the destructor would (abortively, unless
-  // aclose() ran), then parked on an io_context that never ends.
+  // As the destructor: abortively, unless aclose() ran.
   auto& t = *static_cast<stream_transport*>(self);
-  boost::system::error_code ignored;
-  if (t.socket_.is_open()) {
-    t.socket_.set_option(asio::socket_base::linger(true, 0), ignored);
-    t.socket_.close(ignored);
-  }
-  t.closing_ = true;
-  t.socket_ = socket_type(detail::orphan_io_context());
+  detail::detach_to_orphan(t.socket_, t.closing_, /*abortive=*/true);
 }
 
 stream_transport::~stream_transport() {
@@ -108,46 +80,49 @@ std::string stream_transport::recv(std::size_t n) try {
 
 std::size_t stream_transport::recv_into(std::span<std::byte> buf) try {
   const char* what = "weft::net::stream_transport::recv_into";
-  check_usable(what);
-  lowlevel::raise_if_cancelled();
+  detail::enter_blocking_call(runtime_, closing_, socket_, what);
   if (buf.empty()) return 0;
   detail::busy_guard busy(receiving_, "weft::net::stream_transport: another task is already receiving on this transport");
   // After end of stream or a connection error no readiness edge will come
   // again (the reactor is edge-triggered): answer at once, every time.
   if (eof_) return 0;
   if (read_error_) detail::check(read_error_, closing_, what);
-  boost::system::error_code ec;
-  // Parked until readable: in request/response traffic the data is rarely
-  // there yet, so a speculative read would mostly be a wasted syscall.
+  // Asio reads at once if the last read did not drain the socket, and
+  // otherwise parks the task until the socket is readable.
   lowlevel::describe_wait("recv on fd", socket_.native_handle());
-  const std::size_t n = socket_.async_read_some(asio::buffer(buf.data(), buf.size()), use_fiber[ec]);
+  detail::socket_op<std::size_t> op;
+  socket_.async_read_some(asio::buffer(buf.data(), buf.size()), op.handler());
+  op.wait();
+  const boost::system::error_code& ec = op.error();
+  if (!ec) [[likely]]
+    return op.value();
   if (ec == asio::error::eof) {
     eof_ = true;
     return 0;
   }
-  if (ec && ec != asio::error::operation_aborted && ec != asio::error::bad_descriptor) read_error_ = ec;
+  if (ec != asio::error::operation_aborted && ec != asio::error::bad_descriptor) read_error_ = ec;
   detail::check(ec, closing_, what);
-  return n;
+  return 0;  // not reached: check() threw
 } catch (const boost::system::system_error& e) {
   detail::rethrow_as_std(e, "weft::net::stream_transport::recv_into");
 }
 
 void stream_transport::send_all(std::span<const std::byte> data) try {
   const char* what = "weft::net::stream_transport::send_all";
-  check_usable(what);
-  lowlevel::raise_if_cancelled();
+  detail::enter_blocking_call(runtime_, closing_, socket_, what);
   detail::busy_guard busy(sending_, "weft::net::stream_transport: another task is already sending on this transport");
   std::size_t sent = 0;
   while (sent < data.size()) {
-    // Try the write at once: a socket buffer with room takes it without a
-    // trip through the reactor. Park on writability only when it is full.
-    boost::system::error_code ec;
-    sent += socket_.write_some(asio::buffer(data.data() + sent, data.size() - sent), ec);
-    if (!ec) continue;
-    if (!detail::would_block(ec)) detail::check(ec, closing_, what);
-    lowlevel::describe_wait("send (socket buffer full) on fd", socket_.native_handle());
-    socket_.async_wait(asio::socket_base::wait_write, use_fiber[ec]);
-    detail::check(ec, closing_, what);
+    // Write at once; park on writability only when the socket buffer is full.
+    int error = 0;
+    const std::ptrdiff_t n =
+        detail::send_now(socket_.native_handle(), data.data() + sent, data.size() - sent, nullptr, error);
+    if (n >= 0) {
+      sent += static_cast<std::size_t>(n);
+      continue;
+    }
+    if (!detail::would_block(error)) detail::check(detail::system_error_code(error), closing_, what);
+    detail::wait_writable(socket_, closing_, what);
   }
 } catch (const boost::system::system_error& e) {
   detail::rethrow_as_std(e, "weft::net::stream_transport::send_all");
@@ -155,8 +130,7 @@ void stream_transport::send_all(std::span<const std::byte> data) try {
 
 void stream_transport::send_all_from_iterable(std::span<const std::span<const std::byte>> buffers) try {
   const char* what = "weft::net::stream_transport::send_all_from_iterable";
-  check_usable(what);
-  lowlevel::raise_if_cancelled();
+  detail::enter_blocking_call(runtime_, closing_, socket_, what);
   detail::busy_guard busy(sending_, "weft::net::stream_transport: another task is already sending on this transport");
   std::vector<asio::const_buffer> pending;
   pending.reserve(buffers.size());
@@ -169,9 +143,7 @@ void stream_transport::send_all_from_iterable(std::span<const std::span<const st
     std::size_t n = socket_.write_some(std::span(pending).subspan(first), ec);
     if (ec) {
       if (!detail::would_block(ec)) detail::check(ec, closing_, what);
-      lowlevel::describe_wait("send (socket buffer full) on fd", socket_.native_handle());
-      socket_.async_wait(asio::socket_base::wait_write, use_fiber[ec]);
-      detail::check(ec, closing_, what);
+      detail::wait_writable(socket_, closing_, what);
       continue;
     }
     while (n > 0 && first < pending.size()) {

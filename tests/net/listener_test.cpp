@@ -8,6 +8,7 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 using namespace weft_net_test;
@@ -487,6 +488,47 @@ TEST_CASE("aclose wakes a task parked in accept promptly with EBADF") {
       ls[0].aclose();
     });
     CHECK(error == EBADF);
+  });
+}
+
+TEST_CASE("a listener used from a task of another runtime throws logic_error and is left as it was") {
+  leak_check lc;
+  run_real([&] {
+    auto streams = net::create_tcp_listeners("127.0.0.1", 0);
+    auto datagrams = net::create_udp_listeners("127.0.0.1", 0);
+    auto& l = streams[0];
+    auto& d = datagrams[0];
+    std::string accept_error, recv_error, send_error;
+    std::thread other([&] {
+      weft::run([&] {
+        try {
+          (void)l.accept();
+        } catch (const std::logic_error& e) {
+          accept_error = e.what();
+        }
+        try {
+          (void)d.recv_from();
+        } catch (const std::logic_error& e) {
+          recv_error = e.what();
+        }
+        try {
+          d.send_to("x", d.local_address());
+        } catch (const std::logic_error& e) {
+          send_error = e.what();
+        }
+      });
+    });
+    other.join();
+    CHECK(accept_error.find("runtime that opened it") != std::string::npos);
+    CHECK(recv_error.find("runtime that opened it") != std::string::npos);
+    CHECK(send_error.find("runtime that opened it") != std::string::npos);
+    // Still usable where they belong.
+    auto c = net::create_tcp_connection("127.0.0.1", l.local_address().port());
+    auto s = l.accept();
+    c.send_all("ok");
+    CHECK(s.recv(10) == "ok");
+    d.send_to("self", d.local_address());
+    CHECK(d.recv_from().first == "self");
   });
 }
 

@@ -1,5 +1,9 @@
 #include "net/net_support.hpp"
 
+#include <weft/lowlevel/park.hpp>
+
+#include <boost/asio/io_context.hpp>
+
 #include <thread>
 
 #include <array>
@@ -598,6 +602,38 @@ TEST_CASE("a transport used from a task of another runtime throws logic_error an
     // Still usable where it belongs.
     pair.client.send_all("ok");
     CHECK(pair.server.recv(10) == "ok");
+  });
+}
+
+TEST_CASE("transports and listeners take only sockets of the running runtime's io_context") {
+  leak_check lc;
+  run_real([] {
+    boost::asio::io_context other;
+    int fds[2];
+    REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM, 0, fds) == 0);
+    const auto unix_stream = boost::asio::generic::stream_protocol(AF_UNIX, 0);
+    const auto unix_datagram = boost::asio::generic::datagram_protocol(AF_UNIX, 0);
+    auto rejects = [](auto make) {
+      try {
+        make();
+        FAIL("accepted");
+      } catch (const std::invalid_argument& e) {
+        CHECK(std::string(e.what()).find("another io_context") != std::string::npos);
+      }
+    };
+    rejects([&] { net::stream_transport(net::stream_transport::socket_type(other, unix_stream, fds[0])); });
+    rejects([&] {
+      net::datagram_transport(net::datagram_transport::socket_type(other, unix_datagram, ::socket(AF_UNIX, SOCK_DGRAM, 0)));
+    });
+    rejects([&] {
+      net::datagram_listener(net::datagram_listener::socket_type(other, unix_datagram, ::socket(AF_UNIX, SOCK_DGRAM, 0)));
+    });
+    rejects([&] {
+      net::stream_listener(net::stream_listener::acceptor_type(other, unix_stream, ::socket(AF_UNIX, SOCK_STREAM, 0)));
+    });
+    // The same socket on the runtime's own io_context is taken.
+    net::stream_transport t(net::stream_transport::socket_type(weft::lowlevel::io_context(), unix_stream, fds[1]));
+    CHECK_FALSE(t.is_closing());
   });
 }
 

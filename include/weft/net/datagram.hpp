@@ -22,7 +22,9 @@ class datagram_transport {
  public:
   using socket_type = boost::asio::generic::datagram_protocol::socket;
 
-  /// Takes ownership of a connected datagram socket of the running runtime.
+  /// Takes ownership of a connected datagram socket of the running runtime
+  /// (opened on weft::lowlevel::io_context()). @throws std::invalid_argument
+  /// if the socket is not open, or belongs to another io_context.
   explicit datagram_transport(socket_type socket);
   datagram_transport(datagram_transport&&) noexcept;
   datagram_transport& operator=(datagram_transport&&) noexcept;

@@ -16,6 +16,7 @@
 #include <boost/asio/basic_socket_acceptor.hpp>
 #include <boost/asio/socket_base.hpp>
 
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <span>
@@ -30,6 +31,9 @@ class stream_listener {
   using acceptor_type = boost::asio::basic_socket_acceptor<boost::asio::generic::stream_protocol>;
   using handler = std::function<void(stream_transport&)>;
 
+  /// Takes ownership of a listening acceptor of the running runtime (opened
+  /// on weft::lowlevel::io_context()). @throws std::invalid_argument if it
+  /// is not open, or belongs to another io_context.
   explicit stream_listener(acceptor_type acceptor);
   stream_listener(stream_listener&&) noexcept;
   stream_listener& operator=(stream_listener&&) noexcept;
@@ -65,7 +69,11 @@ class stream_listener {
   async_backend& backend() const noexcept { return builtin_backend(); }
 
  private:
+  /// Accepts one connection (parks until one comes); errors into ec.
+  stream_transport::socket_type accept_one(boost::system::error_code& ec);
+
   acceptor_type acceptor_;
+  std::uint64_t runtime_;  // the serial number of the runtime whose io_context the acceptor uses
   bool accepting_ = false;
   bool closing_ = false;
   static void detach(void* self) noexcept;
@@ -78,6 +86,9 @@ class datagram_listener {
   using socket_type = boost::asio::generic::datagram_protocol::socket;
   using handler = std::function<void(std::string datagram, const endpoint& from, datagram_listener& listener)>;
 
+  /// Takes ownership of a bound datagram socket of the running runtime
+  /// (opened on weft::lowlevel::io_context()). @throws std::invalid_argument
+  /// if it is not open, or belongs to another io_context.
   explicit datagram_listener(socket_type socket);
   datagram_listener(datagram_listener&&) noexcept;
   datagram_listener& operator=(datagram_listener&&) noexcept;
@@ -119,6 +130,7 @@ class datagram_listener {
 
  private:
   socket_type socket_;
+  std::uint64_t runtime_;  // the serial number of the runtime whose io_context the socket uses
   std::unique_ptr<char[]> buffer_;  // receive buffer, allocated on first use
   bool receiving_ = false;
   bool closing_ = false;

@@ -33,7 +33,9 @@ class stream_transport {
  public:
   using socket_type = boost::asio::generic::stream_protocol::socket;
 
-  /// Takes ownership of a connected stream socket of the running runtime.
+  /// Takes ownership of a connected stream socket of the running runtime
+  /// (opened on weft::lowlevel::io_context()). @throws std::invalid_argument
+  /// if the socket is not open, or belongs to another io_context.
   explicit stream_transport(socket_type socket);
   stream_transport(stream_transport&&) noexcept;
   stream_transport& operator=(stream_transport&&) noexcept;
