@@ -8,8 +8,8 @@
 #include <weft/lowlevel/park.hpp>
 #include <weft/net/endpoint.hpp>
 
-#include <boost/asio/error.hpp>
 #include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/error.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/socket_base.hpp>
 #include <boost/system/system_error.hpp>
@@ -41,9 +41,9 @@ std::uint64_t current_runtime_serial() noexcept;
 void check_runtime(std::uint64_t serial, const char* what);
 
 /// Throws std::invalid_argument naming `what` if the calling thread runs a
-/// runtime and `io_object` (a socket, an acceptor) is not of its
-/// io_context: transports and listeners wait for their operations on their
-/// runtime's thread (see socket_op).
+/// runtime and the I/O object (a socket, an acceptor) whose executor is
+/// `io_object_executor` is not of its io_context: transports and listeners
+/// wait for their operations on their runtime's thread (see socket_op).
 void check_io_context(const boost::asio::any_io_executor& io_object_executor, const char* what);
 
 /// The checkpoint at the entry of a blocking call.

@@ -3,9 +3,10 @@
 //
 // weft's transports and listeners wait for their Asio operations with
 // socket_op rather than use_fiber. use_fiber serves any executor on any
-// thread; these sockets belong to the calling task's runtime (check_runtime
-// sees to that), so their operations complete on this thread, inside the
-// runtime's loop. That allows the short path: the handler reschedules the
+// thread; these sockets belong to the calling task's runtime (their
+// constructors take only sockets of its io_context, and every blocking call
+// checks the runtime), so their operations complete on this thread, inside
+// the runtime's loop. That allows the short path: the handler reschedules the
 // task directly, a cancellation is emitted at once from the abort callback
 // (this thread is the operation's), and everything the operation needs
 // lives in the socket_op, on the waiting task's stack: the operation's
