@@ -1,7 +1,10 @@
 // lowlevel::run_as_asio_handler: running code as if inside one of an
-// io_context's handlers (see lowlevel/asio.hpp).
+// io_context's handlers (see lowlevel/asio.hpp); asio_thread, the runtime
+// thread's standing in its io_context (see asio_thread.hpp).
 
+#include "core/asio_thread.hpp"
 #include "core/boost_pin.hpp"
+#include "core/runtime.hpp"
 
 #include <weft/detail/core.hpp>
 #include <weft/lowlevel/asio.hpp>
@@ -17,28 +20,31 @@
 #include <boost/asio/detail/thread_context.hpp>
 #endif
 
+#include <cstddef>
 #include <exception>
+#include <memory>
 #include <utility>
 
-namespace weft::lowlevel {
+namespace weft::detail {
 
 namespace {
 // No task is current while this lives: code run meanwhile has no portal.
 struct task_hidden {
-  detail::task_base* task = std::exchange(detail::t_current_task, nullptr);
+  task_base* task = std::exchange(t_current_task, nullptr);
   task_hidden() = default;
   task_hidden(const task_hidden&) = delete;
   task_hidden& operator=(const task_hidden&) = delete;
-  ~task_hidden() { detail::t_current_task = task; }
+  ~task_hidden() { t_current_task = task; }
 };
 }  // namespace
 
 #if defined(WEFT_PORTABLE_ASIO)
 
+namespace {
 // Public API only: fn runs inside a real handler of io, posted and then run
 // from here at once, with whatever handlers were ready before it (they
 // would have run at the loop's next pass; no task runs in between).
-void run_as_asio_handler(boost::asio::io_context& io, function_ref<void()> fn) {
+void run_as_handler_of(boost::asio::io_context& io, function_ref<void()> fn) {
   task_hidden hidden;
   if (io.get_executor().running_in_this_thread()) {  // already in a handler of io
     fn();
@@ -59,23 +65,34 @@ void run_as_asio_handler(boost::asio::io_context& io, function_ref<void()> fn) {
   }
   if (error) std::rethrow_exception(error);
 }
+}  // namespace
+
+struct asio_thread::state {};
+
+asio_thread::asio_thread(boost::asio::io_context& io) : io_(io) {}
+asio_thread::~asio_thread() = default;
+std::size_t asio_thread::poll_one() { return io_.poll_one(); }
+std::size_t asio_thread::poll() { return io_.poll(); }
+std::size_t asio_thread::run_one() { return io_.run_one(); }
+void asio_thread::run_as_handler(function_ref<void()> fn) { run_as_handler_of(io_, fn); }
 
 #else
+
+namespace {
+
+namespace ad = boost::asio::detail;
+using call_stack = ad::call_stack<ad::thread_context, ad::thread_info_base>;
 
 // io_context::run pushes the scheduler and a thread_info onto the thread's
 // call stack before it runs a handler, and moves the handler's privately
 // queued operations to the scheduler's queue after it. This does the same
-// around fn.
-void run_as_asio_handler(boost::asio::io_context& io, function_ref<void()> fn) {
+// around fn, with `info` (holding no queued work between calls).
+void run_with(ad::scheduler& sched, ad::scheduler_thread_info& info, function_ref<void()> fn) {
   task_hidden hidden;
-  namespace ad = boost::asio::detail;
-  using call_stack = ad::call_stack<ad::thread_context, ad::thread_info_base>;
-  ad::scheduler& sched = boost::asio::use_service<ad::scheduler>(io);  // io_context's own, no lookup
   if (call_stack::contains(&sched) != nullptr) {  // already in a handler of io
     fn();
     return;
   }
-  ad::scheduler_thread_info info;
   info.private_outstanding_work = 0;
   struct flush {
     ad::scheduler& sched;
@@ -93,6 +110,117 @@ void run_as_asio_handler(boost::asio::io_context& io, function_ref<void()> fn) {
   [&info]() noexcept { info.rethrow_pending_exception(); }();
 }
 
+void run_as_handler_of(boost::asio::io_context& io, function_ref<void()> fn) {
+  ad::scheduler_thread_info info;
+  run_with(boost::asio::use_service<ad::scheduler>(io), info, fn);  // io_context's own scheduler, no lookup
+}
+
+// The scheduler's private members that asio_thread uses (an explicit
+// instantiation may name them, [temp.spec.general]).
+struct do_poll_one_member {
+  using type = std::size_t (ad::scheduler::*)(ad::conditionally_enabled_mutex::scoped_lock&,
+                                              ad::scheduler_thread_info&, const boost::system::error_code&);
+  friend type member_of(do_poll_one_member) noexcept;
+};
+struct do_run_one_member {
+  using type = do_poll_one_member::type;
+  friend type member_of(do_run_one_member) noexcept;
+};
+struct mutex_member {
+  using type = ad::conditionally_enabled_mutex ad::scheduler::*;
+  friend type member_of(mutex_member) noexcept;
+};
+struct outstanding_work_member {
+  using type = ad::atomic_count ad::scheduler::*;
+  friend type member_of(outstanding_work_member) noexcept;
+};
+template <class Name, typename Name::type Member>
+struct grant {
+  friend typename Name::type member_of(Name) noexcept { return Member; }
+};
+template struct grant<do_poll_one_member, &ad::scheduler::do_poll_one>;
+template struct grant<do_run_one_member, &ad::scheduler::do_run_one>;
+template struct grant<mutex_member, &ad::scheduler::mutex_>;
+template struct grant<outstanding_work_member, &ad::scheduler::outstanding_work_>;
+
+enum class run_mode { poll_one, poll, run_one };
+
+// scheduler::poll_one, poll and run_one, with `info` in place of a new
+// thread_info per call. Not for use inside a handler of the scheduler.
+std::size_t run_handlers(ad::scheduler& sched, ad::scheduler_thread_info& info, run_mode mode) {
+  if (sched.*member_of(outstanding_work_member{}) == 0) {
+    sched.stop();
+    return 0;
+  }
+  info.private_outstanding_work = 0;
+  call_stack::context in_handler(&sched, info);
+  ad::conditionally_enabled_mutex::scoped_lock lock(sched.*member_of(mutex_member{}));
+  const boost::system::error_code no_error;
+  switch (mode) {
+    case run_mode::poll_one:
+      return (sched.*member_of(do_poll_one_member{}))(lock, info, no_error);
+    case run_mode::run_one:
+      return (sched.*member_of(do_run_one_member{}))(lock, info, no_error);
+    case run_mode::poll:
+      break;
+  }
+  std::size_t n = 0;
+  for (; (sched.*member_of(do_poll_one_member{}))(lock, info, no_error) != 0; lock.lock()) ++n;
+  return n;
+}
+
+}  // namespace
+
+struct asio_thread::state {
+  explicit state(boost::asio::io_context& io) : sched(boost::asio::use_service<ad::scheduler>(io)) {}
+  ad::scheduler& sched;
+  ad::scheduler_thread_info info;  // its recycled memory is kept between calls
+  // Makes `info` the thread's recycler outside handlers too (in tasks, which
+  // create coroutine frames and start operations): a call stack entry with
+  // a key of its own, so that nothing takes the thread for one inside a
+  // handler of io (Asio asks that by the scheduler's key), only Asio's
+  // memory recycling (which asks for the top entry's value) sees it.
+  ad::thread_context outside_handlers;
+  call_stack::context recycler{&outside_handlers, info};
+};
+
+// Constructed and destroyed on the runtime's thread, around everything that
+// runs on it: `recycler` is the bottom entry of the thread's call stack.
+asio_thread::asio_thread(boost::asio::io_context& io) : io_(io), state_(new state(io)) {}
+
+asio_thread::~asio_thread() = default;
+
+// From inside a handler of io (where the runtime's loop never is), Asio's
+// own functions handle the nesting.
+std::size_t asio_thread::poll_one() {
+  if (call_stack::contains(&state_->sched) != nullptr) return io_.poll_one();
+  return run_handlers(state_->sched, state_->info, run_mode::poll_one);
+}
+
+std::size_t asio_thread::poll() {
+  if (call_stack::contains(&state_->sched) != nullptr) return io_.poll();
+  return run_handlers(state_->sched, state_->info, run_mode::poll);
+}
+
+std::size_t asio_thread::run_one() {
+  if (call_stack::contains(&state_->sched) != nullptr) return io_.run_one();
+  return run_handlers(state_->sched, state_->info, run_mode::run_one);
+}
+
+void asio_thread::run_as_handler(function_ref<void()> fn) { run_with(state_->sched, state_->info, fn); }
+
 #endif
+
+}  // namespace weft::detail
+
+namespace weft::lowlevel {
+
+void run_as_asio_handler(boost::asio::io_context& io, function_ref<void()> fn) {
+  if (detail::runtime* rt = detail::runtime::current(); rt != nullptr && &rt->io() == &io) {
+    rt->asio().run_as_handler(fn);  // with the thread_info the loop runs handlers with
+    return;
+  }
+  detail::run_as_handler_of(io, fn);
+}
 
 }  // namespace weft::lowlevel

@@ -5,6 +5,7 @@
 
 #include <weft/lowlevel/park.hpp>
 
+#include <cstddef>
 #include <optional>
 
 namespace weft::detail {
@@ -28,7 +29,7 @@ void runtime::reactor_pass() noexcept {
     // Someone may have stopped the io_context (io_context().stop()); checked
     // here and before blocking, not on every pass (it takes a lock).
     if (io_.stopped()) io_.restart();
-    io_.poll();  // a pass that interrupts busy tasks: give all of I/O its turn
+    asio_.poll();  // a pass that interrupts busy tasks: give all of I/O its turn
   } else {
     run_ready_handlers();
   }
@@ -50,7 +51,7 @@ void runtime::reactor_pass() noexcept {
   }
   arm_wake_timer();
   probe_.idle.store(true, std::memory_order_relaxed);
-  const std::size_t ran = io_.run_one();
+  const std::size_t ran = asio_.run_one();
   probe_.idle.store(false, std::memory_order_relaxed);
   if (ran == 0) {
     // Only a stopped io_context (io_context().stop()) runs nothing: the
@@ -80,7 +81,7 @@ void runtime::run_ready_handlers() noexcept {
   // end every call with one more epoll_wait, which finds nothing when the
   // handlers were all that was ready (request/response traffic).
   while (!algo_->has_ready_tasks()) {
-    if (io_.poll_one() == 0) return;
+    if (asio_.poll_one() == 0) return;
   }
   // Under load one epoll_wait reports many sockets: running their handlers
   // now lets the tasks they wake run back to back, without a pass between
@@ -89,8 +90,46 @@ void runtime::run_ready_handlers() noexcept {
   if (!loop_.batching && ++loop_.batch_probe < loop_state::batch_probe_interval) return;
   loop_.batch_probe = 0;
   unsigned more = 0;
-  while (more < loop_state::max_handler_batch && io_.poll_one() != 0) ++more;
+  while (more < loop_state::max_handler_batch && asio_.poll_one() != 0) ++more;
   loop_.batching = more > 0;
+}
+
+// A task parks and no other task is ready: the dispatcher would run a pass
+// and then switch to the task the pass woke, two switches per wake in
+// request/response traffic. Instead the parking task runs the ready
+// handlers itself (the non-blocking first step of a pass; the rest stays
+// with the dispatcher, which still gets a full pass every poll_interval
+// picks and whenever this finds nothing). A task the handlers wake is then
+// switched to directly; if they woke the parking task itself, first in
+// line, it goes on without a switch (returns true). Handlers run outside
+// any task, with the dispatcher's per-thread state, as in a pass, and only
+// where the task's stack has `handler_stack` bytes left.
+bool runtime::run_handlers_before_suspend(task_base& t) noexcept {
+  if (algo_->has_ready_tasks() || loop_.poll_due || !soon_.empty() || !loop_.dispatcher_may_stay()) return false;
+  const char* sp = static_cast<const char*>(__builtin_frame_address(0));
+  if (sp - static_cast<const char*>(t.stack_bottom_) < static_cast<std::ptrdiff_t>(loop_state::handler_stack))
+    return false;
+  if (++loop_.ticks >= loop_state::poll_interval) {  // a pick, for the pass's due time
+    loop_.poll_due = true;
+    return false;
+  }
+  probe_.count_switch();  // the task has parked: progress, for the stall monitor
+  thread_state& own = *state_current_;
+  own.eh = *eh_globals_;
+  own.errno_value = *errno_;
+  *eh_globals_ = dispatcher_state_.eh;
+  *errno_ = dispatcher_state_.errno_value;
+  state_current_ = &dispatcher_state_;
+  t_current_task = nullptr;
+  run_ready_handlers();
+  run_soon_calls();  // queued by those handlers
+  t_current_task = &t;
+  dispatcher_state_.eh = *eh_globals_;
+  dispatcher_state_.errno_value = *errno_;
+  *eh_globals_ = own.eh;
+  *errno_ = own.errno_value;
+  state_current_ = &own;
+  return t.state_ == task_base::state::scheduled && algo_->take_if_first(t.ctx_);
 }
 
 void runtime::arm_wake_timer() noexcept {

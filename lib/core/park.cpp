@@ -46,8 +46,10 @@ void runtime::park(task_base& t, const abort_fn& abort) {
     t.abort_ = &abort;
   }
   t.state_ = task_base::state::parked;
-  t.ctx_->suspend();
-  after_switch();
+  if (!run_handlers_before_suspend(t)) {
+    t.ctx_->suspend();
+    after_switch();
+  }
   t.state_ = task_base::state::running;
   t.wait_what_ = nullptr;
   if (t.wake_cancelled_) {

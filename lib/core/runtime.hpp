@@ -2,6 +2,7 @@
 // algorithm driven by an Asio io_context. See runtime.cpp for the loop.
 #pragma once
 
+#include "core/asio_thread.hpp"
 #include "core/deadline_queue.hpp"
 #include "core/inbox.hpp"
 #include "core/stack_guard.hpp"
@@ -19,6 +20,7 @@
 #include <boost/fiber/context.hpp>
 #include <boost/fiber/scheduler.hpp>
 
+#include <cstddef>
 #include <cstdint>
 #include <iosfwd>
 #include <memory>
@@ -49,6 +51,12 @@ class reactor_algorithm final : public boost::fibers::algo::algorithm {
   void suspend_until(std::chrono::steady_clock::time_point const&) noexcept override;
   void notify() noexcept override;
   bool has_ready_tasks() const noexcept { return !ready_.empty(); }
+  /// Takes `ctx` out of the ready queue if it is first there.
+  bool take_if_first(boost::fibers::context* ctx) noexcept {
+    if (ready_.empty() || &ready_.front() != ctx) return false;
+    ready_.pop_front();
+    return true;
+  }
 
  private:
   runtime& rt_;
@@ -66,6 +74,10 @@ struct loop_state {
   /// and how often a pass tries that again after it found none.
   static constexpr unsigned max_handler_batch = 64;
   static constexpr unsigned batch_probe_interval = 64;
+  /// Stack a parking task must have left to run ready handlers itself
+  /// (runtime::run_handlers_before_suspend); Asio's reactor alone keeps
+  /// 1.5 KiB of events on the stack.
+  static constexpr std::size_t handler_stack = 32 * 1024;
 
   unsigned ticks = 0;        ///< picks since the last reactor pass
   bool poll_due = false;     ///< the next pick goes to the dispatcher for a pass
@@ -145,6 +157,8 @@ class runtime {
   void fire_expired() noexcept;
 
   boost::asio::io_context& io() noexcept { return io_; }
+  /// This thread's standing in io_: runs its handlers (see asio_thread.hpp).
+  asio_thread& asio() noexcept { return asio_; }
   /// Where other threads hand this runtime work (see inbox.hpp).
   inbox& remote_inbox() noexcept { return *inbox_.in; }
   parking_lot& idle_waiters() noexcept { return idle_waiters_; }
@@ -176,6 +190,7 @@ class runtime {
   static void report_system_task_failure(const task_base& t, const std::exception_ptr& e) noexcept;
   void arm_wake_timer() noexcept;
   void run_ready_handlers() noexcept;
+  bool run_handlers_before_suspend(task_base& t) noexcept;
   bool run_soon_calls() noexcept;
   void wait_on_main();
 
@@ -210,6 +225,7 @@ class runtime {
   // Closed by ~runtime.
   inbox_owner inbox_{new inbox(io_)};
   boost::asio::io_context io_{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO};
+  asio_thread asio_{io_};
   // Holders of io_'s I/O objects, detached by ~runtime (see io_binding).
   intrusive_list<io_binding, io_binding_tag> io_bindings_;
   boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_;

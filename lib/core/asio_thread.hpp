@@ -1,0 +1,56 @@
+// asio_thread: the runtime thread's standing inside its io_context, as
+// io_context::run would give it.
+//
+// Asio keeps per-thread recycled memory (for handlers, coroutine frames and
+// cancellation handlers) in the thread_info it pushes while it runs a
+// handler. io_context::run pushes one for the whole run; poll_one() makes
+// a new, empty one per call and frees what it cached on return, so a loop
+// that runs handlers one poll_one() at a time would allocate and free that
+// memory for every handler. asio_thread keeps one thread_info for the
+// runtime's lifetime and runs handlers with it; it also lends it to Asio's
+// memory recycling outside handlers (in tasks), so that an operation or
+// coroutine frame made in a task and freed in a handler, or the other way
+// round, is recycled too. Construct and destroy it on the runtime's thread. Built on Asio internals
+// checked against the pinned Boost version (lib/core/boost_pin.hpp); with
+// WEFT_PORTABLE_ASIO it calls io_context::poll_one() (same behaviour,
+// without the reuse).
+#pragma once
+
+#include <weft/function_ref.hpp>
+
+#include <boost/asio/io_context.hpp>
+
+#include <cstddef>
+#include <memory>
+
+namespace weft::detail {
+
+class asio_thread {
+ public:
+  /// @throws std::bad_alloc.
+  explicit asio_thread(boost::asio::io_context& io);
+  ~asio_thread();
+  asio_thread(const asio_thread&) = delete;
+  asio_thread& operator=(const asio_thread&) = delete;
+
+  /// io.poll_one(): runs at most one ready handler (the reactor is polled
+  /// when its turn in the queue comes). Returns how many ran. Call it on
+  /// the runtime's thread, never from inside a handler of io.
+  std::size_t poll_one();
+  /// io.poll(): runs the handlers that are ready.
+  std::size_t poll();
+  /// io.run_one(): runs one handler, blocking until one is ready.
+  std::size_t run_one();
+
+  /// lowlevel::run_as_asio_handler(io, fn) (see lowlevel/asio.hpp).
+  void run_as_handler(function_ref<void()> fn);
+
+  boost::asio::io_context& io() noexcept { return io_; }
+
+ private:
+  struct state;
+  boost::asio::io_context& io_;
+  std::unique_ptr<state> state_;
+};
+
+}  // namespace weft::detail
