@@ -8,6 +8,14 @@
 // with several cancelled scopes nested, the outermost one catches it. That is
 // why a scope's body is a callable: a C++ destructor cannot swallow an
 // exception, and the scope's own cancellation must never leak out.
+//
+// Relative deadlines (move_on_after, timeout, shielded(limit)
+// and weft::sleep) are now + d, fixed when the function is called. With the
+// real clock and d of one second or more, "now" is read from the kernel's
+// coarse monotonic clock, rounded up by one of its ticks: such a deadline
+// lies between now + d and now + d + one tick (1-4 ms, under 0.4 % of d),
+// never before now + d. Shorter delays, absolute deadlines and other clocks
+// (weft::testing's manual clock) are exact.
 #pragma once
 
 #include <weft/detail/core.hpp>
@@ -74,7 +82,8 @@ class cancel_scope {
 
 /// A new, not yet entered scope with the given deadline (default: none).
 cancel_scope open_cancel_scope(time_point deadline = inf_time);
-/// A scope with deadline now + d; the deadline is fixed when the scope is created.
+/// A scope with deadline now + d (see the header comment); the deadline is
+/// fixed when the scope is created.
 /// @throws std::invalid_argument if d is negative or NaN.
 cancel_scope move_on_after(duration d);
 /// A scope with the absolute deadline t. @throws std::invalid_argument if t is NaN.

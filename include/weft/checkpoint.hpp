@@ -18,8 +18,9 @@ inline void checkpoint() { coro_yield(); }
 /// @throws std::logic_error outside a weft task.
 void cancel_shielded_coro_yield();
 
-/// Blocks the task for `d` of runtime-clock time. `sleep(0s)` is one plain
-/// checkpoint. Checkpoint.
+/// Blocks the task for `d` of runtime-clock time (at least d; from one
+/// second on, up to one kernel clock tick more: see cancel_scope.hpp).
+/// `sleep(0s)` is one plain checkpoint. Checkpoint.
 /// @throws std::invalid_argument if d is negative or NaN; weft::cancelled.
 void sleep(duration d);
 

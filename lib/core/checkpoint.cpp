@@ -27,7 +27,7 @@ void sleep(duration d) {
     coro_yield();
     return;
   }
-  sleep_until(t.rt_->now() + d);
+  sleep_until(t.rt_->deadline_in(d));
 }
 
 void sleep_until(time_point when) {

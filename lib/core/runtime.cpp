@@ -66,6 +66,7 @@ runtime::runtime(const run_options& options)
     throw std::logic_error("weft::run: this clock is already in use by another running runtime");
   }
   clock_->runtime_ = this;
+  real_clock_ = dynamic_cast<real_clock*>(clock_.get()) != nullptr;
   root_scope_.rt = this;
   system_scope_.rt = this;
   system_scope_.role = scope_node::kind::system;

@@ -153,6 +153,13 @@ class runtime {
     last_now_ = clock_->now();
     return last_now_;
   }
+  /// now() + d, the deadline of a relative wait (sleep, move_on_after,
+  /// timeouts). With the real clock and d of at least
+  /// `coarse_deadline_from`, it reads the kernel's coarse monotonic clock
+  /// instead (far cheaper) rounded up by one of its ticks: the deadline then
+  /// lies between now + d and now + d + one tick (1-4 ms), never before.
+  time_point deadline_in(duration d);
+  static constexpr duration coarse_deadline_from{1.0};
   deadline_queue& deadlines() noexcept { return deadlines_; }
   void fire_expired() noexcept;
 
@@ -217,6 +224,7 @@ class runtime {
     inbox* operator->() const noexcept { return in; }
   };
   std::shared_ptr<weft::clock> clock_;
+  bool real_clock_ = false;  // clock_ is a weft::real_clock
   // One thread runs the runtime and its I/O objects: no per-descriptor
   // locking in the reactor. Posting (from any thread) stays locked.
   // Where other threads hand this runtime work. Declared before io_, so

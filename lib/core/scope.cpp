@@ -15,7 +15,7 @@ namespace weft {
 namespace detail {
 time_point deadline_after(duration d) {
   check_delay(d, "weft::timeout");
-  return require_runtime("weft::timeout").now() + d;
+  return require_runtime("weft::timeout").deadline_in(d);
 }
 }  // namespace detail
 
@@ -73,7 +73,7 @@ cancel_scope move_on_at(time_point t) { return cancel_scope(t); }
 
 cancel_scope move_on_after(duration d) {
   check_delay(d, "weft::move_on_after");
-  return cancel_scope(require_runtime("weft::move_on_after").now() + d);
+  return cancel_scope(require_runtime("weft::move_on_after").deadline_in(d));
 }
 
 }  // namespace weft
