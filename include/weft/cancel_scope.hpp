@@ -75,6 +75,8 @@ class cancel_scope {
   async_backend& backend() const noexcept;
 
  private:
+  // exit(nullptr): the body returned, there is nothing to propagate.
+  void exit_returned();
   friend class task_group;
   friend struct detail::group_access;
   detail::scope_node node_;
@@ -150,7 +152,7 @@ auto cancel_scope::run(F&& fn) {
       if (auto e = exit(std::current_exception())) std::rethrow_exception(e);
       return;
     }
-    if (auto e = exit(nullptr)) std::rethrow_exception(e);
+    exit_returned();
   } else {
     std::optional<R> result;
     try {
@@ -159,7 +161,7 @@ auto cancel_scope::run(F&& fn) {
       if (auto e = exit(std::current_exception())) std::rethrow_exception(e);
       return result;
     }
-    if (auto e = exit(nullptr)) std::rethrow_exception(e);
+    exit_returned();
     return result;
   }
 }

@@ -10,9 +10,12 @@
 //    living at the top of its default-size stack (ASan stack bounds).
 //    No fallback: another Boost version must be checked and added here.
 //  - lib/core/asio_handler.cpp: run_as_asio_handler pushes io_context's
-//    scheduler onto Asio's call stack, as io_context::run does. Fallback:
-//    WEFT_PORTABLE_ASIO (public Asio API only, same behaviour), chosen
-//    automatically for other versions.
+//    scheduler onto Asio's call stack, as io_context::run does; asio_thread
+//    runs handlers through the scheduler's private do_poll_one/do_run_one,
+//    mutex_ and outstanding_work_ with a thread_info of its own, and keeps
+//    that thread_info on the call stack under a key of its own for Asio's
+//    memory recycling. Fallback: WEFT_PORTABLE_ASIO (public Asio API only,
+//    same behaviour), chosen automatically for other versions.
 #pragma once
 
 #include <boost/version.hpp>

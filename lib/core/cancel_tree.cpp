@@ -22,6 +22,18 @@ void runtime::link_task_scope(task_base& t, scope_node& parent) noexcept {
   s.effectively_cancelled = s.cancel_called || s.parent_cancellation_visible();
 }
 
+inline void runtime::arm_deadline(scope_node& s) noexcept {
+  // The caller made room in the queue (deadline_queue::reserve_one).
+  // Entering a scope does not read the clock (that costs as much as a task
+  // switch): a deadline known to have passed cancels at once; any other
+  // goes to the queue, which fires it at the next pass of the loop if it has
+  // in fact passed. With a manual clock the known time is exact.
+  if (s.deadline.when <= last_now_)
+    cancel(s, cancel_reason::deadline);
+  else
+    deadlines_.push(s.deadline);
+}
+
 void runtime::enter_scope(scope_node& s, task_base& t) {
   if (s.state != scope_node::phase::idle)
     throw std::logic_error("weft::cancel_scope: a cancel scope can be entered only once");
@@ -38,7 +50,7 @@ void runtime::enter_scope(scope_node& s, task_base& t) {
   if (!s.cancel_called && s.deadline.when != inf_time) arm_deadline(s);
 }
 
-std::exception_ptr runtime::exit_scope(scope_node& s, task_base& t, std::exception_ptr in_flight) {
+bool runtime::leave_scope(scope_node& s, task_base& t) {
   if (s.state != scope_node::phase::active)
     throw std::logic_error("weft::cancel_scope: exiting a cancel scope that is not active (never entered, or already exited)");
   if (s.owner != &t)
@@ -55,7 +67,11 @@ std::exception_ptr runtime::exit_scope(scope_node& s, task_base& t, std::excepti
   intrusive_list<scope_node, scope_child_tag>::erase(s);
   s.state = scope_node::phase::done;
   s.rt = nullptr;  // the scope object may outlive the runtime
-  if (in_flight && catches && is_cancelled(in_flight)) {
+  return catches;
+}
+
+std::exception_ptr runtime::exit_scope(scope_node& s, task_base& t, std::exception_ptr in_flight) {
+  if (leave_scope(s, t) && in_flight && is_cancelled(in_flight)) {
     s.cancelled_caught = true;
     return nullptr;
   }
@@ -78,18 +94,6 @@ void runtime::set_deadline(scope_node& s, time_point t) {
   s.deadline.when = t;
   if (s.state != scope_node::phase::active || s.cancel_called || t == inf_time) return;
   arm_deadline(s);
-}
-
-void runtime::arm_deadline(scope_node& s) noexcept {
-  // The caller made room in the queue (deadline_queue::reserve_one).
-  // Entering a scope does not read the clock (that costs as much as a task
-  // switch): a deadline known to have passed cancels at once; any other
-  // goes to the queue, which fires it at the next pass of the loop if it has
-  // in fact passed. With a manual clock the known time is exact.
-  if (s.deadline.when <= last_now_)
-    cancel(s, cancel_reason::deadline);
-  else
-    deadlines_.push(s.deadline);
 }
 
 void runtime::recalculate(scope_node& s) noexcept {
@@ -121,3 +125,19 @@ void throw_cancelled(task_base& t) {
 }
 
 }  // namespace weft::detail
+
+namespace weft {
+
+// cancel_scope's entry and normal exit live beside the runtime's scope code,
+// so that the hot path of a scope is one call each way.
+void cancel_scope::enter() {
+  detail::task_base& t = detail::require_task("weft::cancel_scope::enter");
+  t.rt_->enter_scope(node_, t);
+}
+
+void cancel_scope::exit_returned() {
+  detail::task_base& t = detail::require_task("weft::cancel_scope::exit");
+  t.rt_->leave_scope(node_, t);
+}
+
+}  // namespace weft

@@ -1,6 +1,7 @@
 // The clock base and the real clock (time.hpp).
 
 #include "core/runtime.hpp"
+#include "core/time_checks.hpp"
 
 #include <weft/time.hpp>
 
@@ -8,6 +9,8 @@
 #include <cmath>
 #include <cstdint>
 #include <optional>
+#include <stdexcept>
+#include <string>
 
 #include <time.h>
 
@@ -17,6 +20,14 @@ clock::~clock() = default;
 bool clock::try_autojump(time_point) { return false; }
 void clock::time_changed() {
   if (runtime_ != nullptr) runtime_->fire_expired();
+}
+
+void throw_nan_time(const char* what) { throw std::invalid_argument(std::string(what) + ": the time is NaN"); }
+void throw_bad_delay(duration d, const char* what) {
+  throw std::invalid_argument(std::string(what) + (std::isnan(d.count()) ? ": the delay is NaN" : ": the delay is negative"));
+}
+void throw_no_runtime(const char* what) {
+  throw std::logic_error(std::string(what) + " must be called on a thread running a weft runtime");
 }
 
 namespace detail {

@@ -323,14 +323,9 @@ void spawn_system_task(task_base* t) {
   rt->spawn_system(t);
 }
 
-task_base& require_task(const char* what) {
-  task_base* t = current_task();
-  if (t == nullptr) {
-    throw std::logic_error(std::string(what) +
-                           " must be called from a weft task (inside weft::run), and this thread is " +
-                           (t_runtime ? "running the runtime but not inside a task" : "not running a weft runtime"));
-  }
-  return *t;
+void throw_not_in_task(const char* what) {
+  throw std::logic_error(std::string(what) + " must be called from a weft task (inside weft::run), and this thread is " +
+                         (t_runtime ? "running the runtime but not inside a task" : "not running a weft runtime"));
 }
 
 }  // namespace weft::detail

@@ -142,6 +142,9 @@ class runtime {
   // Cancel tree.
   void enter_scope(scope_node& s, task_base& t);
   std::exception_ptr exit_scope(scope_node& s, task_base& t, std::exception_ptr in_flight);
+  /// Leaves `s` (see exit_scope); returns whether it catches a cancellation
+  /// of its own (it was cancelled and no outer cancellation covers it).
+  bool leave_scope(scope_node& s, task_base& t);
   void link_task_scope(task_base& t, scope_node& parent) noexcept;
   void cancel(scope_node& s, cancel_reason reason) noexcept;
   void set_deadline(scope_node& s, time_point t);

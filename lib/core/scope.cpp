@@ -55,11 +55,6 @@ void cancel_scope::reschedule(time_point t) {
     node_.deadline.when = t;
 }
 
-void cancel_scope::enter() {
-  detail::task_base& t = detail::require_task("weft::cancel_scope::enter");
-  t.rt_->enter_scope(node_, t);
-}
-
 std::exception_ptr cancel_scope::exit(std::exception_ptr in_flight) {
   detail::task_base& t = detail::require_task("weft::cancel_scope::exit");
   return t.rt_->exit_scope(node_, t, std::move(in_flight));

@@ -272,8 +272,15 @@ void reschedule(task_base& t) noexcept;
 extern constinit thread_local task_base* t_current_task;
 /// The running task, or nullptr (not in a task, or no runtime).
 inline task_base* current_task() noexcept { return t_current_task; }
+/// Throws the std::logic_error of require_task outside a task.
+[[noreturn]] void throw_not_in_task(const char* what);
 /// The running task; throws std::logic_error naming `what` outside a task.
-task_base& require_task(const char* what);
+inline task_base& require_task(const char* what) {
+  task_base* t = t_current_task;
+  if (t == nullptr) [[unlikely]]
+    throw_not_in_task(what);
+  return *t;
+}
 
 /// Describes the wait `t` is about to park in, for task dumps: `what` (a
 /// static string), an optional number (a file descriptor, a task id; -1:
