@@ -10,6 +10,7 @@
 
 #include <weft/awaitable.hpp>
 #include <weft/detail/core.hpp>
+#include <weft/detail/coro_await.hpp>
 #include <weft/lowlevel/frame_pool.hpp>
 
 #include <coroutine>
@@ -39,58 +40,6 @@ class coro_drive;
 /// running task (lowlevel::drive_coroutine checks that).
 void drive_on_fiber(task_base& task, std::coroutine_handle<> top);
 
-/// The drive of the running task, or nullptr.
-coro_drive* current_drive() noexcept;
-/// Registers `h` as the coroutine to resume when the foreign awaitable
-/// completes; returns the handle to give the foreign awaitable instead.
-std::coroutine_handle<> drive_intercept(coro_drive& drive, std::coroutine_handle<> h) noexcept;
-/// Undoes drive_intercept when the foreign awaitable did not suspend after all.
-void drive_cancel_intercept(coro_drive& drive) noexcept;
-
-using weft::awaitable;
-using weft::await_result_t;
-using weft::awaiter_t;
-using weft::get_awaiter;
-
-/// Wraps a foreign awaiter so that, when a fiber drives the coroutine, the
-/// coroutine is resumed on that fiber rather than wherever the awaitable
-/// completes (an Asio handler, another thread). W is the awaiter type, or a
-/// reference to it when the awaitable is its own awaiter.
-template <class W>
-class on_fiber_awaiter {
- public:
-  explicit on_fiber_awaiter(W&& w) : w_(std::forward<W>(w)) {}
-  bool await_ready() { return w_.await_ready(); }
-  template <class P>
-  auto await_suspend(std::coroutine_handle<P> h) {
-    coro_drive* drive = current_drive();
-    using R = decltype(w_.await_suspend(h));
-    if (drive == nullptr) return w_.await_suspend(h);
-    // The driving task is about to wait: a checkpoint, even if the awaitable
-    // would complete at once (nothing has been started yet).
-    raise_if_cancelled_at_entry();
-    std::coroutine_handle<> through = drive_intercept(*drive, h);
-    if constexpr (std::is_void_v<R>) {
-      w_.await_suspend(through);
-    } else if constexpr (std::is_same_v<R, bool>) {
-      const bool suspended = w_.await_suspend(through);
-      if (!suspended) drive_cancel_intercept(*drive);
-      return suspended;
-    } else {
-      return w_.await_suspend(through);  // symmetric transfer to some other coroutine
-    }
-  }
-  decltype(auto) await_resume() { return w_.await_resume(); }
-
- private:
-  W w_;
-};
-
-template <class T>
-struct is_coro : std::false_type {};
-template <class T>
-struct is_coro<coro<T>> : std::true_type {};
-
 class coro_promise_base {
  public:
   static void* operator new(std::size_t size) { return lowlevel::frame_allocate(size); }
@@ -110,15 +59,10 @@ class coro_promise_base {
   final_awaiter final_suspend() noexcept { return {}; }
   void unhandled_exception() noexcept { exception_ = std::current_exception(); }
 
-  // weft coroutines (and awaiters that are already fiber-aware) pass
-  // through; any other awaitable resumes us on the driving fiber.
+  // See "What co_await accepts" in the header comment (detail/coro_await.hpp).
   template <class A>
   decltype(auto) await_transform(A&& a) {
-    if constexpr (is_coro<std::remove_cvref_t<A>>::value ||
-                  requires { typename std::remove_cvref_t<A>::weft_fiber_aware; })
-      return std::forward<A>(a);
-    else
-      return on_fiber_awaiter<decltype(get_awaiter(std::forward<A>(a)))>(get_awaiter(std::forward<A>(a)));
+    return transform_await(std::forward<A>(a));
   }
 
   std::coroutine_handle<> continuation_;

@@ -7,6 +7,7 @@
 
 #include <array>
 #include <new>
+#include <stdexcept>
 
 namespace weft::detail {
 
@@ -133,6 +134,14 @@ std::coroutine_handle<> drive_intercept(coro_drive& drive, std::coroutine_handle
 }
 
 void drive_cancel_intercept(coro_drive& drive) noexcept { drive.cancel_intercept(); }
+
+void throw_asio_await_outside_task() {
+  throw std::logic_error(
+      "weft coroutine: co_await of an asio::awaitable or an Asio operation needs a weft task: the coroutine waits "
+      "for it by parking the fiber of the task that runs it (greenback::await_ or lowlevel::drive_coroutine from task "
+      "code), and this coroutine was resumed where no task runs (an Asio handler, a foreign coroutine, a thread "
+      "without a weft runtime)");
+}
 
 void drive_on_fiber(task_base& me, std::coroutine_handle<> top) {
   coro_drive drive(me);
