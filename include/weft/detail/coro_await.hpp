@@ -27,7 +27,9 @@ namespace detail {
 coro_drive* current_drive() noexcept;
 /// Registers `h` as the coroutine to resume when the foreign awaitable
 /// completes; returns the handle to give the foreign awaitable instead.
-std::coroutine_handle<> drive_intercept(coro_drive& drive, std::coroutine_handle<> h) noexcept;
+/// @throws std::bad_alloc (the drive's first suspension makes a frame);
+/// nothing has changed then.
+std::coroutine_handle<> drive_intercept(coro_drive& drive, std::coroutine_handle<> h);
 /// Undoes drive_intercept when the foreign awaitable did not suspend after all.
 void drive_cancel_intercept(coro_drive& drive) noexcept;
 
