@@ -82,7 +82,9 @@ auto await_(A&& aw) {
 /// coroutine then ends with an exception, weft::cancelled is thrown
 /// instead; if it returns a value regardless, the value is returned and the
 /// cancellation is delivered at the next checkpoint. Checkpoint: in a
-/// cancelled scope it throws before the coroutine starts.
+/// cancelled scope it throws before the coroutine starts. This is
+/// weft::lowlevel::run_asio_awaitable, which `co_await aw` inside a
+/// weft::coro also uses.
 /// @throws the coroutine's exception; weft::cancelled; weft::abandoned_error
 /// if the coroutine is destroyed unfinished; no_portal_error without a portal.
 template <class T, class Executor>
