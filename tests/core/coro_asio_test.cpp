@@ -259,7 +259,7 @@ TEST_CASE("a deadline cancels the Asio read a coro awaits: the operation is abor
   });
 }
 
-TEST_CASE("co_await of Asio in a coro that no task runs throws a logic_error naming the fix") {
+TEST_CASE("co_await of Asio in a coro that no task runs throws a logic_error saying it needs a task") {
   auto body = [](asio::steady_timer& timer, int which) -> weft::coro<void> {
     bool flag = false;
     if (which == 0)
@@ -276,12 +276,12 @@ TEST_CASE("co_await of Asio in a coro that no task runs throws a logic_error nam
       REQUIRE(c.done());
       CHECK_THROWS_WITH_AS(c.handle().promise().take(), doctest::Contains("needs a weft task"), std::logic_error);
     }
+    CHECK(timer.cancel() == 0);  // the timer wait was never started
   };
   SUBCASE("a thread without a runtime") {
     asio::io_context own;
     asio::steady_timer timer(own, 1s);
     check_refused(timer);
-    CHECK(own.poll() == 0);  // nothing was started
   }
   SUBCASE("an Asio handler of a runtime") {
     run([&] {
