@@ -5,11 +5,40 @@
 // its body runs on the task's fiber, so it may call weft's blocking functions
 // (weft::sleep, locks, ...) directly; when it suspends on some other
 // awaitable, it is resumed on that fiber again. Frames are recycled through a
-// per-thread free list.
+// per-thread free list; calling a coroutine function allocates its frame
+// (std::bad_alloc if memory runs out).
+//
+// What co_await accepts in a weft::coro (and a weft::async_generator):
+//  - weft::coro and async generator steps: run by symmetric transfer.
+//  - boost::asio::awaitable<T> (an rvalue) and Asio async operations
+//    (`timer.async_wait(boost::asio::deferred)`, `async_read(s, buf,
+//    deferred)`, any `op` for which `op(token)` starts the operation).
+//    The coroutine runs on its task's fiber, so it waits for them as
+//    synchronous task code does with greenback::await_: the coroutine does
+//    not suspend, the fiber parks until the operation has finished, and
+//    other tasks run meanwhile. The same rules apply: a checkpoint (in a
+//    cancelled scope weft::cancelled is thrown before anything starts); a
+//    cancellation of the task while it waits is forwarded to the operation
+//    as Asio terminal cancellation, and when the operation then fails,
+//    weft::cancelled comes out of the co_await. An asio::awaitable is
+//    co_spawned on the runtime's io_context and starts at once
+//    (lowlevel::run_asio_awaitable); an operation is run with
+//    weft::use_fiber, so its error_code becomes a boost::system::system_error
+//    and `as_tuple(deferred)` gives it as a value.
+//    Where no task runs the coroutine (it was resumed from an Asio handler,
+//    by a foreign coroutine, on a thread without a weft runtime), there is
+//    no fiber to park: the co_await throws std::logic_error.
+//  - Any other C++20 awaitable: the coroutine suspends, and when a task's
+//    fiber drives it, it is resumed on that fiber wherever the awaitable
+//    completes. A checkpoint when it suspends; such a wait cannot be
+//    withdrawn: a cancellation that arrives meanwhile is delivered at the
+//    next checkpoint.
+//  - Anything else is a compile error (one static_assert that lists these).
 #pragma once
 
 #include <weft/awaitable.hpp>
 #include <weft/detail/core.hpp>
+#include <weft/detail/coro_await.hpp>
 #include <weft/lowlevel/frame_pool.hpp>
 
 #include <coroutine>
@@ -39,58 +68,6 @@ class coro_drive;
 /// running task (lowlevel::drive_coroutine checks that).
 void drive_on_fiber(task_base& task, std::coroutine_handle<> top);
 
-/// The drive of the running task, or nullptr.
-coro_drive* current_drive() noexcept;
-/// Registers `h` as the coroutine to resume when the foreign awaitable
-/// completes; returns the handle to give the foreign awaitable instead.
-std::coroutine_handle<> drive_intercept(coro_drive& drive, std::coroutine_handle<> h) noexcept;
-/// Undoes drive_intercept when the foreign awaitable did not suspend after all.
-void drive_cancel_intercept(coro_drive& drive) noexcept;
-
-using weft::awaitable;
-using weft::await_result_t;
-using weft::awaiter_t;
-using weft::get_awaiter;
-
-/// Wraps a foreign awaiter so that, when a fiber drives the coroutine, the
-/// coroutine is resumed on that fiber rather than wherever the awaitable
-/// completes (an Asio handler, another thread). W is the awaiter type, or a
-/// reference to it when the awaitable is its own awaiter.
-template <class W>
-class on_fiber_awaiter {
- public:
-  explicit on_fiber_awaiter(W&& w) : w_(std::forward<W>(w)) {}
-  bool await_ready() { return w_.await_ready(); }
-  template <class P>
-  auto await_suspend(std::coroutine_handle<P> h) {
-    coro_drive* drive = current_drive();
-    using R = decltype(w_.await_suspend(h));
-    if (drive == nullptr) return w_.await_suspend(h);
-    // The driving task is about to wait: a checkpoint, even if the awaitable
-    // would complete at once (nothing has been started yet).
-    raise_if_cancelled_at_entry();
-    std::coroutine_handle<> through = drive_intercept(*drive, h);
-    if constexpr (std::is_void_v<R>) {
-      w_.await_suspend(through);
-    } else if constexpr (std::is_same_v<R, bool>) {
-      const bool suspended = w_.await_suspend(through);
-      if (!suspended) drive_cancel_intercept(*drive);
-      return suspended;
-    } else {
-      return w_.await_suspend(through);  // symmetric transfer to some other coroutine
-    }
-  }
-  decltype(auto) await_resume() { return w_.await_resume(); }
-
- private:
-  W w_;
-};
-
-template <class T>
-struct is_coro : std::false_type {};
-template <class T>
-struct is_coro<coro<T>> : std::true_type {};
-
 class coro_promise_base {
  public:
   static void* operator new(std::size_t size) { return lowlevel::frame_allocate(size); }
@@ -110,15 +87,10 @@ class coro_promise_base {
   final_awaiter final_suspend() noexcept { return {}; }
   void unhandled_exception() noexcept { exception_ = std::current_exception(); }
 
-  // weft coroutines (and awaiters that are already fiber-aware) pass
-  // through; any other awaitable resumes us on the driving fiber.
+  // See "What co_await accepts" in the header comment (detail/coro_await.hpp).
   template <class A>
   decltype(auto) await_transform(A&& a) {
-    if constexpr (is_coro<std::remove_cvref_t<A>>::value ||
-                  requires { typename std::remove_cvref_t<A>::weft_fiber_aware; })
-      return std::forward<A>(a);
-    else
-      return on_fiber_awaiter<decltype(get_awaiter(std::forward<A>(a)))>(get_awaiter(std::forward<A>(a)));
+    return transform_await(std::forward<A>(a));
   }
 
   std::coroutine_handle<> continuation_;
@@ -178,13 +150,20 @@ class [[nodiscard]] coro {
     if (h_) h_.destroy();
   }
 
+  /// True if the coro holds a coroutine (not default-constructed, moved
+  /// from or awaited).
   bool valid() const noexcept { return static_cast<bool>(h_); }
+  /// True if the coroutine has finished, or the coro is empty.
   bool done() const noexcept { return !h_ || h_.done(); }
 
   /// Awaiting a coro runs it (symmetric transfer) and yields its value or
   /// rethrows its exception. A coro is awaited at most once: awaiting moves
-  /// it into the awaiter (the coro is empty afterwards), and awaiting an
-  /// empty coro throws std::invalid_argument.
+  /// it into the awaiter (the coro is empty afterwards). Not a checkpoint by
+  /// itself; what the coroutine does may be.
+  /// @throws (at the co_await) whatever the coroutine throws, the same
+  /// object (weft::cancelled when one of its waits was cancelled);
+  /// std::invalid_argument if the coro is empty (already awaited, moved
+  /// from, default-constructed).
   auto operator co_await() && noexcept { return detail::coro_awaiter<T>{std::move(*this)}; }
   auto operator co_await() & noexcept { return std::move(*this).operator co_await(); }
 
@@ -202,12 +181,16 @@ inline constexpr bool is_coro_v = detail::is_coro<std::remove_cvref_t<T>>::value
 namespace lowlevel {
 /// Runs the coroutine `top`, not yet started, on the current task's fiber
 /// until it is done (what greenback::await_ does with a weft::coro): weft's
-/// blocking calls work inside it, and whenever the coroutine chain waits
-/// for a foreign awaitable the fiber parks until that awaitable resumes the
-/// chain, which then continues on the fiber. A foreign wait cannot be
-/// withdrawn: a cancellation that arrives meanwhile is delivered at the
-/// next checkpoint. The coroutine's result stays in its promise.
-/// @throws std::logic_error outside a weft task.
+/// blocking calls and co_await of Asio work inside it, and whenever the
+/// coroutine chain suspends on some other awaitable the fiber parks until
+/// that awaitable resumes the chain, which then continues on the fiber.
+/// Such a wait cannot be withdrawn: a cancellation that arrives meanwhile
+/// is delivered at the next checkpoint. The coroutine's result, or its
+/// exception, stays in its promise: nothing the coroutine throws comes out
+/// of this call.
+/// @throws std::logic_error outside a weft task. (Memory for the drive's
+/// first suspension is allocated at that co_await: std::bad_alloc comes
+/// out there, inside the coroutine.)
 void drive_coroutine(std::coroutine_handle<> top);
 }  // namespace lowlevel
 

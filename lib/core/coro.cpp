@@ -1,12 +1,17 @@
-// Coroutine frames and fiber drives: running weft coroutines on task fibers.
+// Coroutine frames and fiber drives: running weft coroutines on task fibers;
+// the errors of coroutine misuse.
 
 #include "core/runtime.hpp"
 
+#include <weft/async_generator.hpp>
 #include <weft/coro.hpp>
+#include <weft/errors.hpp>
 #include <weft/lowlevel/frame_pool.hpp>
 
 #include <array>
 #include <new>
+#include <stdexcept>
+#include <string>
 
 namespace weft::detail {
 
@@ -48,10 +53,13 @@ class coro_drive {
     if (trampoline_) trampoline_.destroy();
   }
 
-  std::coroutine_handle<> intercept(std::coroutine_handle<> h) noexcept {
+  // The trampoline's frame is made at the first suspension of the drive
+  // (a chain that never suspends costs no allocation); if that fails,
+  // nothing has changed and bad_alloc comes out at the co_await.
+  std::coroutine_handle<> intercept(std::coroutine_handle<> h) {
     WEFT_INVARIANT(!pending_);
-    pending_ = h;
     if (!trampoline_) trampoline_ = make_trampoline(this).h;
+    pending_ = h;
     return trampoline_;
   }
   void cancel_intercept() noexcept { pending_ = {}; }
@@ -128,11 +136,33 @@ coro_drive* current_drive() noexcept {
   return t ? t->drive_ : nullptr;
 }
 
-std::coroutine_handle<> drive_intercept(coro_drive& drive, std::coroutine_handle<> h) noexcept {
+std::coroutine_handle<> drive_intercept(coro_drive& drive, std::coroutine_handle<> h) {
   return drive.intercept(h);
 }
 
 void drive_cancel_intercept(coro_drive& drive) noexcept { drive.cancel_intercept(); }
+
+void throw_asio_await_outside_task() {
+  throw std::logic_error(
+      "weft coroutine: co_await of an asio::awaitable or an Asio operation needs a weft task: the coroutine waits "
+      "for it by parking the fiber of the task that runs it (greenback::await_ or lowlevel::drive_coroutine from task "
+      "code), and this coroutine was resumed where no task runs (an Asio handler, a foreign coroutine, a thread "
+      "without a weft runtime)");
+}
+
+// --- async generator misuse ----------------------------------------------------
+
+void throw_generator_busy(const char* what) {
+  throw busy_resource_error(std::string("weft::async_generator::") + what +
+                            ": a step of this generator is running (it has one consumer at a time: another task "
+                            "is waiting in its next(), send(), throw_() or close())");
+}
+
+void throw_send_before_start() {
+  throw std::logic_error(
+      "weft::async_generator::send: the generator has not started, so it stands at no co_yield to receive the "
+      "value; start it with next() (throw_() and close() work before the first next())");
+}
 
 void drive_on_fiber(task_base& me, std::coroutine_handle<> top) {
   coro_drive drive(me);

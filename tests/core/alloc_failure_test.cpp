@@ -5,11 +5,15 @@
 // This file replaces the global operator new of the core test program with
 // one that can be told to fail (off unless a test arms it).
 
+#include "core/coro_support.hpp"
 #include "support/support.hpp"
+
+#include <weft/coro.hpp>
 
 #include <cstdlib>
 #include <new>
 #include <stdexcept>
+#include <thread>
 
 namespace {
 thread_local bool t_fail_allocations = false;
@@ -92,4 +96,36 @@ TEST_CASE("stacks given back to the pool and trimmed while memory is exhausted n
     t_fail_allocations = false;
   });
   CHECK(weft::testing::live_stacks() == stacks_before);  // all given back
+}
+
+TEST_CASE("a coroutine's first foreign await with memory exhausted throws bad_alloc there; the drive goes on") {
+  // On a fresh thread, whose pool of recycled coroutine frames is empty:
+  // the drive's trampoline frame comes from operator new.
+  std::thread([] {
+    run([] {
+      weft_coro_test::handoff h;
+      bool refused = false;
+      int got = 0;
+      weft::open_task_group([&](weft::task_group& tg) {
+        tg.start_soon([&] {
+          weft_coro_test::drive([&]() -> weft::coro<void> {
+            t_fail_allocations = true;
+            try {
+              co_await h;
+            } catch (const std::bad_alloc&) {
+              refused = true;
+            }
+            t_fail_allocations = false;
+            got = co_await h;
+          }());
+        });
+        weft::testing::wait_all_tasks_blocked();
+        REQUIRE(h.waiting_now());
+        h.resume(5);
+      });
+      CHECK(refused);
+      CHECK(h.suspends == 1);  // the refused await started nothing
+      CHECK(got == 5);
+    });
+  }).join();
 }

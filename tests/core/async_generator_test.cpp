@@ -175,8 +175,76 @@ TEST_CASE("close of a generator that never started ends it without running it") 
     bool started = false;
     auto g = count(3, tracked{}, started);
     drive([&]() -> weft::coro<void> { co_await g.close(); }());
+    CHECK(g.done());
     CHECK(drive(step(g.next())) == std::nullopt);
     CHECK_FALSE(started);
+  });
+}
+
+TEST_CASE("before the first next(), send throws logic_error and changes nothing; throw_ ends the generator unrun") {
+  run([] {
+    bool started = false;
+    auto make = [](bool& started) -> weft::async_generator<int, int> {
+      started = true;
+      std::optional<int> sent = co_yield 1;
+      co_yield sent ? *sent : -1;
+    };
+    SUBCASE("send") {
+      auto g = make(started);
+      CHECK_THROWS_WITH_AS(g.send(5), doctest::Contains("has not started"), std::logic_error);
+      CHECK_FALSE(started);
+      CHECK_FALSE(g.done());
+      // The value was not kept for later: the first co_yield receives what is sent to it.
+      CHECK(drive(step(g.next())) == 1);
+      CHECK(drive(step(g.send(7))) == 7);
+    }
+    SUBCASE("throw_") {
+      auto g = make(started);
+      CHECK_THROWS_WITH_AS(drive(step(g.throw_(std::make_exception_ptr(test_error("early"))))), "early", test_error);
+      CHECK_FALSE(started);
+      CHECK(g.done());
+      CHECK(drive(step(g.next())) == std::nullopt);
+      // Ended: a later throw_ is thrown back too, and send sends nothing.
+      CHECK_THROWS_WITH_AS(drive(step(g.throw_(std::make_exception_ptr(test_error("again"))))), "again", test_error);
+      CHECK(drive(step(g.send(1))) == std::nullopt);
+    }
+  });
+}
+
+TEST_CASE("a second consumer asking for a step while one runs gets busy_resource_error; the running step goes on") {
+  run([] {
+    auto g = []() -> weft::async_generator<int, int> {
+      for (int i = 0;; ++i) {
+        weft::sleep(1s);
+        co_yield i;
+      }
+    }();
+    std::optional<int> first, second;
+    int refused = 0;
+    weft::open_task_group([&](weft::task_group& tg) {
+      tg.start_soon([&] { first = drive(step(g.next())); });
+      weft::testing::wait_all_tasks_blocked();  // the first step sleeps in the generator
+      auto refuse = [&](auto make_step) {
+        try {
+          drive(step(make_step()));
+        } catch (const weft::busy_resource_error&) {
+          ++refused;
+        }
+      };
+      refuse([&] { return g.next(); });
+      refuse([&] { return g.send(3); });
+      refuse([&] { return g.throw_(std::make_exception_ptr(test_error("refused"))); });
+      try {
+        drive([&]() -> weft::coro<void> { co_await g.close(); }());
+      } catch (const weft::busy_resource_error&) {
+        ++refused;
+      }
+    });
+    CHECK(refused == 4);
+    CHECK(first == 0);
+    second = drive(step(g.next()));
+    CHECK(second == 1);
+    CHECK(now_s() == 2);
   });
 }
 

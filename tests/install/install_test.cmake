@@ -18,6 +18,22 @@ function(configure_consumer dir)
 endfunction()
 step(${CMAKE_COMMAND} --install ${WEFT_BUILD_DIR} --prefix ${prefix})
 
+# The package files carry no remnant of build-only settings: an empty
+# $<LINK_ONLY:> (a static library linking a build-only target privately),
+# an empty condition from an unset configure variable.
+file(GLOB package_files ${prefix}/lib*/cmake/weft/*.cmake)
+if(NOT package_files)
+  message(FATAL_ERROR "no package files installed under ${prefix}/lib*/cmake/weft")
+endif()
+foreach(f IN LISTS package_files)
+  file(READ ${f} content)
+  foreach(remnant "[$]<LINK_ONLY:>" "(^|[^A-Za-z_])if[(](NOT )? *[)]" "(^|[^A-Za-z_])if[(] *(AND|OR) ")
+    if(content MATCHES "${remnant}")
+      message(FATAL_ERROR "${f} contains '${CMAKE_MATCH_0}'")
+    endif()
+  endforeach()
+endforeach()
+
 if(ASAN_VARIANT)
   configure_consumer(build -DCONSUMER_ASAN=ON)
   set(consumers consumer consumer_asan consumer_plain_under_asan)

@@ -13,24 +13,15 @@
 #include <weft/coro.hpp>
 #include <weft/errors.hpp>
 #include <weft/greenback/portal.hpp>
-#include <weft/lowlevel/asio.hpp>
-#include <weft/lowlevel/completion.hpp>
-#include <weft/lowlevel/park.hpp>
+#include <weft/lowlevel/asio_awaitable.hpp>
 #include <weft/use_fiber.hpp>
 
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/awaitable.hpp>
-#include <boost/asio/bind_cancellation_slot.hpp>
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/io_context.hpp>
 
-#include <atomic>
-#include <exception>
-#include <optional>
 #include <stdexcept>
 #include <type_traits>
 #include <utility>
-#include <variant>
 
 namespace greenback {
 
@@ -80,56 +71,6 @@ auto await_(A&& aw) {
   return await_(detail::as_coro(std::forward<A>(aw)));
 }
 
-namespace detail {
-// The outcome of an asio::awaitable run by await_, and the co_spawn
-// completion handler that stores it. Move-only: destroyed without being
-// called (the coroutine was destroyed unfinished, e.g. with the io_context
-// of an operation it awaited), it marks the wait abandoned.
-template <class T>
-struct awaitable_state {
-  std::exception_ptr error;
-  std::optional<std::conditional_t<std::is_void_v<T>, std::monostate, T>> value;
-  weft::lowlevel::completion done;
-  std::atomic<bool> finished{false};
-  bool abandoned = false;
-};
-
-template <class T>
-class awaitable_handler {
- public:
-  explicit awaitable_handler(awaitable_state<T>* s) noexcept : s_(s) {}
-  awaitable_handler(awaitable_handler&& o) noexcept : s_(std::exchange(o.s_, nullptr)) {}
-  awaitable_handler(const awaitable_handler&) = delete;
-  awaitable_handler& operator=(const awaitable_handler&) = delete;
-  ~awaitable_handler() {
-    if (s_ != nullptr) {
-      s_->abandoned = true;
-      s_->done.complete();
-    }
-  }
-  void operator()(std::exception_ptr e) requires std::is_void_v<T> {
-    awaitable_state<T>* s = std::exchange(s_, nullptr);
-    s->error = e;
-    s->value.emplace();
-    finish(s);
-  }
-  template <class V>
-  void operator()(std::exception_ptr e, V&& v) requires(!std::is_void_v<T>) {
-    awaitable_state<T>* s = std::exchange(s_, nullptr);
-    s->error = e;
-    if (!e) s->value.emplace(std::forward<V>(v));
-    finish(s);
-  }
-
- private:
-  static void finish(awaitable_state<T>* s) noexcept {
-    s->finished.store(true, std::memory_order_release);
-    s->done.complete();  // last: the task may resume at once
-  }
-  awaitable_state<T>* s_;
-};
-}  // namespace detail
-
 /// Runs an asio::awaitable to completion from synchronous task code. It is
 /// co_spawned on the runtime's io_context and runs there (in Asio handler
 /// context, where there is no portal). It starts at once: up to its first
@@ -141,37 +82,15 @@ class awaitable_handler {
 /// coroutine then ends with an exception, weft::cancelled is thrown
 /// instead; if it returns a value regardless, the value is returned and the
 /// cancellation is delivered at the next checkpoint. Checkpoint: in a
-/// cancelled scope it throws before the coroutine starts.
+/// cancelled scope it throws before the coroutine starts. This is
+/// weft::lowlevel::run_asio_awaitable, which `co_await aw` inside a
+/// weft::coro also uses.
 /// @throws the coroutine's exception; weft::cancelled; weft::abandoned_error
 /// if the coroutine is destroyed unfinished; no_portal_error without a portal.
 template <class T, class Executor>
 T await_(boost::asio::awaitable<T, Executor> aw) {
   detail::require_portal("greenback::await_");
-  weft::lowlevel::raise_if_cancelled();  // a checkpoint before the coroutine starts
-  detail::awaitable_state<T> s;
-  weft::lowlevel::operation_signal signal;  // outlives the coroutine: await_ waits for it to finish
-  auto& io = weft::lowlevel::io_context();
-  weft::lowlevel::run_as_asio_handler(io, [&] {
-    boost::asio::co_spawn(io, std::move(aw),
-                          boost::asio::bind_cancellation_slot(signal->slot(), detail::awaitable_handler<T>(&s)));
-  });
-  bool cancel_requested = false;
-  auto abort = [&]() noexcept {
-    if (!cancel_requested) {  // once: park() asks again while the coroutine finishes
-      cancel_requested = true;
-      // From a handler of the coroutine's io_context, where co_spawn's
-      // cancellation handler emits at once (never after the coroutine ended).
-      weft::lowlevel::forward_cancellation(io.get_executor(), s.done, signal.get(), s.finished);
-    }
-    return weft::lowlevel::abort_result::failed;  // wait for the coroutine to finish
-  };
-  s.done.wait(abort, "await_ of an asio::awaitable");
-  if (s.abandoned) weft::lowlevel::throw_abandoned("greenback::await_");
-  if (s.error) {
-    if (cancel_requested) weft::lowlevel::raise_if_cancelled();
-    std::rethrow_exception(s.error);
-  }
-  if constexpr (!std::is_void_v<T>) return std::move(*s.value);
+  return weft::lowlevel::run_asio_awaitable(std::move(aw), "greenback::await_");
 }
 
 /// Runs an Asio async operation (e.g. one made with asio::deferred) from
