@@ -4,7 +4,22 @@
 #pragma once
 
 #include <weft/testing/manual_clock.hpp>
-#include <weft/weft.hpp>
+// The core headers only (not the umbrella, which brings networking and
+// coroutines): a test file includes what else it uses.
+#include <weft/backend.hpp>
+#include <weft/cancel_scope.hpp>
+#include <weft/checkpoint.hpp>
+#include <weft/errors.hpp>
+#include <weft/run.hpp>
+#include <weft/sync/channel.hpp>
+#include <weft/sync/condition_variable.hpp>
+#include <weft/sync/event.hpp>
+#include <weft/sync/lock.hpp>
+#include <weft/sync/semaphore.hpp>
+#include <weft/sync/single_flight.hpp>
+#include <weft/task.hpp>
+#include <weft/task_group.hpp>
+#include <weft/time.hpp>
 
 #include <chrono>
 #include <condition_variable>

@@ -9,7 +9,7 @@
 
 #include <weft/testing/manual_clock.hpp>
 #include <weft/testing/wait_all_tasks_blocked.hpp>
-#include <weft/weft.hpp>
+// (the core headers come with runners.hpp)
 
 #include <doctest/doctest.h>
 
