@@ -32,7 +32,10 @@ class basic_lock {
   /// tasks of another runtime (a lock belongs to one runtime's thread), or
   /// outside a task.
   void acquire();
-  /// Takes the lock if that needs no waiting. Not a checkpoint.
+  /// Takes the lock if that needs no waiting (it is free and nobody waits
+  /// for it); false otherwise, also when the calling task holds it. Not a
+  /// checkpoint. @throws std::logic_error if it is held or awaited by
+  /// tasks of another runtime, or outside a task.
   bool try_acquire();
   /// Releases the lock. @throws std::logic_error if the lock is not held
   /// by the calling task (also when its owner has ended: ownership is by
