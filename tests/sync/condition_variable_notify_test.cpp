@@ -38,7 +38,7 @@ int tasks_in(const std::string& state) {
 
 }  // namespace
 
-TEST_CASE_TEMPLATE("notify_all with the lock held wakes nobody; then each waiter runs alone, in turn, and checks its predicate once",
+TEST_CASE_TEMPLATE("notify_all under the lock wakes nobody; then each waiter runs alone, in turn, checking pred once",
                    L, weft::lock, weft::fair_lock) {
   run([] {
     constexpr int n = 5;
@@ -81,7 +81,7 @@ TEST_CASE_TEMPLATE("notify_all with the lock held wakes nobody; then each waiter
   });
 }
 
-TEST_CASE_TEMPLATE("notified waiters queue behind the tasks already waiting for the lock, and notify(1) moves only the first",
+TEST_CASE_TEMPLATE("notified waiters queue behind the tasks waiting for the lock; notify(1) moves only the first",
                    L, weft::lock, weft::fair_lock) {
   run([] {
     L l;
@@ -174,7 +174,7 @@ TEST_CASE_TEMPLATE("a notification from a task that does not hold the lock hands
   });
 }
 
-TEST_CASE_TEMPLATE("a waiter cancelled in the lock's queue after a notification holds the lock when cancelled arrives, and the others go on",
+TEST_CASE_TEMPLATE("a notified waiter cancelled in the lock's queue holds the lock as cancelled arrives; others go on",
                    L, weft::lock, weft::fair_lock) {
   run([] {
     L l;
@@ -227,7 +227,7 @@ TEST_CASE_TEMPLATE("a waiter cancelled in the lock's queue after a notification 
   });
 }
 
-TEST_CASE("a notified waiter overtaken by a newcomer to a plain lock waits again, and a cancellation there still ends with the lock held") {
+TEST_CASE("a notified waiter overtaken by a newcomer to a plain lock waits again; cancelled there, it ends holding it") {
   run([] {
     weft::lock l;
     weft::condition_variable cv(l);
@@ -362,7 +362,7 @@ TEST_CASE_TEMPLATE("notifications handing waiters to a lock never strand one, un
   CHECK(cancelled_waits > 0);  // the interleavings did include cancelled waits
 }
 
-TEST_CASE("a notification while another runtime's task holds the lock wakes the waiter, whose wait reports the misuse") {
+TEST_CASE("a notification while another runtime's task holds the lock wakes the waiter; its wait reports the misuse") {
   run([] {
     weft::lock l;
     weft::condition_variable cv(l);
