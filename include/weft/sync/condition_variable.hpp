@@ -1,9 +1,11 @@
 // weft::condition_variable: wait for a notification while holding a weft lock.
 //
 // Single-runtime by design: no locks on the hot path. Use it from the tasks
-// (and Asio handlers) of one runtime. A call from another thread that would
-// wake a task ends the program with a message naming the misuse, instead of
-// corrupting the runtime; other threads hand work to the runtime with
+// (and Asio handlers) of one runtime. A notify or wait from another thread
+// that would have to wake or queue the runtime's tasks throws
+// std::logic_error naming the misuse (a wake from the wrong thread that got
+// past that would end the program), instead of corrupting the runtime;
+// other threads hand work to the runtime with
 // weft::use_fiber / greenback::await_ (operations on any executor),
 // weft::lowlevel::completion, or asio::post to its io_context.
 #pragma once

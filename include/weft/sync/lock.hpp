@@ -1,8 +1,10 @@
 // Locks for tasks: weft::lock and weft::fair_lock (strict FIFO hand-off).
 //
-// Not thread-safe: a lock belongs to one runtime (a release from another
-// thread that would wake a waiter ends the program with a message naming
-// the misuse, instead of corrupting the runtime). Owned by a task.
+// Not thread-safe: a lock belongs to one runtime. Used from another thread
+// while tasks of its runtime hold or wait for it, it throws std::logic_error
+// naming the misuse (a release there is never the owner's); a wake from the
+// wrong thread that got past that would end the program, instead of
+// corrupting the runtime. Owned by a task.
 // weft::lock_guard holds a lock for a block. basic_lock (the base of both)
 // also has the std::Lockable names, for std::unique_lock<weft::basic_lock>.
 #pragma once
