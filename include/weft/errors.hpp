@@ -17,10 +17,11 @@ enum class cancel_reason {
   shutdown,            ///< The runtime is shutting down.
 };
 
-/// Returns a short English description of `r`.
+/// Returns a short English description of `r` (a static string).
 const char* to_string(cancel_reason r) noexcept;
 
-/// Thrown at a checkpoint inside a cancelled scope.
+/// Thrown at a checkpoint inside a cancelled scope. Constructing, copying
+/// and what() never throw; what() is to_string(reason()).
 ///
 /// Deliberately *not* derived from std::exception, so that
 /// `catch (const std::exception&)` cannot swallow it. Library code never
@@ -38,7 +39,8 @@ class cancelled final {
 };
 
 /// Thrown by `weft::timeout` / `weft::timeout_at` when the deadline ended
-/// the body.
+/// the body. @throws std::bad_alloc from its constructors (a
+/// std::runtime_error copies its message), as the other error types below.
 class timeout_error : public std::runtime_error {
  public:
   timeout_error() : std::runtime_error("the operation timed out") {}
@@ -50,6 +52,8 @@ class timeout_error : public std::runtime_error {
 /// the order they happened.
 class exception_group : public std::exception {
  public:
+  /// what() is `message`, the count and each exception's what() (a
+  /// weft::cancelled's too), built here. @throws std::bad_alloc.
   exception_group(std::string message, std::vector<std::exception_ptr> exceptions);
 
   const char* what() const noexcept override { return what_.c_str(); }
@@ -57,8 +61,9 @@ class exception_group : public std::exception {
   const std::vector<std::exception_ptr>& exceptions() const noexcept { return exceptions_; }
   std::size_t size() const noexcept { return exceptions_.size(); }
 
-  /// The first exception of type E (searching nested groups too), or nullptr.
-  /// The pointer stays valid as long as this group lives.
+  /// The first exception of type E (searching nested groups too, depth
+  /// first), or nullptr. The pointer stays valid as long as this group
+  /// lives. Never throws.
   template <class E>
   const E* find() const noexcept {
     for (const auto& ep : exceptions_) {
@@ -75,12 +80,14 @@ class exception_group : public std::exception {
   }
 
   /// True if an exception of type E is in this group or a nested group.
+  /// Never throws.
   template <class E>
   bool contains() const noexcept {
     return find<E>() != nullptr;
   }
 
-  /// How many exceptions of type E are directly in this group.
+  /// How many exceptions of type E are directly in this group (nested
+  /// groups are not searched). Never throws.
   template <class E>
   std::size_t count() const noexcept {
     std::size_t n = 0;
@@ -102,7 +109,8 @@ class exception_group : public std::exception {
 };
 
 /// A resource that allows one user at a time is already in use (two tasks
-/// receiving on one transport at once, two serve() calls on one listener).
+/// receiving, or sending, on one transport at once; two tasks accepting or
+/// serving on one listener). @throws std::bad_alloc from its constructors.
 class busy_resource_error : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
@@ -111,14 +119,15 @@ class busy_resource_error : public std::runtime_error {
 /// An operation a task was waiting for was destroyed without completing:
 /// the executor or execution context that was to complete it shut down
 /// first (its io_context was destroyed, its thread_pool stopped and
-/// joined). Its result is lost; thrown by use_fiber and greenback::await_
-/// instead of waiting forever.
+/// joined). Its result is lost; thrown by use_fiber, greenback::await_,
+/// weft::net operations and lowlevel::throw_abandoned instead of waiting
+/// forever. @throws std::bad_alloc from its constructors.
 class abandoned_error : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
 };
 
-/// True if `e` holds a weft::cancelled.
+/// True if `e` holds a weft::cancelled (false for a null `e`). Never throws.
 bool is_cancelled(const std::exception_ptr& e) noexcept;
 
 }  // namespace weft

@@ -22,7 +22,9 @@ struct task_info {
   friend bool operator==(const task_info& a, const task_info& b) noexcept { return a.id == b.id; }
 };
 
-/// The running task. @throws std::logic_error outside a weft task.
+/// The running task's id and name. Not a checkpoint; never blocks.
+/// @throws std::logic_error outside a weft task; std::bad_alloc (the name
+/// is built on each call: a demangled type or symbol name).
 task_info get_current_task();
 
 namespace detail {
@@ -94,13 +96,16 @@ void spawn_detached(task_group& group, task_options&& options, F&& fn, Args&&...
 }
 }  // namespace detail
 
-/// A handle to a task started with task_group::start (or gather). Copies
-/// share the task. Handles are used on the task's runtime's thread, with
-/// one exception: a task of another runtime may wait() for it and join()
-/// it through a handle it borrows (by reference: copying or destroying a
-/// handle stays on the task's own thread); that wait goes through the
-/// task's runtime, so it also works while that runtime's thread is busy.
-/// cancel() from another thread ends the program with a message.
+/// A handle to a task started with task_group::start (weft::run keeps one
+/// to its root task). Copies share the task. Every member but operator
+/// bool and backend() needs a non-empty handle. Handles are used on the
+/// task's runtime's thread, with one exception: a task of another runtime
+/// may wait() for it and join() it through a handle it borrows (by
+/// reference: copying or destroying a handle stays on the task's own
+/// thread); that wait goes through the task's runtime, so it also works
+/// while that runtime's thread is busy. cancel() from another thread ends
+/// the program with a message (so does join_or_cancel() when it must
+/// cancel).
 template <class T>
 class task {
  public:
@@ -119,32 +124,48 @@ class task {
   }
   explicit operator bool() const noexcept { return s_ != nullptr; }
 
-  /// Id and name.
+  /// Id and name. Not a checkpoint.
+  /// @throws std::bad_alloc (the name is built on each call).
   task_info info() const { return {s().id_, s().name()}; }
   /// True once the task has returned or thrown.
   bool done() const noexcept { return s().done(); }
-  /// Requests cancellation of the task. Returns true if it took effect,
-  /// false if the task was already done.
+  /// Requests cancellation of the task (reason: task_cancelled). Returns
+  /// false if the task was already done, else true (also when it had been
+  /// cancelled before). Not a checkpoint; never blocks.
   bool cancel() noexcept { return detail::cancel_task(s()); }
-  /// True only if the task ended by a cancellation.
+  /// True only if the task ended by a weft::cancelled escaping it (its own
+  /// cancel(), or the cancellation of a scope or group around it).
   bool cancelled() const noexcept { return s().done() && s().ended_cancelled_; }
-  /// Blocks until the task is done, without unwrapping its outcome.
-  /// Returns at once, without yielding, if it is already done. Cancelling
-  /// the waiter does not cancel the task. Checkpoint: in a cancelled scope
-  /// it throws, even when the task is already done.
-  /// @throws weft::cancelled.
+  /// Blocks until the task is done, without unwrapping its outcome. On the
+  /// task's own runtime it returns at once, without yielding, if the task
+  /// is already done; from a task of another runtime it always asks the
+  /// task's runtime, and parks until that has answered. Cancelling the
+  /// waiter does not cancel the task. Checkpoint: in a cancelled scope it
+  /// throws, even when the task is already done.
+  /// @throws weft::cancelled; std::logic_error if a task waits for itself,
+  /// or if the call would have to block outside a weft task (in an Asio
+  /// handler, on a plain thread).
   void wait() const { detail::wait_done(s()); }
   /// Blocks until the task is done and returns its value (a copy) or
   /// rethrows its exception (the same object each time); repeatable.
-  /// Cancelling the joiner does not cancel the task.
-  /// @throws weft::cancelled if the task was cancelled, or the task's exception.
+  /// Cancelling the joiner does not cancel the task. Checkpoint (as wait()).
+  /// @throws weft::cancelled if the joiner is cancelled while it waits; the
+  /// task's exception (a weft::cancelled if the task ended cancelled); what
+  /// wait() throws; what copying the value throws.
   T join() const {
     wait();
     return outcome();
   }
   /// Like join(), but cancelling the joiner cancels the task and waits for
-  /// it; if the task absorbed the cancellation and returned, its value is
-  /// returned, otherwise the joiner's cancellation propagates.
+  /// it (shielded: that second wait is no checkpoint); if the task absorbed
+  /// the cancellation and returned, its value is returned, otherwise the
+  /// joiner's cancellation propagates. Checkpoint.
+  /// @throws weft::cancelled (the joiner's, once the task has ended
+  /// cancelled); the task's exception; what wait() throws; what copying
+  /// the value throws.
+  /// @warning From a task of another runtime, a cancellation of the joiner
+  /// while the task still runs ends the program: the task cannot be
+  /// cancelled from that thread. Use join() there.
   T join_or_cancel() const {
     try {
       wait();

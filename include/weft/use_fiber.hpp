@@ -30,6 +30,22 @@
 // support cancellation. If the operation is destroyed without completing
 // (its io_context destroyed, its thread_pool stopped and joined first),
 // weft::abandoned_error is thrown instead of waiting forever.
+//
+// What the call given weft::use_fiber throws (it blocks the task until the
+// operation completes; a checkpoint, as above):
+//  - weft::cancelled: in a cancelled scope, before the operation starts;
+//    after a cancellation forwarded to the operation, when the operation
+//    ends with operation_aborted (with the [ec] form too) or, for a
+//    completion signature that starts with std::exception_ptr, with any
+//    exception;
+//  - boost::system::system_error: the operation's error code (not with the
+//    [ec] form, which stores it in its error_code instead);
+//  - the operation's own exception, for a completion signature that starts
+//    with std::exception_ptr (asio::co_spawn), with the [ec] form too;
+//  - weft::abandoned_error: the operation was destroyed without completing;
+//  - std::logic_error: outside a weft task (nothing is started then);
+//  - what starting the operation throws, and std::bad_alloc (a
+//    cancellation signal when the per-thread pool has none left).
 #pragma once
 
 #include <weft/detail/core.hpp>
@@ -59,10 +75,15 @@ namespace weft {
 /// The completion token type; see the header comment.
 struct use_fiber_t {
   boost::system::error_code* ec = nullptr;
-  /// The same token, reporting errors through `ec` instead of throwing.
+  /// The same token, storing the operation's error code in `e` instead of
+  /// throwing boost::system::system_error (weft::cancelled,
+  /// weft::abandoned_error and an exception_ptr's exception are still
+  /// thrown). `e` must outlive the call.
   constexpr use_fiber_t operator[](boost::system::error_code& e) const noexcept { return use_fiber_t{&e}; }
 };
 
+/// The completion token: the operation blocks the calling task and returns
+/// its result. See the header comment for what it blocks on and throws.
 inline constexpr use_fiber_t use_fiber{};
 
 namespace detail {

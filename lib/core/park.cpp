@@ -106,6 +106,19 @@ std::size_t parking_lot::unpark_all() noexcept {
   return n;
 }
 
+std::size_t parking_lot::repark(parking_lot& to, std::size_t n, void* data, const char* what) noexcept {
+  std::size_t moved = 0;
+  for (; moved < n && !waiters_.empty(); ++moved) {
+    lot_entry& e = waiters_.pop_front();
+    // The waiter's abort callback (park above) unlinks the entry from
+    // whatever list holds it, so it stays valid in `to`.
+    to.waiters_.push_back(e);
+    if (data != nullptr) e.data = data;
+    if (what != nullptr && e.task != nullptr) describe_wait(*e.task, what);
+  }
+  return moved;
+}
+
 }  // namespace weft::detail
 
 // --- lowlevel API -----------------------------------------------------------------

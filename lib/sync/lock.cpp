@@ -69,12 +69,46 @@ void basic_lock::release() {
   if (owner_.task == 0) throw std::logic_error("weft::lock::release: the lock is not locked");
   if (!owned_by_current())
     throw std::logic_error("weft::lock::release: the lock is held by another task (or by a task that has ended)");
-  if (fair_) {
-    detail::lot_entry* next = waiters_.unpark_one();
-    owner_ = next != nullptr ? id_of(*next->task) : owner_id{};
-  } else {
-    owner_ = {};
-    waiters_.unpark_one();
+  owner_ = {};
+  wake_next();
+}
+
+void basic_lock::wake_next() noexcept {
+  // A plain lock's woken waiter takes the lock if it is free when it runs
+  // (acquire's loop, acquire_as_woken), whether or not others still queue:
+  // while the lock is free and its queue is not empty, some woken waiter is
+  // on its way to take it. So a waiter in the queue is never stranded.
+  detail::lot_entry* next = waiters_.unpark_one();
+  if (fair_ && next != nullptr) owner_ = id_of(*next->task);
+}
+
+bool basic_lock::take_waiters(detail::parking_lot& from, std::size_t n, const detail::runtime& rt) noexcept {
+  const bool foreign_owner = owner_.task != 0 && owner_.runtime != rt.serial();
+  const bool foreign_waiters = !waiters_.empty() && waiters_.front().task->rt_ != &rt;
+  if (foreign_owner || foreign_waiters) return false;
+  if (from.repark(waiters_, n, this, "lock") != 0 && owner_.task == 0) {
+    // Nobody holds the lock, so no release may come to wake the moved
+    // waiters: wake the first of the queue now, as a release would. (A free
+    // fair lock has an empty queue, so that is the first moved waiter. A
+    // free plain lock may already have a woken waiter on its way; one more
+    // costs a wait at the back of the queue, never a lost wake-up.)
+    wake_next();
+  }
+  return true;
+}
+
+void basic_lock::acquire_as_woken(detail::task_base& me) {
+  const owner_id self = id_of(me);
+  for (;;) {
+    if (owner_ == self) return;  // handed over by a fair lock
+    if (owner_.task == 0) {
+      owner_ = self;
+      return;
+    }
+    // A plain lock, taken since the release that woke us by a task that
+    // found nobody queued: wait again, like acquire's loop.
+    detail::lot_entry entry;
+    waiters_.park(entry, "lock");
   }
 }
 

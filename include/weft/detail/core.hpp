@@ -169,11 +169,26 @@ class parking_lot {
   /// Parks the current task in this lot until unparked. A checkpoint: if the
   /// task is cancelled while parked it leaves the lot and `cancelled` is thrown.
   /// `what` (and `arg`, if not -1) describe the wait in task dumps.
+  /// The entry may be moved to another lot meanwhile (repark): a
+  /// cancellation takes it out of whichever lot holds it then.
   void park(lot_entry& entry, const char* what = "a wait queue", long long arg = -1);
   /// Wakes the first waiter; returns it or nullptr. The waker may hand it a
   /// value through entry->data before calling.
   lot_entry* unpark_one() noexcept;
   std::size_t unpark_all() noexcept;
+  /// Moves up to `n` waiters, first first, to the back of `to` without
+  /// waking them (trio's ParkingLot.repark). Each stays parked once: it is
+  /// woken by whoever unparks it from `to` (still exactly one reschedule per
+  /// park), and a cancellation takes it out of `to`. If `data` is not null
+  /// it is stored in each moved entry (so that the waiter, once woken, can
+  /// tell that it was moved); if `what` is not null it becomes the wait's
+  /// description in task dumps. Returns how many moved. The waiters of both
+  /// lots must be tasks of one runtime, the calling thread's: the caller
+  /// checks (check_waker on this lot, and the same runtime for `to`).
+  std::size_t repark(parking_lot& to, std::size_t n, void* data = nullptr, const char* what = nullptr) noexcept;
+  std::size_t repark_all(parking_lot& to, void* data = nullptr, const char* what = nullptr) noexcept {
+    return repark(to, static_cast<std::size_t>(-1), data, what);
+  }
   /// Throws std::logic_error naming `what` if this lot has waiters and they
   /// are tasks of another runtime than the calling thread's: a waker must
   /// run on the waiters' thread. One compare when there are waiters.

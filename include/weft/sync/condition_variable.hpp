@@ -1,9 +1,11 @@
 // weft::condition_variable: wait for a notification while holding a weft lock.
 //
 // Single-runtime by design: no locks on the hot path. Use it from the tasks
-// (and Asio handlers) of one runtime. A call from another thread that would
-// wake a task ends the program with a message naming the misuse, instead of
-// corrupting the runtime; other threads hand work to the runtime with
+// (and Asio handlers) of one runtime. A notify or wait from another thread
+// that would have to wake or queue the runtime's tasks throws
+// std::logic_error naming the misuse (a wake from the wrong thread that got
+// past that would end the program), instead of corrupting the runtime;
+// other threads hand work to the runtime with
 // weft::use_fiber / greenback::await_ (operations on any executor),
 // weft::lowlevel::completion, or asio::post to its io_context.
 #pragma once
@@ -43,19 +45,30 @@ class condition_variable {
 
   /// Releases the lock, blocks until notified, re-acquires the lock (even
   /// when cancelled: the lock is always held again when wait returns or
-  /// throws). Checkpoint.
-  /// @throws weft::cancelled; std::logic_error if the calling task does not
-  /// hold the lock.
+  /// throws). A notified waiter is not woken to compete for the lock: it
+  /// waits in the lock's queue and runs again only once the lock is its
+  /// own. Blocks on the notification, then on the lock. Checkpoint (a
+  /// cancellation while waiting in either queue ends the wait).
+  /// @throws weft::cancelled, with the lock held; std::logic_error if the
+  /// calling task does not hold the lock, or outside a task.
   void wait();
-  /// Waits until pred() is true (checked with the lock held).
+  /// Waits until pred() is true (checked with the lock held). Checkpoint
+  /// when pred() is false. @throws what wait() and pred() throw.
   template <class Pred>
   void wait(Pred pred) {
     while (!pred()) wait();
   }
-  /// Wakes up to n waiters (in FIFO order). Not a checkpoint.
+  /// Notifies up to n waiters, in the order they started waiting. They are
+  /// moved, in that order, to the back of the lock's wait queue and return
+  /// from wait one at a time as the lock comes free (from a weft::lock the
+  /// released lock may still be taken first by a task that finds nobody
+  /// waiting for it). If nobody holds the lock, the first task waiting for
+  /// it is woken at once, as by a release. Does not need the lock; never
+  /// blocks; not a checkpoint.
   /// @throws std::logic_error if the waiters are tasks of another runtime
   /// than the calling thread's (notify_all too).
   void notify(std::size_t n = 1);
+  /// Notifies every waiter (as notify).
   void notify_all();
 
   async_backend& backend() const noexcept;
