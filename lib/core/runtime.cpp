@@ -35,6 +35,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <new>
 #include <stdexcept>
 #include <string>
 
@@ -302,7 +303,7 @@ void runtime::report_system_task_failure(const task_base& t, const std::exceptio
   std::string name;
   try {
     name = t.name();
-  } catch (...) {  // no memory for the name: report without it
+  } catch (const std::bad_alloc&) {  // no memory for the name: report without it
   }
   std::fprintf(stderr, "weft: system task '%s' failed: %s\n", name.c_str(), what);
 }
