@@ -33,8 +33,10 @@ class cancel_scope {
   /// (immediately, on entry, if the deadline has passed).
   /// @throws std::invalid_argument if deadline is NaN.
   explicit cancel_scope(time_point deadline = inf_time, bool shield = false);
-  /// A scope must not be destroyed while its body runs.
-  ~cancel_scope();
+  /// A scope must not be destroyed while its body runs (that would leave
+  /// dangling pointers in the cancel tree; only possible by misusing
+  /// enter() without exit()).
+  ~cancel_scope() { WEFT_INVARIANT(node_.state != detail::scope_node::phase::active); }
   cancel_scope(const cancel_scope&) = delete;
   cancel_scope& operator=(const cancel_scope&) = delete;
 

@@ -15,7 +15,6 @@ void runtime::link_task_scope(task_base& t, scope_node& parent) noexcept {
   s.owner = &t;
   s.parent = &parent;
   parent.children.push_back(s);
-  s.tasks.push_back(t);
   t.status_ = &s;
   s.state = scope_node::phase::active;
   s.role = scope_node::kind::task;
@@ -31,26 +30,26 @@ inline void runtime::arm_deadline(scope_node& s) noexcept {
   if (s.deadline.when <= last_now_)
     cancel(s, cancel_reason::deadline);
   else
-    deadlines_.push(s.deadline);
+    deadlines_.push_reserved(s.deadline);
 }
 
-void runtime::enter_scope(scope_node& s, task_base& t) {
-  if (s.state != scope_node::phase::idle)
+// enter_scope and leave_scope are inline here: cancel_scope::enter and
+// exit_returned below are their only callers outside this file's own code.
+inline void runtime::enter_scope(scope_node& s, task_base& t) {
+  if (s.state != scope_node::phase::idle) [[unlikely]]
     throw std::logic_error("weft::cancel_scope: a cancel scope can be entered only once");
   if (s.deadline.when != inf_time) deadlines_.reserve_one();  // arm_deadline cannot fail
   s.rt = this;
   s.owner = &t;
   s.parent = t.status_;
   s.parent->children.push_back(s);
-  intrusive_list<task_base, scope_task_tag>::erase(t);
-  s.tasks.push_back(t);
   t.status_ = &s;
   s.state = scope_node::phase::active;
   s.effectively_cancelled = s.cancel_called || s.parent_cancellation_visible();
   if (!s.cancel_called && s.deadline.when != inf_time) arm_deadline(s);
 }
 
-bool runtime::leave_scope(scope_node& s, task_base& t) {
+inline bool runtime::leave_scope(scope_node& s, task_base& t) {
   if (s.state != scope_node::phase::active)
     throw std::logic_error("weft::cancel_scope: exiting a cancel scope that is not active (never entered, or already exited)");
   if (s.owner != &t)
@@ -61,8 +60,6 @@ bool runtime::leave_scope(scope_node& s, task_base& t) {
   WEFT_INVARIANT(s.children.empty());
   const bool catches = s.effectively_cancelled && !s.parent_cancellation_visible();
   if (s.deadline.queued()) deadlines_.remove(s.deadline);
-  intrusive_list<task_base, scope_task_tag>::erase(t);
-  s.parent->tasks.push_back(t);
   t.status_ = s.parent;
   intrusive_list<scope_node, scope_child_tag>::erase(s);
   s.state = scope_node::phase::done;
@@ -100,7 +97,8 @@ void runtime::recalculate(scope_node& s) noexcept {
   const bool cancelled = s.cancel_called || s.parent_cancellation_visible();
   if (cancelled == s.effectively_cancelled) return;
   s.effectively_cancelled = cancelled;
-  if (cancelled) s.tasks.for_each([this](task_base& t) { deliver_cancel(t); });
+  // The only task whose innermost node this can be is its owner.
+  if (cancelled && s.owner != nullptr && s.owner->status_ == &s) deliver_cancel(*s.owner);
   s.children.for_each([this](scope_node& child) { recalculate(child); });
 }
 

@@ -32,25 +32,12 @@ void throw_no_runtime(const char* what) {
 
 namespace detail {
 
-namespace {
-// CLOCK_MONOTONIC_COARSE is CLOCK_MONOTONIC as of the kernel's last tick:
-// behind it by less than one tick (its resolution).
-double coarse_tick_seconds() noexcept {
+double coarse_clock_tick() noexcept {
+  // CLOCK_MONOTONIC_COARSE is CLOCK_MONOTONIC as of the kernel's last tick:
+  // behind it by less than one tick (its resolution).
   timespec res{};
   if (::clock_getres(CLOCK_MONOTONIC_COARSE, &res) != 0) return -1;
   return static_cast<double>(res.tv_sec) + static_cast<double>(res.tv_nsec) * 1e-9;
-}
-const double coarse_tick = coarse_tick_seconds();  // < 0: not available
-}  // namespace
-
-time_point runtime::deadline_in(duration d) {
-  if (real_clock_ && d >= coarse_deadline_from && coarse_tick >= 0) {
-    timespec ts{};
-    if (::clock_gettime(CLOCK_MONOTONIC_COARSE, &ts) == 0)
-      return time_point(duration(static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9 + coarse_tick)) +
-             d;
-  }
-  return now() + d;
 }
 
 }  // namespace detail

@@ -1,4 +1,13 @@
-// The runtime's deadline queue: an intrusive binary min-heap of deadline_entry.
+// The runtime's deadline queue: an intrusive binary min-heap of
+// deadline_entry, fed through an arrival list.
+//
+// Most deadlines never fire: a cancel scope is usually left long before its
+// deadline, a sleep often ends early by cancellation. So push() only links
+// the entry into an arrival list, and remove() of an entry still there only
+// unlinks it, both O(1) and without touching the heap. The arrivals move
+// into the heap when the queue is asked what is due or what comes next
+// (next(), pop_due()), which the loop does on its passes. A scope entered
+// and left between two passes never reaches the heap.
 #pragma once
 
 #include <weft/detail/core.hpp>
@@ -9,24 +18,71 @@ namespace weft::detail {
 
 class deadline_queue {
  public:
-  bool empty() const noexcept { return heap_.empty(); }
-  std::size_t size() const noexcept { return heap_.size(); }
-  time_point next() const noexcept { return heap_.empty() ? inf_time : heap_.front()->when; }
+  bool empty() const noexcept { return heap_.empty() && arrivals_ == nullptr; }
+  std::size_t size() const noexcept { return heap_.size() + arrived_; }
+
+  /// The earliest deadline (inf_time when empty).
+  time_point next() noexcept {
+    settle();
+    return heap_.empty() ? inf_time : heap_.front()->when;
+  }
 
   /// Makes room for one more entry, so that the next push cannot fail.
   /// @throws std::bad_alloc.
   void reserve_one() {
-    if (heap_.size() == heap_.capacity()) heap_.reserve(heap_.capacity() < 16 ? 16 : 2 * heap_.capacity());
+    const std::size_t need = heap_.size() + arrived_ + 1;
+    if (need > heap_.capacity()) heap_.reserve(need < 16 ? 16 : 2 * need);
   }
 
-  /// Adds an entry; never fails after reserve_one(). @throws std::bad_alloc otherwise.
+  /// Adds an entry. @throws std::bad_alloc.
   void push(deadline_entry& e) {
-    heap_.push_back(&e);
-    e.heap_index = heap_.size() - 1;
-    sift_up(e.heap_index);
+    reserve_one();
+    push_reserved(e);
+  }
+  /// Adds an entry after reserve_one().
+  void push_reserved(deadline_entry& e) noexcept {
+    e.heap_index = deadline_entry::pending;
+    e.prev = nullptr;
+    e.next = arrivals_;
+    if (arrivals_ != nullptr) arrivals_->prev = &e;
+    arrivals_ = &e;
+    ++arrived_;
   }
 
   void remove(deadline_entry& e) noexcept {
+    if (e.heap_index != deadline_entry::pending) [[unlikely]] {
+      remove_from_heap(e);
+      return;
+    }
+    if (e.prev != nullptr)
+      e.prev->next = e.next;
+    else
+      arrivals_ = e.next;
+    if (e.next != nullptr) e.next->prev = e.prev;
+    --arrived_;
+    e.heap_index = deadline_entry::npos;
+  }
+
+  /// Removes and returns the earliest entry if it is due at `now`.
+  deadline_entry* pop_due(time_point now) noexcept {
+    settle();
+    if (heap_.empty() || heap_.front()->when > now) return nullptr;
+    deadline_entry* e = heap_.front();
+    remove(*e);
+    return e;
+  }
+
+ private:
+  // Moves the arrivals into the heap; reserve_one() made room for them.
+  void settle() noexcept {
+    while (deadline_entry* e = arrivals_) {
+      arrivals_ = e->next;
+      heap_.push_back(e);
+      sift_up(heap_.size() - 1);
+    }
+    arrived_ = 0;
+  }
+  [[gnu::noinline]] void remove_from_heap(deadline_entry& e) noexcept {
     const std::size_t i = e.heap_index;
     e.heap_index = deadline_entry::npos;
     deadline_entry* last = heap_.back();
@@ -37,16 +93,6 @@ class deadline_queue {
     sift_down(i);
     sift_up(last->heap_index);
   }
-
-  /// Removes and returns the earliest entry if it is due at `now`.
-  deadline_entry* pop_due(time_point now) noexcept {
-    if (heap_.empty() || heap_.front()->when > now) return nullptr;
-    deadline_entry* e = heap_.front();
-    remove(*e);
-    return e;
-  }
-
- private:
   void place(std::size_t i, deadline_entry* e) noexcept {
     heap_[i] = e;
     e->heap_index = i;
@@ -75,6 +121,8 @@ class deadline_queue {
     place(i, e);
   }
   std::vector<deadline_entry*> heap_;
+  deadline_entry* arrivals_ = nullptr;
+  std::size_t arrived_ = 0;
 };
 
 }  // namespace weft::detail

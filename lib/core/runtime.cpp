@@ -67,7 +67,7 @@ runtime::runtime(const run_options& options)
     throw std::logic_error("weft::run: this clock is already in use by another running runtime");
   }
   clock_->runtime_ = this;
-  real_clock_ = dynamic_cast<real_clock*>(clock_.get()) != nullptr;
+  if (dynamic_cast<real_clock*>(clock_.get()) != nullptr) coarse_tick_ = coarse_clock_tick();
   root_scope_.rt = this;
   system_scope_.rt = this;
   system_scope_.role = scope_node::kind::system;
@@ -263,7 +263,6 @@ void runtime::finish_task(task_base& t, std::exception_ptr e) noexcept {
     }
   }
   if (s.deadline.queued()) deadlines_.remove(s.deadline);
-  intrusive_list<task_base, scope_task_tag>::erase(t);
   intrusive_list<scope_node, scope_child_tag>::erase(s);
   s.state = scope_node::phase::done;
   t.status_ = nullptr;

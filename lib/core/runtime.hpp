@@ -26,6 +26,8 @@
 #include <memory>
 #include <optional>
 
+#include <time.h>
+
 namespace weft::detail {
 
 class runtime;
@@ -108,6 +110,9 @@ struct loop_state {
   }
 };
 
+/// The coarse monotonic clock's resolution in seconds, -1 if it has none.
+double coarse_clock_tick() noexcept;
+
 class runtime {
  public:
   explicit runtime(const run_options& options);
@@ -161,7 +166,15 @@ class runtime {
   /// `coarse_deadline_from`, it reads the kernel's coarse monotonic clock
   /// instead (far cheaper) rounded up by one of its ticks: the deadline then
   /// lies between now + d and now + d + one tick (1-4 ms), never before.
-  time_point deadline_in(duration d);
+  time_point deadline_in(duration d) {
+    timespec ts;
+    if (d >= coarse_deadline_from && coarse_tick_ >= 0 && ::clock_gettime(CLOCK_MONOTONIC_COARSE, &ts) == 0) {
+      // Summed so that the conversions overlap the clock read.
+      const double ahead = coarse_tick_ + d.count();
+      return time_point(duration((static_cast<double>(ts.tv_sec) + ahead) + static_cast<double>(ts.tv_nsec) * 1e-9));
+    }
+    return now() + d;
+  }
   static constexpr duration coarse_deadline_from{1.0};
   deadline_queue& deadlines() noexcept { return deadlines_; }
   void fire_expired() noexcept;
@@ -227,7 +240,9 @@ class runtime {
     inbox* operator->() const noexcept { return in; }
   };
   std::shared_ptr<weft::clock> clock_;
-  bool real_clock_ = false;  // clock_ is a weft::real_clock
+  // The coarse monotonic clock's tick in seconds if clock_ is a
+  // weft::real_clock and that clock is available, else -1 (deadline_in).
+  double coarse_tick_ = -1;
   // One thread runs the runtime and its I/O objects: no per-descriptor
   // locking in the reactor. Posting (from any thread) stays locked.
   // Where other threads hand this runtime work. Declared before io_, so

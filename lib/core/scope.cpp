@@ -32,12 +32,6 @@ cancel_scope::cancel_scope(time_point deadline, bool shield) {
   node_.shield = shield;
 }
 
-cancel_scope::~cancel_scope() {
-  // Destroying an active scope would leave dangling pointers in the cancel
-  // tree: only possible by misusing enter() without exit().
-  WEFT_INVARIANT(node_.state != detail::scope_node::phase::active);
-}
-
 void cancel_scope::cancel() noexcept {
   if (node_.rt != nullptr) {
     node_.rt->cancel(node_, cancel_reason::explicit_request);

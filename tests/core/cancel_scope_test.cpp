@@ -1088,3 +1088,70 @@ TEST_CASE("cancelling a scope wakes every task parked inside it, children of a t
     CHECK(now_s() == 0);
   });
 }
+
+TEST_CASE("deadlines set in any order fire in time order, each at its time, and a withdrawn one never fires") {
+  run([] {
+    // 40 tasks: each sleeps, or waits forever in a scope with a deadline,
+    // or leaves such a scope before its deadline (early, or at once without
+    // a checkpoint); the delays are a permutation of 1..40 seconds, set in
+    // a scrambled order.
+    const int n = 40;
+    std::vector<std::pair<double, int>> fired;  // (time, task)
+    std::vector<weft::cancel_scope*> left;
+    int withdrawn_fired = 0;
+    weft::open_task_group([&](weft::task_group& tg) {
+      for (int k = 0; k < n; ++k) {
+        const int i = (k * 17) % n;  // 17 is coprime with 40
+        const double d = i + 1;
+        tg.start_soon([&, i, d] {
+          switch (i % 4) {
+            case 0:
+              weft::sleep(weft::duration(d));
+              fired.emplace_back(now_s(), i);
+              break;
+            case 1: {
+              auto scope = weft::move_on_after(weft::duration(d));
+              scope.run([] { weft::sleep_forever(); });
+              if (scope.cancelled_caught()) fired.emplace_back(now_s(), i);
+              break;
+            }
+            case 2: {
+              auto scope = weft::move_on_after(weft::duration(d));
+              scope.run([&] { weft::sleep(weft::duration(d / 2)); });
+              if (scope.cancel_called()) ++withdrawn_fired;
+              break;
+            }
+            default: {
+              auto scope = weft::move_on_after(weft::duration(d));
+              scope.run([] {});
+              weft::sleep(weft::duration(2 * n));
+              if (scope.cancel_called()) ++withdrawn_fired;
+              break;
+            }
+          }
+        });
+      }
+    });
+    CHECK(withdrawn_fired == 0);
+    REQUIRE(fired.size() == n / 2);
+    for (std::size_t j = 0; j < fired.size(); ++j) {
+      CHECK(fired[j].first == fired[j].second + 1);
+      if (j > 0) CHECK(fired[j - 1].first < fired[j].first);
+    }
+  });
+}
+
+TEST_CASE("a deadline that passes while its task runs without a checkpoint cancels it at the next one") {
+  run_frozen([](weft::testing::manual_clock& clock) {
+    auto scope = weft::move_on_after(1s);
+    bool reached = false;
+    scope.run([&] {
+      clock.jump(2s);  // no checkpoint since the scope was entered
+      weft::coro_yield();
+      reached = true;
+    });
+    CHECK_FALSE(reached);
+    CHECK(scope.cancelled_caught());
+    CHECK(now_s() == 2);
+  });
+}

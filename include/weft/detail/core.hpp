@@ -50,19 +50,22 @@ class coro_drive;
 #define WEFT_DEBUG_ASSERT(expr) WEFT_INVARIANT(expr)
 #endif
 
-/// An entry in the runtime's deadline queue (a binary heap). Lives inside the
-/// object that waits for it (a sleeping frame, a cancel scope).
+/// An entry in the runtime's deadline queue (lib/core/deadline_queue.hpp).
+/// Lives inside the object that waits for it (a sleeping frame, a cancel
+/// scope).
 struct deadline_entry {
   static constexpr std::size_t npos = static_cast<std::size_t>(-1);
+  static constexpr std::size_t pending = npos - 1;  // in the queue's arrival list, not yet in its heap
   time_point when = inf_time;
-  std::size_t heap_index = npos;
+  std::size_t heap_index = npos;  // npos, pending, or the position in the heap
+  deadline_entry* prev = nullptr;  // the arrival list's links
+  deadline_entry* next = nullptr;
   void (*fire)(deadline_entry*) noexcept = nullptr;
   void* owner = nullptr;
   bool queued() const noexcept { return heap_index != npos; }
 };
 
 struct scope_child_tag;
-struct scope_task_tag;
 struct group_child_tag;
 struct lot_tag;
 struct io_binding_tag;
@@ -99,7 +102,6 @@ struct scope_node : list_hook<scope_child_tag> {
   scope_node* parent = nullptr;
   task_base* owner = nullptr;  // the task that entered it
   intrusive_list<scope_node, scope_child_tag> children;
-  intrusive_list<task_base, scope_task_tag> tasks;  // tasks whose innermost node this is
   deadline_entry deadline;
   cancel_reason reason = cancel_reason::explicit_request;
   phase state = phase::idle;
@@ -211,7 +213,7 @@ class parking_lot {
 /// One task: its fiber, place in the cancel tree, result and joiners.
 /// Reference-counted (single-threaded): the runtime holds one reference until
 /// the task finishes, each task<T> handle holds one.
-class task_base : public list_hook<scope_task_tag>, public list_hook<group_child_tag> {
+class task_base : public list_hook<group_child_tag> {
  public:
   enum class state : unsigned char { created, running, parked, scheduled, done };
 
