@@ -76,12 +76,14 @@ bool runtime::run_soon_calls() noexcept {
   return true;
 }
 
-void runtime::run_ready_handlers() noexcept {
+void runtime::run_ready_handlers(bool handlers_first) noexcept {
   // Handlers one at a time until a task is ready. io_context::poll() would
   // end every call with one more epoll_wait, which finds nothing when the
   // handlers were all that was ready (request/response traffic).
+  // handlers_first: see asio_thread::poll_one_handlers_first.
+  auto poll_one = [this, handlers_first] { return handlers_first ? asio_.poll_one_handlers_first() : asio_.poll_one(); };
   while (!algo_->has_ready_tasks()) {
-    if (asio_.poll_one() == 0) return;
+    if (poll_one() == 0) return;
   }
   // Under load one epoll_wait reports many sockets: running their handlers
   // now lets the tasks they wake run back to back, without a pass between
@@ -90,7 +92,7 @@ void runtime::run_ready_handlers() noexcept {
   if (!loop_.batching && ++loop_.batch_probe < loop_state::batch_probe_interval) return;
   loop_.batch_probe = 0;
   unsigned more = 0;
-  while (more < loop_state::max_handler_batch && asio_.poll_one() != 0) ++more;
+  while (more < loop_state::max_handler_batch && poll_one() != 0) ++more;
   loop_.batching = more > 0;
 }
 
@@ -121,7 +123,11 @@ bool runtime::run_handlers_before_suspend(task_base& t) noexcept {
   *errno_ = dispatcher_state_.errno_value;
   state_current_ = &dispatcher_state_;
   t_current_task = nullptr;
-  run_ready_handlers();
+  // Handlers already queued (a post that completes the task's wait) run
+  // before the reactor is polled: an epoll_wait per wait would cost more
+  // than the rest of it. The reactor's turn comes once they are done, and
+  // at every pass of the loop.
+  run_ready_handlers(true);
   run_soon_calls();  // queued by those handlers
   t_current_task = &t;
   dispatcher_state_.eh = *eh_globals_;

@@ -212,7 +212,7 @@ class runtime {
   void finish_task(task_base& t, std::exception_ptr e) noexcept;
   static void report_system_task_failure(const task_base& t, const std::exception_ptr& e) noexcept;
   void arm_wake_timer() noexcept;
-  void run_ready_handlers() noexcept;
+  void run_ready_handlers(bool handlers_first = false) noexcept;
   bool run_handlers_before_suspend(task_base& t) noexcept;
   bool run_soon_calls() noexcept;
   void wait_on_main();

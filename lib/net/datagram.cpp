@@ -15,11 +15,7 @@ namespace asio = boost::asio;
 
 datagram_transport::datagram_transport(socket_type socket)
     : socket_(std::move(socket)), runtime_(detail::current_runtime_serial()) {
-  if (!socket_.is_open()) throw std::invalid_argument("weft::net::datagram_transport: the socket is not open");
-  detail::check_io_context(socket_.get_executor(), "weft::net::datagram_transport");
-  boost::system::error_code ec;
-  socket_.non_blocking(true, ec);
-  if (ec) throw std::system_error(std::error_code(ec), "weft::net::datagram_transport");
+  detail::adopt_io_object(socket_, "weft::net::datagram_transport", "socket");
 }
 datagram_transport::datagram_transport(datagram_transport&& o) noexcept
     : socket_(std::move(o.socket_)),

@@ -46,6 +46,20 @@ void check_runtime(std::uint64_t serial, const char* what);
 /// wait for their operations on their runtime's thread (see socket_op).
 void check_io_context(const boost::asio::any_io_executor& io_object_executor, const char* what);
 
+/// What a transport or listener checks of the Asio I/O object it adopts
+/// (`noun`: "socket", "acceptor"): it is open, on the calling thread's
+/// runtime's io_context, and then made non-blocking.
+/// @throws std::invalid_argument (closed, or of another io_context),
+/// std::system_error.
+template <class IoObject>
+void adopt_io_object(IoObject& o, const char* what, const char* noun) {
+  if (!o.is_open()) throw std::invalid_argument(std::string(what) + ": the " + noun + " is not open");
+  check_io_context(o.get_executor(), what);
+  boost::system::error_code ec;
+  o.non_blocking(true, ec);
+  if (ec) throw std::system_error(std::error_code(ec), what);
+}
+
 /// The checkpoint at the entry of a blocking call.
 /// @throws std::logic_error naming `what` outside a task; weft::cancelled.
 inline void checkpoint_at_entry(const char* what) {

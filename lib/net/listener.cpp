@@ -16,11 +16,7 @@ namespace asio = boost::asio;
 
 stream_listener::stream_listener(acceptor_type acceptor)
     : acceptor_(std::move(acceptor)), runtime_(detail::current_runtime_serial()) {
-  if (!acceptor_.is_open()) throw std::invalid_argument("weft::net::stream_listener: the acceptor is not open");
-  detail::check_io_context(acceptor_.get_executor(), "weft::net::stream_listener");
-  boost::system::error_code ec;
-  acceptor_.non_blocking(true, ec);
-  if (ec) throw std::system_error(std::error_code(ec), "weft::net::stream_listener");
+  detail::adopt_io_object(acceptor_, "weft::net::stream_listener", "acceptor");
 }
 stream_listener::stream_listener(stream_listener&& o) noexcept
     : acceptor_(std::move(o.acceptor_)), runtime_(o.runtime_), closing_(std::exchange(o.closing_, true)) {}
@@ -129,11 +125,7 @@ endpoint stream_listener::local_address() const try {
 
 datagram_listener::datagram_listener(socket_type socket)
     : socket_(std::move(socket)), runtime_(detail::current_runtime_serial()) {
-  if (!socket_.is_open()) throw std::invalid_argument("weft::net::datagram_listener: the socket is not open");
-  detail::check_io_context(socket_.get_executor(), "weft::net::datagram_listener");
-  boost::system::error_code ec;
-  socket_.non_blocking(true, ec);
-  if (ec) throw std::system_error(std::error_code(ec), "weft::net::datagram_listener");
+  detail::adopt_io_object(socket_, "weft::net::datagram_listener", "socket");
 }
 datagram_listener::datagram_listener(datagram_listener&& o) noexcept
     : socket_(std::move(o.socket_)),

@@ -17,11 +17,7 @@ namespace asio = boost::asio;
 
 stream_transport::stream_transport(socket_type socket)
     : socket_(std::move(socket)), runtime_(detail::current_runtime_serial()) {
-  if (!socket_.is_open()) throw std::invalid_argument("weft::net::stream_transport: the socket is not open");
-  detail::check_io_context(socket_.get_executor(), "weft::net::stream_transport");
-  boost::system::error_code ec;
-  socket_.non_blocking(true, ec);
-  if (ec) throw std::system_error(std::error_code(ec), "weft::net::stream_transport");
+  detail::adopt_io_object(socket_, "weft::net::stream_transport", "socket");
 }
 
 stream_transport::stream_transport(stream_transport&& o) noexcept

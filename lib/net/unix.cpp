@@ -19,10 +19,67 @@
 #include <cerrno>
 #include <optional>
 #include <string>
+#include <utility>
 
 namespace weft::net {
 
 namespace asio = boost::asio;
+
+namespace {
+
+// Binds a connecting socket to its local path.
+template <class Socket, class Endpoint>
+void bind_local(Socket& s, const Endpoint& ep, const std::string& path, const char* what) {
+  boost::system::error_code ec;
+  s.bind(ep, ec);
+  if (ec) throw std::system_error(std::error_code(ec), std::string(what) + ": binding the local path " + path);
+}
+
+// chmod of a listener's socket file.
+void set_mode(std::string_view path, std::optional<unsigned> mode, const char* what) {
+  if (mode && ::chmod(std::string(path).c_str(), *mode) != 0)
+    throw std::system_error(std::error_code(errno, std::system_category()),
+                            std::string(what) + ": setting the mode of " + std::string(path));
+}
+
+// A Unix listener's bind_error: `step` ("bind", "listen on") failed at ep.
+[[noreturn]] void throw_bind_error(const char* what, const endpoint& ep, const boost::system::error_code& ec,
+                                   const char* step) {
+  throw bind_error(std::string(what) + ": could not " + step,
+                   {detail::attempt_failed(ep, ec, what, std::string(step) + " " + ep.to_string())});
+}
+
+// Removes the socket file a listener bound if the listener is not finished
+// after all: a failed factory leaves nothing behind.
+class socket_file_guard {
+ public:
+  explicit socket_file_guard(std::string_view path) : path_(path) {}
+  socket_file_guard(socket_file_guard&& o) noexcept : path_(std::move(o.path_)) { o.path_.clear(); }
+  ~socket_file_guard() {
+    if (!path_.empty()) ::unlink(path_.c_str());
+  }
+  socket_file_guard(const socket_file_guard&) = delete;
+  socket_file_guard& operator=(const socket_file_guard&) = delete;
+  void release() noexcept { path_.clear(); }
+
+ private:
+  std::string path_;
+};
+
+// Binds a listener's socket to its path and gives the file `mode`. The
+// guard removes the file unless the listener is finished after all.
+template <class Socket, class Endpoint>
+[[nodiscard]] socket_file_guard bind_listener(Socket& s, const Endpoint& bind_ep, const endpoint& ep, std::string_view path,
+                                              std::optional<unsigned> mode, const char* what) {
+  boost::system::error_code ec;
+  s.bind(bind_ep, ec);
+  if (ec) throw_bind_error(what, ep, ec, "bind");
+  socket_file_guard file(path);
+  set_mode(path, mode, what);
+  return file;
+}
+
+}  // namespace
 
 stream_transport create_unix_stream_connection(std::string_view path, std::optional<std::string> local_path) try {
   const char* what = "weft::net::create_unix_stream_connection";
@@ -33,12 +90,7 @@ stream_transport create_unix_stream_connection(std::string_view path, std::optio
   detail::stream_socket s(lowlevel::io_context());
   s.open(detail::stream_proto(AF_UNIX));
   s.non_blocking(true);
-  if (local) {
-    boost::system::error_code ec;
-    s.bind(detail::stream_ep(*local), ec);
-    if (ec)
-      throw std::system_error(std::error_code(ec), std::string(what) + ": binding the local path " + *local_path);
-  }
+  if (local) bind_local(s, detail::stream_ep(*local), *local_path, what);
   // A listener whose accept queue is full makes a non-blocking connect(2)
   // fail with EAGAIN (a blocking one would wait for room). Nothing becomes
   // readable or writable when room appears, so retry after a pause that
@@ -89,13 +141,9 @@ datagram_transport create_unix_datagram_endpoint(std::optional<std::string> remo
   if (remote_path) remote = detail::unix_endpoint(*remote_path, what, "remote_path");
   detail::dgram_socket s(lowlevel::io_context());
   s.open(detail::dgram_proto(AF_UNIX));
-  boost::system::error_code ec;
-  if (local) {
-    s.bind(detail::dgram_ep(*local), ec);
-    if (ec)
-      throw std::system_error(std::error_code(ec), std::string(what) + ": binding the local path " + *local_path);
-  }
+  if (local) bind_local(s, detail::dgram_ep(*local), *local_path, what);
   if (remote) {
+    boost::system::error_code ec;
     s.connect(detail::dgram_ep(*remote), ec);
     if (ec)
       throw connect_error(std::string(what) + ": could not connect",
@@ -106,40 +154,6 @@ datagram_transport create_unix_datagram_endpoint(std::optional<std::string> remo
   detail::rethrow_as_std(e, "weft::net::create_unix_datagram_endpoint");
 }
 
-namespace {
-
-// chmod of a listener's socket file.
-void set_mode(std::string_view path, std::optional<unsigned> mode, const char* what) {
-  if (mode && ::chmod(std::string(path).c_str(), *mode) != 0)
-    throw std::system_error(std::error_code(errno, std::system_category()),
-                            std::string(what) + ": setting the mode of " + std::string(path));
-}
-
-// A Unix listener's bind_error: `step` ("bind", "listen on") failed at ep.
-[[noreturn]] void throw_bind_error(const char* what, const endpoint& ep, const boost::system::error_code& ec,
-                                   const char* step) {
-  throw bind_error(std::string(what) + ": could not " + step,
-                   {detail::attempt_failed(ep, ec, what, std::string(step) + " " + ep.to_string())});
-}
-
-// Removes the socket file a listener bound if the listener is not finished
-// after all: a failed factory leaves nothing behind.
-class socket_file_guard {
- public:
-  explicit socket_file_guard(std::string_view path) : path_(path) {}
-  ~socket_file_guard() {
-    if (!path_.empty()) ::unlink(path_.c_str());
-  }
-  socket_file_guard(const socket_file_guard&) = delete;
-  socket_file_guard& operator=(const socket_file_guard&) = delete;
-  void release() noexcept { path_.clear(); }
-
- private:
-  std::string path_;
-};
-
-}  // namespace
-
 stream_listener create_unix_stream_listener(std::string_view path, int backlog, std::optional<unsigned> mode) try {
   const char* what = "weft::net::create_unix_stream_listener";
   detail::check_backlog(backlog, what);
@@ -147,11 +161,8 @@ stream_listener create_unix_stream_listener(std::string_view path, int backlog, 
   const endpoint ep = detail::unix_endpoint(path, what, "the path");
   detail::acceptor a(lowlevel::io_context());
   a.open(detail::stream_proto(AF_UNIX));
+  socket_file_guard file = bind_listener(a, detail::stream_ep(ep), ep, path, mode, what);
   boost::system::error_code ec;
-  a.bind(detail::stream_ep(ep), ec);
-  if (ec) throw_bind_error(what, ep, ec, "bind");
-  socket_file_guard file(path);
-  set_mode(path, mode, what);
   a.listen(backlog, ec);
   if (ec) throw_bind_error(what, ep, ec, "listen on");
   stream_listener listener(std::move(a));
@@ -167,11 +178,7 @@ datagram_listener create_unix_datagram_listener(std::string_view path, std::opti
   const endpoint ep = detail::unix_endpoint(path, what, "the path");
   detail::dgram_socket s(lowlevel::io_context());
   s.open(detail::dgram_proto(AF_UNIX));
-  boost::system::error_code ec;
-  s.bind(detail::dgram_ep(ep), ec);
-  if (ec) throw_bind_error(what, ep, ec, "bind");
-  socket_file_guard file(path);
-  set_mode(path, mode, what);
+  socket_file_guard file = bind_listener(s, detail::dgram_ep(ep), ep, path, mode, what);
   datagram_listener listener(std::move(s));
   file.release();
   return listener;

@@ -6,6 +6,7 @@
 // one that can be told to fail (off unless a test arms it).
 
 #include "core/coro_support.hpp"
+#include "support/replaced_new.hpp"
 #include "support/support.hpp"
 
 #include <weft/coro.hpp>
@@ -14,23 +15,6 @@
 #include <new>
 #include <stdexcept>
 #include <thread>
-
-namespace {
-thread_local bool t_fail_allocations = false;
-
-void* allocate(std::size_t n) {
-  if (t_fail_allocations) throw std::bad_alloc();
-  if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
-  throw std::bad_alloc();
-}
-}  // namespace
-
-void* operator new(std::size_t n) { return allocate(n); }
-void* operator new[](std::size_t n) { return allocate(n); }
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete[](void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
 
 using namespace weft_test;
 

@@ -97,17 +97,6 @@ auto observed_deferred_read(local_socket& s, std::array<char, 16>& buf, observat
                            }));
 }
 
-template <class E>
-const E* address_of(const std::exception_ptr& e) {
-  try {
-    std::rethrow_exception(e);
-  } catch (const E& x) {
-    return &x;
-  } catch (...) {
-  }
-  return nullptr;
-}
-
 }  // namespace
 
 TEST_CASE("a coro awaits an asio::awaitable directly: its value, or nothing for void") {

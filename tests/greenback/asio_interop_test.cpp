@@ -80,17 +80,6 @@ void with_watchdog(socket_pair& sp, F&& body) {
   body();
 }
 
-template <class E>
-const E* address_of(const std::exception_ptr& e) {
-  try {
-    std::rethrow_exception(e);
-  } catch (const E& x) {
-    return &x;
-  } catch (...) {
-  }
-  return nullptr;
-}
-
 weft::coro<int> answer_after(weft::duration d, int value) {
   weft::sleep(d);
   co_return value;

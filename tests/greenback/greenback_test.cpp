@@ -188,17 +188,6 @@ bool names_remedies(const std::string& message) {
 }
 
 // The address of the exception object held by e.
-template <class E>
-const E* address_of(const std::exception_ptr& e) {
-  try {
-    std::rethrow_exception(e);
-  } catch (const E& x) {
-    return &x;
-  } catch (...) {
-  }
-  return nullptr;
-}
-
 // Runs fn in a child process and returns its exit status, or minus the
 // signal that killed it: for behaviour whose failure mode is a crash.
 template <class F>

@@ -6,6 +6,7 @@
 // program with one that counts the allocations of the calling thread.
 
 #include "net/net_support.hpp"
+#include "support/replaced_new.hpp"
 
 #include <array>
 #include <cstdlib>
@@ -13,24 +14,8 @@
 #include <span>
 #include <string_view>
 
-namespace {
-thread_local std::size_t t_allocations = 0;
-
-void* allocate(std::size_t n) {
-  ++t_allocations;
-  if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
-  throw std::bad_alloc();
-}
-}  // namespace
-
-void* operator new(std::size_t n) { return allocate(n); }
-void* operator new[](std::size_t n) { return allocate(n); }
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete[](void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
-
 using namespace weft_net_test;
+using weft_test::t_allocations;
 
 namespace {
 

@@ -23,6 +23,19 @@ namespace weft_test {
 
 using namespace std::chrono_literals;
 
+/// The address of the E held by `e` (nullptr if it holds no E): the same
+/// exception object seen in two places has one address.
+template <class E>
+const E* address_of(const std::exception_ptr& e) {
+  try {
+    std::rethrow_exception(e);
+  } catch (const E& x) {
+    return &x;
+  } catch (...) {
+  }
+  return nullptr;
+}
+
 /// Redirects this process's stderr (fd 2) to a temporary file while alive.
 class stderr_capture {
  public:
