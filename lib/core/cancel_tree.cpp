@@ -38,7 +38,8 @@ inline void runtime::arm_deadline(scope_node& s) noexcept {
 inline void runtime::enter_scope(scope_node& s, task_base& t) {
   if (s.state != scope_node::phase::idle) [[unlikely]]
     throw std::logic_error("weft::cancel_scope: a cancel scope can be entered only once");
-  if (s.deadline.when != inf_time) deadlines_.reserve_one();  // arm_deadline cannot fail
+  const bool has_deadline = s.deadline.when != inf_time;
+  if (has_deadline) deadlines_.reserve_one();  // arm_deadline cannot fail
   s.rt = this;
   s.owner = &t;
   s.parent = t.status_;
@@ -46,7 +47,7 @@ inline void runtime::enter_scope(scope_node& s, task_base& t) {
   t.status_ = &s;
   s.state = scope_node::phase::active;
   s.effectively_cancelled = s.cancel_called || s.parent_cancellation_visible();
-  if (!s.cancel_called && s.deadline.when != inf_time) arm_deadline(s);
+  if (has_deadline && !s.cancel_called) arm_deadline(s);
 }
 
 inline bool runtime::leave_scope(scope_node& s, task_base& t) {

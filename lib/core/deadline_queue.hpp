@@ -30,8 +30,8 @@ class deadline_queue {
   /// Makes room for one more entry, so that the next push cannot fail.
   /// @throws std::bad_alloc.
   void reserve_one() {
-    const std::size_t need = heap_.size() + arrived_ + 1;
-    if (need > heap_.capacity()) heap_.reserve(need < 16 ? 16 : 2 * need);
+    if (room_ == 0) [[unlikely]]
+      grow();
   }
 
   /// Adds an entry. @throws std::bad_alloc.
@@ -47,6 +47,7 @@ class deadline_queue {
     if (arrivals_ != nullptr) arrivals_->prev = &e;
     arrivals_ = &e;
     ++arrived_;
+    --room_;
   }
 
   void remove(deadline_entry& e) noexcept {
@@ -60,6 +61,7 @@ class deadline_queue {
       arrivals_ = e.next;
     if (e.next != nullptr) e.next->prev = e.prev;
     --arrived_;
+    ++room_;
     e.heap_index = deadline_entry::npos;
   }
 
@@ -81,8 +83,15 @@ class deadline_queue {
       sift_up(heap_.size() - 1);
     }
     arrived_ = 0;
+    WEFT_DEBUG_ASSERT(room_ == heap_.capacity() - heap_.size());
+  }
+  [[gnu::noinline]] void grow() {
+    const std::size_t need = heap_.size() + arrived_ + 1;
+    heap_.reserve(need < 16 ? 16 : 2 * need);
+    room_ = heap_.capacity() - heap_.size() - arrived_;
   }
   [[gnu::noinline]] void remove_from_heap(deadline_entry& e) noexcept {
+    ++room_;
     const std::size_t i = e.heap_index;
     e.heap_index = deadline_entry::npos;
     deadline_entry* last = heap_.back();
@@ -123,6 +132,7 @@ class deadline_queue {
   std::vector<deadline_entry*> heap_;
   deadline_entry* arrivals_ = nullptr;
   std::size_t arrived_ = 0;
+  std::size_t room_ = 0;  // heap_.capacity() - heap_.size() - arrived_: entries that can come without allocating
 };
 
 }  // namespace weft::detail
