@@ -1,5 +1,6 @@
 // The counters of testing/threads.hpp.
 
+#include "threads/race_point.hpp"
 #include "threads/thread_cache.hpp"
 
 #include <weft/detail/future_state.hpp>
@@ -15,6 +16,9 @@ std::chrono::nanoseconds set_worker_idle_timeout(std::chrono::nanoseconds timeou
   const auto previous = cache.idle_timeout();
   cache.set_idle_timeout(timeout);
   return previous;
+}
+race_point_hook set_race_point_hook(race_point_hook hook) noexcept {
+  return detail::g_race_point_hook.exchange(hook);
 }
 std::size_t live_future_states() noexcept { return detail::future_states_alive(); }
 std::size_t live_thread_jobs() noexcept { return detail::offload_jobs_alive(); }

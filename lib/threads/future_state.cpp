@@ -5,6 +5,7 @@
 
 #include "core/inbox.hpp"
 #include "threads/futex.hpp"
+#include "threads/race_point.hpp"
 
 #include <weft/detail/future_state.hpp>
 #include <weft/errors.hpp>
@@ -147,6 +148,7 @@ void future_state_base::publish(std::unique_lock<std::mutex>& lock, phase p) noe
   const bool callbacks = callbacks_ != nullptr;
   if (callbacks && home_ != nullptr) add_ref();  // for the posted run of the callbacks
   lock.unlock();
+  race_point("future: the waiters are taken, not yet woken");
   // The caller holds a reference: the state outlives this function.
   if (thread_word_.exchange(word_done, std::memory_order_acq_rel) & word_sleepers) futex_wake(thread_word_);
   while (first != nullptr) {
@@ -172,6 +174,7 @@ bool future_state_base::enlist(future_waiter& w) {
 }
 
 bool future_state_base::withdraw(future_waiter& w) noexcept {
+  race_point("future: a waiter withdraws");
   std::lock_guard<std::mutex> lock(mutex_);
   if (!w.linked()) return false;  // the completer has it: its wake is coming
   intrusive_list<future_waiter, future_waiter_tag>::erase(w);

@@ -7,6 +7,7 @@
 // abandoned is finished by the worker alone.
 
 #include "core/runtime.hpp"
+#include "threads/race_point.hpp"
 
 #include <weft/detail/offload.hpp>
 #include <weft/errors.hpp>
@@ -51,6 +52,7 @@ void finish_offload(offload_base& job) noexcept {
   }
   const bool on_heap = job.on_heap;          // a job on the task's stack may be gone
   lowlevel::completion* done = job.done;     // once the task has been woken
+  race_point("run_in_thread: the job ended, its task not yet told");
   const std::uint8_t before = job.status.exchange(offload_base::finished, std::memory_order_acq_rel);
   if (before == offload_base::running) {
     // The task holds its reference until it has been woken and has read the

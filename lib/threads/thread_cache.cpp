@@ -3,12 +3,15 @@
 #include "threads/thread_cache.hpp"
 
 #include "threads/futex.hpp"
+#include "threads/race_point.hpp"
 
 #include <pthread.h>
 
 #include <thread>
 
 namespace weft::detail {
+
+std::atomic<race_point_hook> g_race_point_hook{nullptr};
 
 thread_cache& thread_cache::instance() noexcept {
   static thread_cache* cache = new thread_cache;  // never destroyed: see thread_cache.hpp
@@ -73,6 +76,7 @@ thread_job* thread_cache::wait_for_job(worker& w) noexcept {
     if (w.word.load(std::memory_order_acquire) != 0) return w.job;
     const auto left = std::chrono::duration_cast<std::chrono::nanoseconds>(deadline - clock::now());
     if (left.count() <= 0) {
+      race_point("thread_cache: an idle worker timed out");
       std::lock_guard<std::mutex> lock(mutex_);
       if (w.word.load(std::memory_order_relaxed) != 0) return w.job;  // handed a job while timing out
       unlink_idle(w);

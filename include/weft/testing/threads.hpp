@@ -20,4 +20,13 @@ std::size_t live_future_states() noexcept;
 /// until its worker has finished it).
 std::size_t live_thread_jobs() noexcept;
 
+/// Installs `hook` (null: none), called at each race point of the
+/// cross-thread code with the point's description, on the thread that
+/// reaches it: a place where two threads race (a completion and a
+/// cancellation, a hand-off and a worker's idle timeout). A test stretches
+/// the window with a delay or a yield there. Returns the previous hook.
+/// The hook must not throw and must not use weft.
+using race_point_hook = void (*)(const char* point) noexcept;
+race_point_hook set_race_point_hook(race_point_hook hook) noexcept;
+
 }  // namespace weft::testing
