@@ -1,7 +1,7 @@
 // The future's shared state: its phases, outcome, waiter list and
-// done-callbacks, and how plain threads wait for it. Nothing here runs on
-// fibers (future_wait.cpp has the waits of tasks), so this file is also
-// built into the ThreadSanitizer tests.
+// done-callbacks, who waits how, and how plain threads wait. Nothing here
+// runs on fibers (future_wait.cpp has the waits of tasks), so this file is
+// also built into the ThreadSanitizer tests.
 
 #include "core/inbox.hpp"
 #include "threads/futex.hpp"
@@ -313,7 +313,24 @@ void future_state_base::on_single_callback(remote_call* c, bool open) noexcept {
   self->release();
 }
 
-// --- plain threads ---------------------------------------------------------------
+// --- waits -----------------------------------------------------------------------------
+
+void future_state_base::wait(const wait_options& options) {
+  if (std::isnan(options.timeout.count()) || options.timeout.count() < 0)
+    throw std::invalid_argument("weft::future::wait: the timeout is negative or NaN");
+  if (task_base* me = current_task()) {
+    wait_in_task(*me, options);
+    return;
+  }
+  if (done()) return;
+  if (t_runtime != nullptr)
+    throw std::logic_error(
+        "weft::future::wait: called on a runtime's thread outside any task (in an Asio handler, a soon call, a "
+        "done-callback or a plain Boost.Fiber fiber), where blocking the thread would stop the runtime; wait from a "
+        "weft task, or use add_done_callback");
+  wait_on_thread(options);
+}
+
 
 void future_state_base::wait_on_thread(const wait_options& options) {
   using clock = std::chrono::steady_clock;

@@ -36,22 +36,6 @@ struct task_waiter : future_waiter {
 
 future_state_base::future_state_base() : future_state_base(home_of_this_thread()) {}
 
-void future_state_base::wait(const wait_options& options) {
-  if (std::isnan(options.timeout.count()) || options.timeout.count() < 0)
-    throw std::invalid_argument("weft::future::wait: the timeout is negative or NaN");
-  if (task_base* me = current_task()) {
-    wait_in_task(*me, options);
-    return;
-  }
-  if (done()) return;
-  if (t_runtime != nullptr)
-    throw std::logic_error(
-        "weft::future::wait: called on a runtime's thread outside any task (in an Asio handler, a soon call, a "
-        "done-callback or a plain Boost.Fiber fiber), where blocking the thread would stop the runtime; wait from a "
-        "weft task, or use add_done_callback");
-  wait_on_thread(options);
-}
-
 void future_state_base::wait_in_task(task_base&, const wait_options& options) {
   if (done()) {
     // A value or an exception is there: no yield and no cancel point, so
