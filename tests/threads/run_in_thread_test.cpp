@@ -242,6 +242,36 @@ TEST_CASE("a capacity limiter bounds how many functions run at once; acquire is 
   });
 }
 
+TEST_CASE("more tokens wake waiters at once; fewer take effect as tokens come back") {
+  run([] {
+    weft::capacity_limiter limiter(1);
+    limiter.acquire();
+    int got = 0;
+    weft::open_task_group([&](weft::task_group& tg) {
+      for (int i = 0; i < 2; ++i)
+        tg.start_soon([&] {
+          limiter.acquire();
+          ++got;
+        });
+      weft::testing::wait_all_tasks_blocked();
+      CHECK(limiter.waiting() == 2);
+      limiter.set_total_tokens(3);
+    });
+    CHECK(got == 2);
+    CHECK(limiter.borrowed_tokens() == 3);
+    limiter.set_total_tokens(1);
+    CHECK(limiter.available_tokens() == 0);
+    limiter.release();
+    limiter.release();
+    CHECK(limiter.available_tokens() == 0);  // still 1 borrowed of 1
+    CHECK_FALSE(limiter.try_acquire());
+    limiter.release();
+    CHECK(limiter.try_acquire());
+    limiter.release();
+    CHECK_THROWS_AS(limiter.set_total_tokens(0), std::invalid_argument);
+  });
+}
+
 TEST_CASE("the default limiter has 40 tokens and belongs to one runtime") {
   CHECK_THROWS_AS(weft::current_default_thread_limiter(), std::logic_error);
   weft::capacity_limiter* first = nullptr;
