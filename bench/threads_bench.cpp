@@ -9,17 +9,17 @@
 //              next step back to the io_context; per round trip
 //
 //   run_in_thread  a task calling weft::run_in_thread(trivial fn) on an
-//                 otherwise idle runtime vs (a) a plain thread doing
-//                 post(pool, use_future(fn)).get() on an asio::thread_pool
-//                 of one thread, and (b) a Boost.Fiber fiber handing fn to
-//                 a std::thread worker (mutex + condition variable) and
-//                 waiting on a boost::fibers::promise it sets; per round trip
+//              otherwise idle runtime vs (a) a plain thread doing
+//              post(pool, use_future(fn)).get() on an asio::thread_pool of
+//              one thread, and (b) a Boost.Fiber fiber handing fn to a
+//              std::thread worker (mutex + condition variable) and waiting
+//              on a boost::fibers::promise it sets; per round trip
 //
-// pool_hop: both sides use one asio::thread_pool of one thread, created per chunk,
-// and run on a fresh thread (a fresh runtime or io_context). A round trip
+// Every side uses one worker thread (weft's: the thread cache's, reused),
+// and runs on a fresh thread (a fresh runtime or io_context). A round trip
 // costs two thread wake-ups, whose price depends on whether the two
-// threads share a CPU: on both sides the loop's thread is pinned to the
-// first CPU this process may use and the pool's thread to the second (when
+// threads share a CPU: on every side the loop's thread is pinned to the
+// first CPU this process may use and the worker thread to the second (when
 // there is one), so that every chunk measures the same placement. Each
 // repetition runs both sides for the same number of hops, split into
 // `rounds` alternating chunks after untimed warm-up hops; medians over

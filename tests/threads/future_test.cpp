@@ -527,3 +527,32 @@ TEST_CASE("a failed system task goes through report_error") {
   CHECK(r.contexts()[0].find("system task '") == 0);
   CHECK(message_of(r.errors()[0]) == "system failure");
 }
+
+TEST_CASE("unwrap_future of a weft::future: done returns at once, cancelled throws, pending waits") {
+  run([] {
+    weft::promise<int> done;
+    done.set_value(1);
+    CHECK(weft::unwrap_future(done.get_future()) == 1);
+    weft::promise<int> cancelled;
+    cancelled.get_future().cancel("gone");
+    CHECK_THROWS_AS(weft::unwrap_future(cancelled.get_future()), weft::future_cancelled_error);
+    weft::promise<int> later;
+    std::thread setter([later]() mutable { later.set_value(3); });
+    CHECK(weft::unwrap_future(later.get_future()) == 3);
+    setter.join();
+  });
+}
+
+TEST_CASE("a task of another runtime that is cancelled while it waits cancels the future") {
+  weft::promise<int> p;  // no home: made on a plain thread
+  auto f = p.get_future();
+  bool caught = false;
+  in_other_runtime([&] {
+    auto scope = weft::move_on_after(1ms);
+    scope.run([&] { f.get(); });
+    caught = scope.cancelled_caught();
+  });
+  CHECK(caught);
+  CHECK(f.cancelled());
+  CHECK_FALSE(p.set_value(1));
+}

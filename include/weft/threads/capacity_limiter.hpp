@@ -10,7 +10,10 @@
 // A limiter belongs to the runtime whose task first acquires from it; like
 // weft::semaphore it is not thread-safe, and a use by another runtime's
 // task throws std::logic_error. It is a copyable handle: copies share the
-// tokens, and the tokens outlive every handle while a job holds one.
+// tokens, and the tokens outlive every handle while a job holds one. (It
+// is built on the parking lot under weft::semaphore, not on a semaphore:
+// its total can change, and a token may be given back by a job that
+// outlived its task.)
 #pragma once
 
 #include <weft/detail/core.hpp>
