@@ -5,6 +5,8 @@
 // with one that counts every allocation of the process (workers included).
 #include "threads/threads_support.hpp"
 
+#include "support/child_process.hpp"
+
 #include <weft/lowlevel/park.hpp>
 #include <weft/threads/run_in_thread.hpp>
 #include <weft/threads/unwrap_future.hpp>
@@ -185,6 +187,42 @@ TEST_CASE("abandoned, then the runtime ends while the worker runs: the worker to
   gate.count_down();
   wait_until([] { return weft::testing::live_thread_jobs() == 0; }, "the abandoned job's record to go");
   CHECK(r.count() == 0);
+}
+
+namespace {
+// At exit, while static objects are being destroyed, an abandoned job is
+// released and ends with an exception: its worker reports it and gives
+// its token back to an ended runtime, touching nothing already destroyed.
+struct release_at_exit {
+  std::latch* job_gate;
+  ~release_at_exit() {
+    job_gate->count_down();
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));  // the worker runs meanwhile (a bound, not a sync)
+  }
+};
+void job_ends_during_static_destruction() {
+  static std::latch job_gate(1);
+  static release_at_exit releaser{&job_gate};
+  weft::run([] {
+    auto scope = weft::move_on_after(1ms);
+    scope.run([] {
+      weft::run_in_thread(weft::thread_options{.abandon_on_cancel = true}, [] {
+        job_gate.wait();
+        throw std::runtime_error("thrown during exit");
+      });
+    });
+  });
+  std::exit(0);
+}
+const weft_test::child_scenario exit_scenario{"job ends during static destruction", job_ends_during_static_destruction};
+}  // namespace
+
+TEST_CASE("a worker that finishes an abandoned job while the program exits touches nothing destroyed") {
+  const weft_test::child_outcome o = weft_test::run_child("job ends during static destruction");
+  INFO(o.describe());
+  CHECK(o.exited_with(0));
+  CHECK(o.err.find("weft: the exception of a run_in_thread job whose task was cancelled and left it: thrown during "
+                   "exit") != std::string::npos);
 }
 
 TEST_CASE("exceptions cross as the same object; weft::cancelled becomes future_cancelled_error") {
