@@ -8,11 +8,18 @@
 //              io_context thread posts to the pool, whose handler posts the
 //              next step back to the io_context; per round trip
 //
-// Both sides use one asio::thread_pool of one thread, created per chunk,
-// and run on a fresh thread (a fresh runtime or io_context). A round trip
+//   run_in_thread  a task calling weft::run_in_thread(trivial fn) on an
+//              otherwise idle runtime vs (a) a plain thread doing
+//              post(pool, use_future(fn)).get() on an asio::thread_pool of
+//              one thread, and (b) a Boost.Fiber fiber handing fn to a
+//              std::thread worker (mutex + condition variable) and waiting
+//              on a boost::fibers::promise it sets; per round trip
+//
+// Every side uses one worker thread (weft's: the thread cache's, reused),
+// and runs on a fresh thread (a fresh runtime or io_context). A round trip
 // costs two thread wake-ups, whose price depends on whether the two
-// threads share a CPU: on both sides the loop's thread is pinned to the
-// first CPU this process may use and the pool's thread to the second (when
+// threads share a CPU: on every side the loop's thread is pinned to the
+// first CPU this process may use and the worker thread to the second (when
 // there is one), so that every chunk measures the same placement. Each
 // repetition runs both sides for the same number of hops, split into
 // `rounds` alternating chunks after untimed warm-up hops; medians over
@@ -21,6 +28,7 @@
 // Usage: bench_threads [name...]   (default: all)
 #include "bench_util.hpp"
 
+#include <weft/threads/run_in_thread.hpp>
 #include <weft/use_fiber.hpp>
 #include <weft/weft.hpp>
 
@@ -28,6 +36,9 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/thread_pool.hpp>
+#include <boost/asio/use_future.hpp>
+#include <boost/fiber/future.hpp>
+#include <boost/fiber/fiber.hpp>
 
 #include <pthread.h>
 #include <sched.h>
@@ -35,7 +46,10 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <condition_variable>
+#include <functional>
 #include <future>
+#include <mutex>
 #include <thread>
 
 namespace {
@@ -173,8 +187,135 @@ void bench_pool_hop() {
                              asio_pool_hop);
 }
 
+// --- run_in_thread ------------------------------------------------------------------
+//
+// The function is trivial; every round trip checks its value. weft's
+// workers come from its thread cache (the job pins the worker it runs on,
+// which the next call reuses: the most recently idle worker is taken).
+
+int trivial(int i) noexcept { return i + 1; }
+
+double weft_run_in_thread(int m) {
+  return bench::on_thread([m] {
+    pin_this_thread(loop_cpu);
+    return weft::run([m] {
+      long ok = 0;
+      auto round = [&ok](int i) {
+        const int v = weft::run_in_thread([i] {
+          thread_local bool pinned = false;
+          if (!pinned) {
+            pin_this_thread(pool_cpu);
+            pinned = true;
+          }
+          return trivial(i);
+        });
+        ok += v == i + 1;
+      };
+      for (int i = 0; i < warmup_of(m); ++i) round(i);
+      ok = 0;
+      const double start = bench::now_seconds();
+      for (int i = 0; i < m; ++i) round(i);
+      const double seconds = bench::now_seconds() - start;
+      check("run_in_thread weft", ok, m);
+      return seconds;
+    });
+  });
+}
+
+double asio_pool_round_trip(int m) {
+  return bench::on_thread([m] {
+    pin_this_thread(loop_cpu);
+    pinned_pool pinned;
+    long ok = 0;
+    auto round = [&](int i) {
+      ok += boost::asio::post(pinned.pool, boost::asio::use_future([i] { return trivial(i); })).get() == i + 1;
+    };
+    for (int i = 0; i < warmup_of(m); ++i) round(i);
+    ok = 0;
+    const double start = bench::now_seconds();
+    for (int i = 0; i < m; ++i) round(i);
+    const double seconds = bench::now_seconds() - start;
+    check("run_in_thread asio_thread_pool", ok, m);
+    return seconds;
+  });
+}
+
+// A worker thread taking one job at a time from a slot.
+class slot_worker {
+ public:
+  slot_worker()
+      : thread_([this] {
+          pin_this_thread(pool_cpu);
+          for (;;) {
+            std::function<void()> job;
+            {
+              std::unique_lock lock(mutex_);
+              cv_.wait(lock, [this] { return job_ || stop_; });
+              if (!job_) return;
+              job = std::move(job_);
+              job_ = nullptr;
+            }
+            job();
+          }
+        }) {}
+  ~slot_worker() {
+    {
+      std::lock_guard lock(mutex_);
+      stop_ = true;
+    }
+    cv_.notify_one();
+    thread_.join();
+  }
+  void submit(std::function<void()> job) {
+    {
+      std::lock_guard lock(mutex_);
+      job_ = std::move(job);
+    }
+    cv_.notify_one();
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  std::function<void()> job_;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
+double fiber_thread_promise(int m) {
+  return bench::on_thread([m] {
+    pin_this_thread(loop_cpu);
+    slot_worker worker;
+    double seconds = 0;
+    boost::fibers::fiber([&] {
+      long ok = 0;
+      auto round = [&](int i) {
+        boost::fibers::promise<int> p;
+        boost::fibers::future<int> f = p.get_future();
+        worker.submit([&p, i] { p.set_value(trivial(i)); });
+        ok += f.get() == i + 1;
+      };
+      for (int i = 0; i < warmup_of(m); ++i) round(i);
+      ok = 0;
+      const double start = bench::now_seconds();
+      for (int i = 0; i < m; ++i) round(i);
+      seconds = bench::now_seconds() - start;
+      check("run_in_thread fiber_thread_promise", ok, m);
+    }).join();
+    return seconds;
+  });
+}
+
+void bench_run_in_thread() {
+  bench::alternating_compare("run_in_thread", "asio_thread_pool", "round trip", 20'000, rounds, weft_run_in_thread,
+                             asio_pool_round_trip);
+  bench::alternating_compare("run_in_thread", "fiber_thread_promise", "round trip", 20'000, rounds,
+                             weft_run_in_thread, fiber_thread_promise);
+}
+
 constexpr bench::entry benches[] = {
     {"pool_hop", bench_pool_hop},
+    {"run_in_thread", bench_run_in_thread},
 };
 
 }  // namespace

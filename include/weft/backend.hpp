@@ -15,6 +15,7 @@
 #include <weft/sync/lock.hpp>
 #include <weft/task.hpp>
 #include <weft/task_group.hpp>
+#include <weft/threads/run_in_thread.hpp>
 
 #include <memory>
 #include <string_view>
@@ -58,6 +59,17 @@ class async_backend {
   virtual task_info get_current_task() = 0;
   /// Opens a task group around body (see open_task_group).
   virtual void with_task_group(function_ref<void(task_group&)> body) = 0;
+
+  // Threads (see threads/run_in_thread.hpp).
+  template <class F, class... A>
+    requires(!std::is_same_v<std::remove_cvref_t<F>, thread_options>)
+  auto run_in_thread(F&& fn, A&&... args) {
+    return weft::run_in_thread(std::forward<F>(fn), std::forward<A>(args)...);
+  }
+  template <class F, class... A>
+  auto run_in_thread(thread_options options, F&& fn, A&&... args) {
+    return weft::run_in_thread(options, std::forward<F>(fn), std::forward<A>(args)...);
+  }
 
   // Synchronisation primitives (not thread-safe; cancellable).
   lock create_lock() { return lock(); }

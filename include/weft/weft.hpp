@@ -3,8 +3,9 @@
 // Includes every public header of the weft::weft library a program uses:
 // the runtime, tasks and task groups, cancel scopes, time, errors, the
 // backend interface, coroutines (coro, async_generator, the awaitable
-// concept), use_fiber, function_ref, the synchronization primitives and
-// networking (weft/net.hpp). Not included, by design: weft/testing/*.hpp
+// concept), use_fiber, function_ref, the synchronization primitives,
+// networking (weft/net.hpp), and threads (futures, run_in_thread, capacity
+// limiters, report_error). Not included, by design: weft/testing/*.hpp
 // (test helpers: manual clock, wait_all_tasks_blocked, sequencer, leak
 // checks) and weft/lowlevel/*.hpp (the extension interface for new blocking
 // primitives); include those by name. greenback is a library of its own
@@ -20,6 +21,7 @@
 #include <weft/errors.hpp>
 #include <weft/function_ref.hpp>
 #include <weft/net.hpp>
+#include <weft/report_error.hpp>
 #include <weft/run.hpp>
 #include <weft/sync/channel.hpp>
 #include <weft/sync/condition_variable.hpp>
@@ -29,5 +31,10 @@
 #include <weft/sync/single_flight.hpp>
 #include <weft/task.hpp>
 #include <weft/task_group.hpp>
+#include <weft/threads/capacity_limiter.hpp>
+#include <weft/threads/errors.hpp>
+#include <weft/threads/future.hpp>
+#include <weft/threads/run_in_thread.hpp>
+#include <weft/threads/unwrap_future.hpp>
 #include <weft/time.hpp>
 #include <weft/use_fiber.hpp>

@@ -12,6 +12,7 @@
 #include <weft/cancel_scope.hpp>
 #include <weft/lowlevel/completion.hpp>
 #include <weft/lowlevel/park.hpp>
+#include <weft/report_error.hpp>
 #include <weft/task_group.hpp>
 
 #include <boost/asio/post.hpp>
@@ -291,20 +292,12 @@ void runtime::finish_task(task_base& t, std::exception_ptr e) noexcept {
 
 void runtime::report_system_task_failure(const task_base& t, const std::exception_ptr& e) noexcept {
   // A system task has no group to report to, and the error must not vanish.
-  // `e` keeps the exception, and so what() points into it, alive.
-  const char* what = "an exception that is not a std::exception";
+  std::string named;
   try {
-    std::rethrow_exception(e);
-  } catch (const std::exception& x) {
-    what = x.what();
-  } catch (...) {
-  }
-  std::string name;
-  try {
-    name = t.name();
+    named = "system task '" + t.name() + "' failed";
   } catch (const std::bad_alloc&) {  // no memory for the name: report without it
   }
-  std::fprintf(stderr, "weft: system task '%s' failed: %s\n", name.c_str(), what);
+  report_error_for(e, named.empty() ? std::string_view("system task failed") : std::string_view(named), {});
 }
 
 // --- entry points used by the public headers ------------------------------------

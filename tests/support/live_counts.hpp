@@ -3,6 +3,7 @@
 #pragma once
 
 #include <weft/testing/leak_check.hpp>
+#include <weft/testing/threads.hpp>
 
 #include <doctest/doctest.h>
 
@@ -21,12 +22,16 @@ namespace weft_test {
 struct live_counts {
   std::size_t task_objects = 0;            ///< weft::testing::live_task_objects()
   std::size_t stacks = 0;                  ///< weft::testing::live_stacks()
+  std::size_t future_states = 0;           ///< weft::testing::live_future_states()
+  std::size_t thread_jobs = 0;             ///< weft::testing::live_thread_jobs()
   std::map<int, std::string> descriptors;  ///< open file descriptors, and what each refers to
 
   static live_counts now() {
     live_counts c;
     c.task_objects = weft::testing::live_task_objects();
     c.stacks = weft::testing::live_stacks();
+    c.future_states = weft::testing::live_future_states();
+    c.thread_jobs = weft::testing::live_thread_jobs();
     if (DIR* dir = ::opendir("/proc/self/fd")) {
       while (const dirent* e = ::readdir(dir)) {
         const int fd = std::atoi(e->d_name);
@@ -54,6 +59,8 @@ inline std::string leaks_between(const live_counts& before, const live_counts& a
   };
   compare("live task objects", before.task_objects, after.task_objects);
   compare("live task stacks", before.stacks, after.stacks);
+  compare("live weft::future states", before.future_states, after.future_states);
+  compare("live run_in_thread jobs", before.thread_jobs, after.thread_jobs);
   if (before.descriptors != after.descriptors) {
     compare("open file descriptors", before.descriptors.size(), after.descriptors.size());
     auto list = [&](const char* what, const std::map<int, std::string>& in, const std::map<int, std::string>& not_in) {

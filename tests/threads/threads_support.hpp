@@ -1,0 +1,88 @@
+// Shared by the thread tests: capturing what weft::report_error receives,
+// and waiting for another thread without sleeping and hoping.
+#pragma once
+
+#include "support/support.hpp"
+
+#include <weft/report_error.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace weft_threads_test {
+
+/// Installs a reporter that records every report, for the lifetime of the
+/// object; the previous one is restored afterwards.
+class reports {
+ public:
+  reports()
+      : previous_(weft::set_error_reporter([this](const weft::error_report& r) {
+          std::lock_guard lock(mutex_);
+          contexts_.emplace_back(r.context);
+          tasks_.emplace_back(r.task);
+          errors_.push_back(r.error);
+        })) {}
+  ~reports() { weft::set_error_reporter(previous_); }
+  reports(const reports&) = delete;
+  reports& operator=(const reports&) = delete;
+
+  std::size_t count() const {
+    std::lock_guard lock(mutex_);
+    return errors_.size();
+  }
+  std::vector<std::string> contexts() const {
+    std::lock_guard lock(mutex_);
+    return contexts_;
+  }
+  std::vector<std::string> tasks() const {
+    std::lock_guard lock(mutex_);
+    return tasks_;
+  }
+  std::vector<std::exception_ptr> errors() const {
+    std::lock_guard lock(mutex_);
+    return errors_;
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  std::vector<std::string> contexts_;
+  std::vector<std::string> tasks_;
+  std::vector<std::exception_ptr> errors_;
+  weft::error_reporter previous_;
+};
+
+/// True if `e` holds an E.
+template <class E>
+bool holds(const std::exception_ptr& e) {
+  try {
+    std::rethrow_exception(e);
+  } catch (const E&) {
+    return true;
+  } catch (...) {
+  }
+  return false;
+}
+
+/// Spins (yielding the thread) until pred() holds; aborts the test program
+/// with a message after `limit` of real time. For conditions another thread
+/// makes true without any event to wait on (a worker thread ending).
+template <class P>
+void wait_until(P pred, const char* what, std::chrono::seconds limit = std::chrono::seconds(20)) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (!pred()) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      std::fprintf(stderr, "weft test: still waiting for %s after %lld s\n", what,
+                   static_cast<long long>(limit.count()));
+      std::abort();
+    }
+    std::this_thread::yield();
+  }
+}
+
+}  // namespace weft_threads_test
