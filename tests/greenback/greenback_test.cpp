@@ -187,7 +187,6 @@ bool names_remedies(const std::string& message) {
   return message.find("ensure_portal") != std::string::npos && message.find("with_portal_run") != std::string::npos;
 }
 
-// The address of the exception object held by e.
 // Runs fn in a child process and returns its exit status, or minus the
 // signal that killed it: for behaviour whose failure mode is a crash.
 template <class F>
