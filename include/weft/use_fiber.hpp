@@ -44,7 +44,8 @@
 //    with std::exception_ptr (asio::co_spawn), with the [ec] form too;
 //  - weft::abandoned_error: the operation was destroyed without completing;
 //  - std::logic_error: outside a weft task (nothing is started then);
-//  - what starting the operation throws.
+//  - what starting the operation throws, and std::bad_alloc (a
+//    cancellation signal when the per-thread pool has none left).
 #pragma once
 
 #include <weft/detail/core.hpp>
@@ -88,6 +89,7 @@ inline constexpr use_fiber_t use_fiber{};
 namespace detail {
 
 using lowlevel::forward_cancellation;
+using lowlevel::operation_signal;
 using lowlevel::recycling_allocator;
 using lowlevel::throw_abandoned;
 
@@ -99,9 +101,7 @@ inline boost::asio::io_context::executor_type current_runtime_executor() {
 template <class... Args>
 struct fiber_completion_state {
   std::optional<std::tuple<std::decay_t<Args>...>> result;
-  // Outlives the operation (the task waits for it). The handler memory the
-  // operation installs in it comes from Asio's per-thread recycling.
-  boost::asio::cancellation_signal signal;
+  operation_signal signal;
   lowlevel::completion done;         // the task's thread learns of the completion through it
   std::atomic<bool> finished{false};  // the handler ran (read by a forwarded cancellation)
   bool abandoned = false;             // the handler was destroyed without being called
@@ -129,7 +129,7 @@ class fiber_handler {
 
   using cancellation_slot_type = boost::asio::cancellation_slot;
   cancellation_slot_type get_cancellation_slot() const noexcept {
-    return s_ != nullptr ? s_->signal.slot() : cancellation_slot_type();
+    return s_ != nullptr ? s_->signal->slot() : cancellation_slot_type();
   }
   // Operation memory is recycled per thread (the allocator's free lists
   // are thread-local; memory freed on another thread joins that thread's).
@@ -165,9 +165,9 @@ bool wait_for_completion(Initiation& initiation, fiber_completion_state<Args...>
     if (!cancel_requested) {  // once: park() asks again if the task waits on
       cancel_requested = true;
       if constexpr (AskExecutor)
-        forward_cancellation(initiation.get_executor(), s.done, s.signal, s.finished);
+        forward_cancellation(initiation.get_executor(), s.done, s.signal.get(), s.finished);
       else
-        forward_cancellation(current_runtime_executor(), s.done, s.signal, s.finished);
+        forward_cancellation(current_runtime_executor(), s.done, s.signal.get(), s.finished);
     }
     return abort_result::failed;  // the operation completes (aborted) and wakes us
   };

@@ -13,6 +13,8 @@
 //    Built on Asio internals checked against the Boost version weft pins
 //    (see docs/internals.md); built with WEFT_PORTABLE_ASIO it uses only
 //    Asio's public API, with the same observable behaviour.
+//  - operation_signal lends a cancellation signal from a per-thread pool;
+//    give it back (destroy it) only once the operation has completed.
 //  - forward_cancellation(ex, done, signal, finished) emits terminal
 //    cancellation on `signal` from the operation's executor `ex`, unless
 //    `finished` is set by then, holding `done` until the emit has run.
@@ -32,10 +34,32 @@
 #include <exception>
 #include <utility>
 
+namespace weft::detail {
+boost::asio::cancellation_signal* acquire_op_signal();
+void release_op_signal(boost::asio::cancellation_signal* s) noexcept;
+}  // namespace weft::detail
+
 namespace weft::lowlevel {
 
 /// See the header comment. @throws what fn throws.
 void run_as_asio_handler(boost::asio::io_context& io, function_ref<void()> fn);
+
+/// A cancellation signal for one operation, lent from a per-thread pool:
+/// the handler memory an operation installs in it is reused by the next
+/// operation. Destroy it only once the operation has completed.
+class operation_signal {
+ public:
+  /// @throws std::bad_alloc.
+  operation_signal() : s_(weft::detail::acquire_op_signal()) {}
+  ~operation_signal() { weft::detail::release_op_signal(s_); }
+  operation_signal(const operation_signal&) = delete;
+  operation_signal& operator=(const operation_signal&) = delete;
+  boost::asio::cancellation_signal* operator->() const noexcept { return s_; }
+  boost::asio::cancellation_signal& get() const noexcept { return *s_; }
+
+ private:
+  boost::asio::cancellation_signal* s_;
+};
 
 /// Throws weft::abandoned_error naming `what`.
 [[noreturn]] void throw_abandoned(const char* what);

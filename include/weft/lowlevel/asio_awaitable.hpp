@@ -24,8 +24,9 @@
 //    the coroutine is destroyed unfinished (its completion handler is
 //    destroyed without being called, e.g. with the io_context of an
 //    operation it awaited), weft::abandoned_error naming `what` is thrown.
-//  - No allocation beyond the coroutine's own frames (co_spawn's state and
-//    the cancellation handler use Asio's per-thread recycling).
+//  - No allocation beyond the coroutine's own frames (co_spawn's state uses
+//    Asio's recycling allocator); the cancellation signal is pooled
+//    (operation_signal).
 #pragma once
 
 #include <weft/lowlevel/asio.hpp>
@@ -113,11 +114,11 @@ template <class T, class Executor>
 T run_asio_awaitable(boost::asio::awaitable<T, Executor>&& aw, const char* what) {
   raise_if_cancelled();  // a checkpoint before the coroutine starts
   detail::awaitable_state<T> s;
-  boost::asio::cancellation_signal signal;  // outlives the coroutine: we wait for it to finish
+  operation_signal signal;  // outlives the coroutine: we wait for it to finish
   auto& io = io_context();
   run_as_asio_handler(io, [&] {
     boost::asio::co_spawn(io, std::move(aw),
-                          boost::asio::bind_cancellation_slot(signal.slot(), detail::awaitable_handler<T>(&s)));
+                          boost::asio::bind_cancellation_slot(signal->slot(), detail::awaitable_handler<T>(&s)));
   });
   bool cancel_requested = false;
   auto abort = [&]() noexcept {
@@ -125,7 +126,7 @@ T run_asio_awaitable(boost::asio::awaitable<T, Executor>&& aw, const char* what)
       cancel_requested = true;
       // From a handler of the coroutine's io_context, where co_spawn's
       // cancellation handler emits at once (never after the coroutine ended).
-      forward_cancellation(io.get_executor(), s.done, signal, s.finished);
+      forward_cancellation(io.get_executor(), s.done, signal.get(), s.finished);
     }
     return abort_result::failed;  // wait for the coroutine to finish
   };
