@@ -72,7 +72,6 @@ struct asio_thread::state {};
 asio_thread::asio_thread(boost::asio::io_context& io) : io_(io) {}
 asio_thread::~asio_thread() = default;
 std::size_t asio_thread::poll_one() { return io_.poll_one(); }
-std::size_t asio_thread::poll_one_handlers_first() { return io_.poll_one(); }
 std::size_t asio_thread::poll() { return io_.poll(); }
 std::size_t asio_thread::run_one() { return io_.run_one(); }
 void asio_thread::run_as_handler(function_ref<void()> fn) { run_as_handler_of(io_, fn); }
@@ -139,25 +138,12 @@ template <class Name, typename Name::type Member>
 struct grant {
   friend typename Name::type member_of(Name) noexcept { return Member; }
 };
-struct op_queue_member {
-  using type = ad::op_queue<ad::scheduler_operation> ad::scheduler::*;
-  friend type member_of(op_queue_member) noexcept;
-};
-// The reactor's place in the queue (scheduler::task_operation_, of a
-// private type: reached through its public base).
-ad::scheduler_operation& reactor_marker(ad::scheduler& s) noexcept;
-template <auto Member>
-struct grant_marker {
-  friend ad::scheduler_operation& reactor_marker(ad::scheduler& s) noexcept { return s.*Member; }
-};
-template struct grant_marker<&ad::scheduler::task_operation_>;
-template struct grant<op_queue_member, &ad::scheduler::op_queue_>;
 template struct grant<do_poll_one_member, &ad::scheduler::do_poll_one>;
 template struct grant<do_run_one_member, &ad::scheduler::do_run_one>;
 template struct grant<mutex_member, &ad::scheduler::mutex_>;
 template struct grant<outstanding_work_member, &ad::scheduler::outstanding_work_>;
 
-enum class run_mode { poll_one, poll_one_handlers_first, poll, run_one };
+enum class run_mode { poll_one, poll, run_one };
 
 // scheduler::poll_one, poll and run_one, with `info` in place of a new
 // thread_info per call. Not for use inside a handler of the scheduler.
@@ -171,18 +157,6 @@ std::size_t run_handlers(ad::scheduler& sched, ad::scheduler_thread_info& info, 
   ad::conditionally_enabled_mutex::scoped_lock lock(sched.*member_of(mutex_member{}));
   const boost::system::error_code no_error;
   switch (mode) {
-    case run_mode::poll_one_handlers_first: {
-      // The reactor's turn is next, but handlers wait behind it: give the
-      // turn to them (the reactor goes to the back of the queue, where it
-      // would be after it ran and found nothing).
-      auto& queue = sched.*member_of(op_queue_member{});
-      ad::scheduler_operation* marker = &reactor_marker(sched);
-      if (queue.front() == marker && ad::op_queue_access::next(marker) != nullptr) {
-        queue.pop();
-        queue.push(marker);
-      }
-      return (sched.*member_of(do_poll_one_member{}))(lock, info, no_error);
-    }
     case run_mode::poll_one:
       return (sched.*member_of(do_poll_one_member{}))(lock, info, no_error);
     case run_mode::run_one:
@@ -221,11 +195,6 @@ asio_thread::~asio_thread() = default;
 std::size_t asio_thread::poll_one() {
   if (call_stack::contains(&state_->sched) != nullptr) return io_.poll_one();
   return run_handlers(state_->sched, state_->info, run_mode::poll_one);
-}
-
-std::size_t asio_thread::poll_one_handlers_first() {
-  if (call_stack::contains(&state_->sched) != nullptr) return io_.poll_one();
-  return run_handlers(state_->sched, state_->info, run_mode::poll_one_handlers_first);
 }
 
 std::size_t asio_thread::poll() {

@@ -37,12 +37,6 @@ class asio_thread {
   /// when its turn in the queue comes). Returns how many ran. Call it on
   /// the runtime's thread, never from inside a handler of io.
   std::size_t poll_one();
-  /// poll_one(), except that when the reactor's turn comes before other
-  /// ready handlers it goes behind them: a ready handler runs without an
-  /// epoll_wait before it. The reactor is polled only once no other
-  /// handler is ready (for the loop's own passes, which must also poll the
-  /// reactor while handlers keep arriving, use poll_one or poll).
-  std::size_t poll_one_handlers_first();
   /// io.poll(): runs the handlers that are ready.
   std::size_t poll();
   /// io.run_one(): runs one handler, blocking until one is ready.

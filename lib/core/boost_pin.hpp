@@ -14,10 +14,8 @@
 //    runs handlers through the scheduler's private do_poll_one/do_run_one,
 //    mutex_ and outstanding_work_ with a thread_info of its own, and keeps
 //    that thread_info on the call stack under a key of its own for Asio's
-//    memory recycling; poll_one_handlers_first moves the reactor's marker
-//    (task_operation_) behind the handlers queued in op_queue_. Fallback:
-//    WEFT_PORTABLE_ASIO (public Asio API only, same behaviour), chosen
-//    automatically for other versions.
+//    memory recycling. Fallback: WEFT_PORTABLE_ASIO (public Asio API only,
+//    same behaviour), chosen automatically for other versions.
 #pragma once
 
 #include <boost/version.hpp>

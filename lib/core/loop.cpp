@@ -22,10 +22,6 @@ namespace weft::detail {
 void runtime::reactor_pass() noexcept {
   const bool busy = loop_.poll_due;  // tasks kept the loop away for poll_interval picks
   loop_.poll_due = false;
-  // A task that parked just now found no handler ready: looking again
-  // before blocking would cost one more epoll_wait that finds nothing.
-  const bool just_polled = loop_.reactor_just_polled;
-  loop_.reactor_just_polled = false;
   loop_.ticks = 0;
   t_current_task = nullptr;
   run_soon_calls();
@@ -34,7 +30,7 @@ void runtime::reactor_pass() noexcept {
     // here and before blocking, not on every pass (it takes a lock).
     if (io_.stopped()) io_.restart();
     asio_.poll();  // a pass that interrupts busy tasks: give all of I/O its turn
-  } else if (!just_polled) {
+  } else {
     run_ready_handlers();
   }
   fire_expired();
@@ -80,27 +76,22 @@ bool runtime::run_soon_calls() noexcept {
   return true;
 }
 
-bool runtime::run_ready_handlers(bool handlers_first) noexcept {
+void runtime::run_ready_handlers() noexcept {
   // Handlers one at a time until a task is ready. io_context::poll() would
   // end every call with one more epoll_wait, which finds nothing when the
   // handlers were all that was ready (request/response traffic).
-  // handlers_first: see asio_thread::poll_one_handlers_first.
-  auto poll_one = [this, handlers_first] { return handlers_first ? asio_.poll_one_handlers_first() : asio_.poll_one(); };
-  bool ran = false;
   while (!algo_->has_ready_tasks()) {
-    if (poll_one() == 0) return ran;
-    ran = true;
+    if (asio_.poll_one() == 0) return;
   }
   // Under load one epoll_wait reports many sockets: running their handlers
   // now lets the tasks they wake run back to back, without a pass between
   // each. Keep doing so while it finds more handlers; once it did not, try
   // again only every `batch_probe_interval` passes.
-  if (!loop_.batching && ++loop_.batch_probe < loop_state::batch_probe_interval) return true;
+  if (!loop_.batching && ++loop_.batch_probe < loop_state::batch_probe_interval) return;
   loop_.batch_probe = 0;
   unsigned more = 0;
-  while (more < loop_state::max_handler_batch && poll_one() != 0) ++more;
+  while (more < loop_state::max_handler_batch && asio_.poll_one() != 0) ++more;
   loop_.batching = more > 0;
-  return true;
 }
 
 // A task parks and no other task is ready: the dispatcher would run a pass
@@ -130,24 +121,14 @@ bool runtime::run_handlers_before_suspend(task_base& t) noexcept {
   *errno_ = dispatcher_state_.errno_value;
   state_current_ = &dispatcher_state_;
   t_current_task = nullptr;
-  // Handlers already queued (a post that completes the task's wait) run
-  // before the reactor is polled: an epoll_wait per wait would cost more
-  // than the rest of it. The reactor's turn comes once they are done, and
-  // at every pass of the loop.
-  const bool ran = run_ready_handlers(true);
-  const bool ran_soon = run_soon_calls();  // queued by those handlers
+  run_ready_handlers();
+  run_soon_calls();  // queued by those handlers
   t_current_task = &t;
   dispatcher_state_.eh = *eh_globals_;
   dispatcher_state_.errno_value = *errno_;
   *eh_globals_ = own.eh;
   *errno_ = own.errno_value;
   state_current_ = &own;
-  if (!ran && !ran_soon) {
-    // Nothing was ready: the task suspends and the dispatcher's pass comes
-    // next, with nothing run in between.
-    loop_.reactor_just_polled = true;
-    return false;
-  }
   return t.state_ == task_base::state::scheduled && algo_->take_if_first(t.ctx_);
 }
 

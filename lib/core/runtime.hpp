@@ -85,9 +85,6 @@ struct loop_state {
   bool poll_due = false;     ///< the next pick goes to the dispatcher for a pass
   bool batching = false;     ///< the last pass found more handlers ready (see run_ready_handlers)
   unsigned batch_probe = 0;  ///< passes since batching was last tried
-  /// A parking task found no handler ready and suspended: the pass that
-  /// follows need not poll the reactor again before it blocks in it.
-  bool reactor_just_polled = false;
   // Why the dispatcher must go back to Boost.Fiber's dispatch loop instead
   // of staying in suspend_until() for the next pass:
   bool shutting_down = false;   ///< ~runtime runs: finished fibers must be released
@@ -215,8 +212,7 @@ class runtime {
   void finish_task(task_base& t, std::exception_ptr e) noexcept;
   static void report_system_task_failure(const task_base& t, const std::exception_ptr& e) noexcept;
   void arm_wake_timer() noexcept;
-  /// Returns whether a handler ran.
-  bool run_ready_handlers(bool handlers_first = false) noexcept;
+  void run_ready_handlers() noexcept;
   bool run_handlers_before_suspend(task_base& t) noexcept;
   bool run_soon_calls() noexcept;
   void wait_on_main();
