@@ -231,8 +231,14 @@ callback_id future_state_base::add_callback(future_callback* cb) {
     home_->submit(cb->single);
     return id;
   }
+  // No home runtime: it runs here, in the caller. A weft::cancelled (a
+  // checkpoint in the caller's cancelled scope) is the caller's and goes
+  // on; any other exception is reported, as for every done-callback.
   try {
     cb->invoke(*this);
+  } catch (const cancelled&) {
+    delete cb;
+    throw;
   } catch (...) {
     report_error(std::current_exception(), "an exception escaped a done-callback of a weft::future");
   }
@@ -268,6 +274,8 @@ void report_unrun(std::size_t n) noexcept {
     report_error(std::make_exception_ptr(std::bad_alloc()), "done-callbacks of a weft::future dropped");
   }
 }
+// On the home runtime's thread outside any task (no checkpoint can throw
+// weft::cancelled there): an escaping exception has nobody to go to.
 void invoke_reporting(future_callback* cb, future_state_base& s) noexcept {
   try {
     cb->invoke(s);

@@ -126,8 +126,10 @@ class future {
   /// runtime outside any task (see the header comment). Callbacks run in the
   /// reverse order of their registration. Added to a done future, fn is
   /// scheduled, never run inline (except without a home). An exception
-  /// escaping fn goes to weft::report_error. Never blocks.
-  /// @throws std::bad_alloc; invalid_state_error on an empty future.
+  /// escaping fn goes to weft::report_error, except a weft::cancelled from
+  /// fn run inline, which is the caller's. Never blocks.
+  /// @throws std::bad_alloc; invalid_state_error on an empty future;
+  /// weft::cancelled from fn run inline (no home runtime).
   template <class F>
   callback_id add_done_callback(F&& fn);
   /// Removes the callback `id` if it has not run yet; returns how many

@@ -98,7 +98,7 @@ class offload_job final : public offload_base {
             }
           },
           self->call_);
-    } catch (...) {
+    } catch (...) {  // handed to the waiting task, which rethrows it (a weft::cancelled as future_cancelled_error)
       self->error = std::current_exception();
     }
     finish_offload(*self);  // the last touch of the job unless it lives on the heap
