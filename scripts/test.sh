@@ -2,9 +2,11 @@
 # Installs what is missing, checks that greenback uses only weft's public
 # and lowlevel interfaces, then builds and runs the whole test suite twice
 # (a normal build, warnings are errors, and an AddressSanitizer + UBSan
-# build), and the greenback tests (which depend most on the Asio internals
-# weft uses) once more with weft built on Asio's public API only (WEFT_PORTABLE_ASIO, the fallback for Boost
-# versions other than the pinned one).
+# build), and the core and greenback tests (which depend most on the Asio
+# internals weft uses) once more with weft built on Asio's public API only
+# (WEFT_PORTABLE_ASIO, the fallback for Boost versions other than the pinned
+# one). The normal build also builds the benchmarks (scripts/bench.sh runs
+# them) and the installed ASan variant, which the install test links.
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 weft_install_packages
 jobs="$(weft_jobs)"
@@ -29,23 +31,19 @@ if grep -rn -e "weft::detail" -e "lib/" "$WEFT_ROOT/greenback"; then
   status=1
 fi
 
-# Left out to keep the whole run within CI's time: the benchmarks (built and
-# run by scripts/bench.sh), the AddressSanitizer variant of the installed
-# package and its consumer checks in the install test (that variant is still
-# built by scripts/bench.sh's release build), and the samples under ASan.
-run_suite normal "$WEFT_ROOT/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWEFT_WERROR=ON -DWEFT_BUILD_BENCH=OFF \
-  -DWEFT_INSTALL_ASAN_VARIANT=OFF
+run_suite normal "$WEFT_ROOT/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWEFT_WERROR=ON
 ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:detect_stack_use_after_return=0}" \
 UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}" \
   run_suite "ASan+UBSan" "$WEFT_ROOT/build-asan" -DCMAKE_BUILD_TYPE=Debug -DWEFT_SANITIZE=ON -DWEFT_BUILD_BENCH=OFF \
-  -DWEFT_HEADER_CHECK=OFF -DWEFT_BUILD_SAMPLES=OFF
+  -DWEFT_HEADER_CHECK=OFF
 
 echo "== weft: portable Asio build =="
 portable="$WEFT_ROOT/build-portable"
 if weft_configure "$portable" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWEFT_WERROR=ON -DWEFT_PORTABLE_ASIO=ON \
   -DWEFT_BUILD_BENCH=OFF -DWEFT_BUILD_SAMPLES=OFF -DWEFT_HEADER_CHECK=OFF -DWEFT_INSTALL_ASAN_VARIANT=OFF &&
-  cmake --build "$portable" -j "$jobs" --target weft_greenback_tests &&
-  "$portable/tests/weft_greenback_tests"; then
+  cmake --build "$portable" -j "$jobs" --target weft_greenback_tests weft_core_tests &&
+  "$portable/tests/weft_greenback_tests" --no-intro=true && "$portable/tests/weft_core_tests" --no-intro=true \
+    --test-suite-exclude=needs_capability; then
   echo "== weft: portable Asio build passed =="
 else
   echo "== weft: portable Asio build FAILED =="

@@ -330,13 +330,17 @@ TEST_CASE("the default limiter has 40 tokens and belongs to one runtime") {
 
 TEST_CASE("idle workers are reused, most recently idle first, and end after their idle timeout") {
   run([] {
+    // Workers of earlier cases may still be on their way back to the idle
+    // list: wait until every worker is idle, so that the most recently idle
+    // one is the one that ran the last job.
+    auto all_idle = [] { return weft::testing::idle_worker_threads() == weft::testing::worker_threads(); };
     weft::run_in_thread([] {});
-    wait_until([] { return weft::testing::idle_worker_threads() > 0; }, "a worker to go idle");
+    wait_until(all_idle, "every worker to go idle");
     const auto threads = weft::testing::worker_threads();
     std::thread::id first;
     weft::run_in_thread([&] { first = std::this_thread::get_id(); });
     CHECK(weft::testing::worker_threads() == threads);  // no new thread
-    wait_until([] { return weft::testing::idle_worker_threads() > 0; }, "the worker to go idle again");
+    wait_until(all_idle, "the worker to go idle again");
     std::thread::id second;
     weft::run_in_thread([&] { second = std::this_thread::get_id(); });
     CHECK(second == first);
