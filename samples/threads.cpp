@@ -1,4 +1,5 @@
-// Threads: blocking work on worker threads, and a future set by a plain thread.
+// Threads: blocking work on worker threads, a future set by a plain thread,
+// and a plain thread calling into the runtime through a portal.
 #include <weft/weft.hpp>
 
 #include <chrono>
@@ -51,5 +52,18 @@ int main() {
       std::printf("timed out; the future is cancelled: %s\n", late.cancelled() ? "yes" : "no");
     }
     weft::sleep(1ms);  // lets the loop run the done-callback before the runtime ends (else it is reported, not run)
+
+    // 3. The other direction: a plain thread calls into this runtime through a portal.
+    weft::open_threads_portal([](weft::threads_portal& portal) {
+      std::thread gui([portal] {  // a copy of the handle: thread-safe
+        const int n = portal.run_sync([] { return 6 * 7; });  // on the runtime's thread, outside any task
+        const std::string s = portal.run_coroutine([] {       // a task of the portal: it may block
+          weft::sleep(10ms);
+          return std::string("slept on the runtime");
+        });
+        std::printf("portal: %d, %s\n", n, s.c_str());
+      });
+      weft::run_in_thread([&] { gui.join(); });  // the runtime goes on meanwhile
+    });  // closes the portal: later calls throw weft::runtime_closed_error
   });
 }

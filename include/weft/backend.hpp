@@ -16,6 +16,7 @@
 #include <weft/task.hpp>
 #include <weft/task_group.hpp>
 #include <weft/threads/run_in_thread.hpp>
+#include <weft/threads/threads_portal.hpp>
 
 #include <memory>
 #include <string_view>
@@ -60,7 +61,7 @@ class async_backend {
   /// Opens a task group around body (see open_task_group).
   virtual void with_task_group(function_ref<void(task_group&)> body) = 0;
 
-  // Threads (see threads/run_in_thread.hpp).
+  // Threads (see threads/run_in_thread.hpp and threads/threads_portal.hpp).
   template <class F, class... A>
     requires(!std::is_same_v<std::remove_cvref_t<F>, thread_options>)
   auto run_in_thread(F&& fn, A&&... args) {
@@ -70,6 +71,8 @@ class async_backend {
   auto run_in_thread(thread_options options, F&& fn, A&&... args) {
     return weft::run_in_thread(options, std::forward<F>(fn), std::forward<A>(args)...);
   }
+  /// A closed portal of the runtime running on this thread (see threads/threads_portal.hpp).
+  threads_portal create_threads_portal() { return threads_portal::create(); }
 
   // Synchronisation primitives (not thread-safe; cancellable).
   lock create_lock() { return lock(); }

@@ -35,6 +35,7 @@
 #include <weft/threads/errors.hpp>
 #include <weft/threads/future.hpp>
 #include <weft/threads/run_in_thread.hpp>
+#include <weft/threads/threads_portal.hpp>
 #include <weft/threads/unwrap_future.hpp>
 #include <weft/time.hpp>
 #include <weft/use_fiber.hpp>

@@ -24,7 +24,9 @@ set(not_awaitable "co_await needs a C[+][+]20 awaitable")
 set(cases
   "WEFT_CASE_CORO_NOT_AWAITABLE=${not_awaitable}"
   "WEFT_CASE_GENERATOR_NOT_AWAITABLE=${not_awaitable}"
-  "WEFT_CASE_LVALUE_ASIO_AWAITABLE=co_await std::move[(]aw[)]")
+  "WEFT_CASE_LVALUE_ASIO_AWAITABLE=co_await std::move[(]aw[)]"
+  "WEFT_CASE_PORTAL_RUN_SYNC_COROUTINE=fn is a coroutine function.*use run_coroutine"
+  "WEFT_CASE_PORTAL_RUN_SYNC_SOON_COROUTINE=fn is a coroutine function.*use run_coroutine")
 foreach(entry IN LISTS cases)
   string(FIND "${entry}" "=" eq)
   string(SUBSTRING "${entry}" 0 ${eq} case)

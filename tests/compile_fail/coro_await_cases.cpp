@@ -4,6 +4,7 @@
 // error, the static_assert named in check.cmake.
 #include <weft/async_generator.hpp>
 #include <weft/coro.hpp>
+#include <weft/threads/threads_portal.hpp>
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/deferred.hpp>
@@ -29,7 +30,15 @@ weft::coro<int> f() {
   auto aw = asio_value();
   co_return co_await aw;
 }
+#elif defined(WEFT_CASE_PORTAL_RUN_SYNC_COROUTINE)
+void f(const weft::threads_portal& portal) {
+  int v = portal.run_sync([] { return asio_value(); });  // the value is used: still one error
+  (void)v;
+}
+#elif defined(WEFT_CASE_PORTAL_RUN_SYNC_SOON_COROUTINE)
+void f(const weft::threads_portal& portal) { portal.run_sync_soon([]() -> weft::coro<int> { co_return 1; }); }
 #else
+void g(const weft::threads_portal& portal) { (void)portal.run_coroutine([] { return asio_value(); }); }
 weft::coro<int> f(boost::asio::steady_timer& timer) {
   co_await timer.async_wait(boost::asio::deferred);
   auto aw = asio_value();
