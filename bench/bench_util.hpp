@@ -113,6 +113,13 @@ inline void report(const char* name, double weft, const char* peer_name, double 
   std::fflush(stdout);
 }
 
+/// Prints a reference line, a figure weft is not compared on:
+/// BENCH_REF <name> value=<v><unit>.
+inline void report_ref(const char* name, double value, const char* unit) {
+  std::printf("BENCH_REF %s value=%.4g%s\n", name, value, unit);
+  std::fflush(stdout);
+}
+
 /// Prints how this program links Boost.Fiber and Boost.Context (what a
 /// task switch costs depends on it): BENCH_INFO linkage boost_fiber=static
 /// boost_context=static, or shared, as found in /proc/self/maps.

@@ -3,6 +3,7 @@
 # prefix, builds the benchmarks as a separate project against that install
 # (find_package(weft), as users get it), and runs every benchmark.
 # Each prints lines: BENCH <name> weft=<v><unit> <peer>=<v><unit> ratio=<weft/peer>
+# and reference lines: BENCH_REF <name> value=<v><unit>
 # and first: BENCH_INFO linkage program=<name> boost_fiber=<static|shared> ...
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 weft_install_packages
