@@ -262,13 +262,12 @@ class async_executor_results {
       return *this;
     }
     void operator++(int) { ++*this; }
-    friend bool operator==(const iterator& it, std::default_sentinel_t) noexcept {
-      return it.r_ == nullptr || it.r_->exhausted();
-    }
+    friend bool operator==(const iterator& it, std::default_sentinel_t) noexcept { return it.at_end(); }
 
    private:
     friend class async_executor_results;
     explicit iterator(async_executor_results* r) noexcept : r_(r) {}
+    bool at_end() const noexcept { return r_ == nullptr || r_->exhausted(); }
     async_executor_results* r_ = nullptr;
   };
 
@@ -358,7 +357,8 @@ class async_executor {
   /// Runs fn(args...) as a job on the executor and parks the calling task
   /// until it has finished; returns its value or rethrows its exception
   /// (the same object). fn and the arguments are moved (or copied) into
-  /// the job, as by std::thread; pass references with std::ref. A
+  /// the job, as by std::thread; pass references with std::ref. The value
+  /// is copied out of the job's future (its type must be copyable). A
   /// weft::cancelled thrown by fn comes out as future_cancelled_error.
   ///
   /// A checkpoint: in a cancelled scope it throws weft::cancelled before
