@@ -202,8 +202,8 @@ TEST_CASE("async_executor: once fn runs, its value wins; the cancellation comes 
           reached_next_checkpoint = false;
         });
       });
+      weft::testing::wait_all_tasks_blocked();  // the task has submitted the job
       started.wait();
-      weft::testing::wait_all_tasks_blocked();
       scope.cancel();
       weft::testing::wait_all_tasks_blocked();
       CHECK(got == 0);  // still waiting for the running job
@@ -370,6 +370,7 @@ TEST_CASE("async_executor: shutdown with cancel_futures: the running job finishe
           return 1;
         });
       });
+      weft::testing::wait_all_tasks_blocked();  // the task has submitted the job
       started.wait();
       for (int i = 0; i < 10; ++i)
         tg.start_soon([&] {
