@@ -566,3 +566,45 @@ TEST_CASE("open_async_executor: a body that throws cancels the queued jobs; the 
   });
   CHECK(calls == 1);
 }
+
+TEST_CASE("async_executor: runs racing shutdown with cancel_futures each run once or are cancelled, never lost") {
+  no_leaked_futures leaks;
+  boost::asio::thread_pool pool(3);
+  std::atomic<int> calls{0};
+  run([&] {
+    for (int round = 0; round < 20; ++round) {
+      executor ex(pool.get_executor());
+      int values = 0;
+      int cancelled = 0;
+      int refused = 0;
+      weft::open_task_group([&](weft::task_group& tg) {
+        for (int i = 0; i < 30; ++i)
+          tg.start_soon([&] {
+            try {
+              values += ex.run([&] {
+                ++calls;
+                return 1;
+              });
+            } catch (const weft::future_cancelled_error&) {
+              ++cancelled;
+            } catch (const weft::runtime_closed_error&) {
+              ++refused;
+            }
+          });
+        tg.start_soon([&] {
+          weft::checkpoint();
+          ex.shutdown(true);
+        });
+      });
+      CHECK(values + cancelled + refused == 30);
+      CHECK(calls.exchange(0) == values);  // a job that ran was not cancelled: its value arrived
+      CHECK(ex.outstanding_jobs() == 0);
+      CHECK(ex.is_shut_down());
+    }
+  });
+}
+
+TEST_CASE("open_async_executor outside a task is a logic_error") {
+  boost::asio::thread_pool pool(1);
+  CHECK_THROWS_AS(weft::open_async_executor(pool.get_executor(), [](executor&) {}), std::logic_error);
+}
