@@ -5,10 +5,10 @@
 // backend interface, coroutines (coro, async_generator, the awaitable
 // concept), use_fiber, function_ref, the synchronization primitives,
 // networking (weft/net.hpp), and threads (futures, run_in_thread, capacity
-// limiters, report_error). Not included, by design: weft/testing/*.hpp
-// (test helpers: manual clock, wait_all_tasks_blocked, sequencer, leak
-// checks) and weft/lowlevel/*.hpp (the extension interface for new blocking
-// primitives); include those by name. greenback is a library of its own
+// limiters, async executors, report_error). Not included, by design:
+// weft/testing/*.hpp (test helpers: manual clock, wait_all_tasks_blocked,
+// sequencer, leak checks) and weft/lowlevel/*.hpp (the extension interface
+// for new blocking primitives); include those by name. greenback is a library of its own
 // (target weft::greenback, header <weft/greenback/greenback.hpp>).
 #pragma once
 
@@ -31,6 +31,7 @@
 #include <weft/sync/single_flight.hpp>
 #include <weft/task.hpp>
 #include <weft/task_group.hpp>
+#include <weft/threads/async_executor.hpp>
 #include <weft/threads/capacity_limiter.hpp>
 #include <weft/threads/errors.hpp>
 #include <weft/threads/future.hpp>
