@@ -138,17 +138,7 @@ class async_job final : public async_job_base {
 
   void run() noexcept override {
     if (!promise_.set_running()) return;  // cancelled before it started: fn never runs
-    try {
-      if constexpr (std::is_void_v<R>) {
-        std::apply([](F& fn, A&... a) { std::invoke(std::move(fn), std::move(a)...); }, call_);
-        promise_.set_value();
-      } else {
-        promise_.set_value(
-            std::apply([](F& fn, A&... a) -> R { return std::invoke(std::move(fn), std::move(a)...); }, call_));
-      }
-    } catch (...) {  // the waiter's: it crosses to the future (a weft::cancelled makes it cancelled)
-      promise_.set_exception(std::current_exception());
-    }
+    fulfil(promise_, call_);
   }
 
   void cancel_if_pending(std::string_view reason) override {

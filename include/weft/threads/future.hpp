@@ -32,8 +32,10 @@
 #include <weft/detail/future_state.hpp>
 
 #include <exception>
+#include <functional>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <type_traits>
 #include <utility>
 
@@ -219,6 +221,23 @@ class promise {
 };
 
 namespace detail {
+/// Runs a job's function, fn(args...) moved out of `call`, and sets `p`
+/// from its outcome: the value, or the exception (a weft::cancelled makes
+/// the future cancelled). For job runners, once set_running() accepted the job.
+template <class R, class F, class... A>
+void fulfil(promise<R>& p, std::tuple<F, A...>& call) noexcept {
+  try {
+    if constexpr (std::is_void_v<R>) {
+      std::apply([](F& fn, A&... a) { std::invoke(std::move(fn), std::move(a)...); }, call);
+      p.set_value();
+    } else {
+      p.set_value(std::apply([](F& fn, A&... a) -> R { return std::invoke(std::move(fn), std::move(a)...); }, call));
+    }
+  } catch (...) {  // the job's outcome: it crosses to the future
+    p.set_exception(std::current_exception());
+  }
+}
+
 /// The callback record of add_done_callback.
 template <class T, class F>
 struct future_callback_impl final : future_callback {

@@ -171,7 +171,7 @@ template <class R, class F, class... A>
 class portal_sync_job final : public portal_call {
  public:
   template <class G, class... B>
-  explicit portal_sync_job(G&& g, B&&... b) : fn_(std::forward<G>(g)), args_(std::forward<B>(b)...) {
+  explicit portal_sync_job(G&& g, B&&... b) : call_(std::forward<G>(g), std::forward<B>(b)...) {
     run = &run_call;
   }
   future<R> get_future() const { return promise_.get_future(); }
@@ -179,25 +179,17 @@ class portal_sync_job final : public portal_call {
  private:
   static void run_call(portal_call* c, bool open) noexcept {
     std::unique_ptr<portal_sync_job> self(static_cast<portal_sync_job*>(c));
-    self->finish(open);
-  }
-  void finish(bool open) noexcept {
     try {
       if (!open) throw runtime_closed_error("weft::threads_portal: the runtime ended before the call ran");
-      if (!promise_.set_running()) return;  // cancelled before it started: it never runs
-      if constexpr (std::is_void_v<R>) {
-        std::apply([&](A&... a) { std::invoke(std::move(fn_), std::move(a)...); }, args_);
-        promise_.set_value();
-      } else {
-        promise_.set_value(std::apply([&](A&... a) -> R { return std::invoke(std::move(fn_), std::move(a)...); }, args_));
-      }
-    } catch (...) {  // the caller's: it crosses to the future (outside any task, no weft::cancelled can come)
-      promise_.set_exception(std::current_exception());
+      if (!self->promise_.set_running()) return;  // cancelled before it started: it never runs
+    } catch (...) {  // the caller's: it crosses to the future
+      self->promise_.set_exception(std::current_exception());
+      return;
     }
+    fulfil(self->promise_, self->call_);  // outside any task: no weft::cancelled can come
   }
 
-  F fn_;
-  std::tuple<A...> args_;
+  std::tuple<F, A...> call_;
   promise<R> promise_;
 };
 
