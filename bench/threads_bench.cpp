@@ -27,8 +27,9 @@
 //              io_context run by one thread; the total time of a run. N is
 //              BENCH_OFFLOAD_N (default 1000). weft's side is bounded by
 //              run_in_thread's default capacity limiter (40 jobs at once
-//              per runtime), each job on a thread of its own from the
-//              thread cache: that is part of what is measured. The workers
+//              per runtime), its jobs run by the thread cache (as many
+//              running workers as CPUs take queued jobs in turn): that is
+//              part of what is measured. The workers
 //              of both sides may run on any CPU (see below)
 //
 //   portal_call  a plain thread calling portal.run_sync(trivial fn) on a

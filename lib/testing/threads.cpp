@@ -17,6 +17,13 @@ std::chrono::nanoseconds set_worker_idle_timeout(std::chrono::nanoseconds timeou
   cache.set_idle_timeout(timeout);
   return previous;
 }
+std::chrono::nanoseconds set_worker_blocking_after(std::chrono::nanoseconds after) noexcept {
+  auto& cache = detail::thread_cache::instance();
+  const auto previous = cache.blocking_after();
+  cache.set_blocking_after(after);
+  return previous;
+}
+std::size_t worker_concurrency() noexcept { return detail::thread_cache::instance().concurrency(); }
 race_point_hook set_race_point_hook(race_point_hook hook) noexcept {
   return detail::g_race_point_hook.exchange(hook);
 }

@@ -11,6 +11,7 @@
 #include <weft/threads/run_in_thread.hpp>
 #include <weft/threads/unwrap_future.hpp>
 
+#include <algorithm>
 #include <condition_variable>
 #include <cstdlib>
 #include <latch>
@@ -368,6 +369,58 @@ TEST_CASE("jobs that wait for one another all get a worker (no fixed pool to dea
       for (int i = 0; i < n; ++i) tg.start_soon([&] { weft::run_in_thread([&] { all.arrive_and_wait(); }); });
     });
   });
+}
+
+TEST_CASE("a burst of short jobs runs on as many workers as CPUs, not on a thread each") {
+  // So long that no trivial job counts as blocked, even on a loaded machine.
+  const auto before = weft::testing::set_worker_blocking_after(30s);
+  const std::size_t threads_before = weft::testing::worker_threads();
+  std::mutex m;
+  std::set<std::thread::id> ran_on;
+  run([&] {
+    weft::open_task_group([&](weft::task_group& tg) {
+      for (int t = 0; t < 32; ++t)
+        tg.start_soon([&] {
+          for (int i = 0; i < 20; ++i)
+            weft::run_in_thread([&] {
+              std::lock_guard<std::mutex> lock(m);
+              ran_on.insert(std::this_thread::get_id());
+            });
+        });
+    });
+  });
+  weft::testing::set_worker_blocking_after(before);
+  const std::size_t concurrency = weft::testing::worker_concurrency();
+  CHECK(concurrency >= 2);
+  CHECK(ran_on.size() <= concurrency);
+  CHECK(weft::testing::worker_threads() <= std::max(threads_before, concurrency));
+}
+
+TEST_CASE("jobs do not wait behind workers blocked in long calls") {
+  const auto before = weft::testing::set_worker_blocking_after(1ms);
+  run_real([] {
+    const std::size_t places = weft::testing::worker_concurrency();
+    std::latch release(1);
+    std::atomic<std::size_t> blocked{0};
+    int ran = 0;
+    weft::open_task_group([&](weft::task_group& tg) {
+      for (std::size_t i = 0; i < places; ++i)
+        tg.start_soon([&] {
+          weft::run_in_thread([&] {
+            ++blocked;
+            release.wait();
+          });
+        });
+      tg.start_soon([&] {
+        // Every place is held by a job that waits for these.
+        wait_until([&] { return blocked.load() == places; }, "every place to be held");
+        for (int i = 0; i < 10; ++i) ran += weft::run_in_thread([] { return 1; });
+        release.count_down();
+      });
+    });
+    CHECK(ran == 10);
+  });
+  weft::testing::set_worker_blocking_after(before);
 }
 
 TEST_CASE("a run_in_thread call allocates nothing in the steady state, and one record when it may abandon") {

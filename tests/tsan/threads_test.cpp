@@ -138,19 +138,19 @@ TEST_CASE("the thread cache runs every job exactly once, with hand-offs racing i
   cache.set_idle_timeout(std::chrono::microseconds(30));
   struct counted_job : weft::detail::thread_job {
     std::atomic<int> runs{0};
-    std::latch* done = nullptr;
+    std::atomic<int>* done = nullptr;
     counted_job() {
       run = [](weft::detail::thread_job* j) noexcept {
         auto* self = static_cast<counted_job*>(j);
         ++self->runs;
-        self->done->count_down();
+        self->done->fetch_add(1);  // the job's last touch of anything the test owns
       };
     }
   };
   constexpr int submitters = 3;
   constexpr int per_submitter = 300;
   std::vector<counted_job> jobs(submitters * per_submitter);
-  std::latch done(submitters * per_submitter);
+  std::atomic<int> done{0};
   for (auto& j : jobs) j.done = &done;
   std::vector<std::thread> threads;
   for (int t = 0; t < submitters; ++t)
@@ -161,7 +161,45 @@ TEST_CASE("the thread cache runs every job exactly once, with hand-offs racing i
       }
     });
   for (auto& t : threads) t.join();
-  done.wait();
+  while (done.load() != submitters * per_submitter) std::this_thread::yield();
   for (auto& j : jobs) CHECK(j.runs == 1);
   cache.set_idle_timeout(before);
+}
+
+TEST_CASE("the thread cache's queue: jobs that all wait for one another each run once, given threads") {
+  auto& cache = weft::detail::thread_cache::instance();
+  const auto before = cache.blocking_after();
+  cache.set_blocking_after(std::chrono::microseconds(100));
+  constexpr int submitters = 3;
+  constexpr int per_submitter = 12;
+  constexpr int total = submitters * per_submitter;
+  struct waiting_job : weft::detail::thread_job {
+    std::atomic<int> runs{0};
+    std::latch* all = nullptr;
+    waiting_job() {
+      run = [](weft::detail::thread_job* j) noexcept {
+        auto* self = static_cast<waiting_job*>(j);
+        ++self->runs;
+        self->all->arrive_and_wait();  // ends only once every job has started
+        self->finished->fetch_add(1);   // the job's last touch of anything the test owns
+      };
+    }
+    std::atomic<int>* finished = nullptr;
+  };
+  std::vector<waiting_job> jobs(total);
+  std::latch all(total);
+  std::atomic<int> finished{0};
+  for (auto& j : jobs) {
+    j.all = &all;
+    j.finished = &finished;
+  }
+  std::vector<std::thread> threads;
+  for (int t = 0; t < submitters; ++t)
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < per_submitter; ++i) cache.start(jobs[static_cast<std::size_t>(t * per_submitter + i)]);
+    });
+  for (auto& t : threads) t.join();
+  while (finished.load() != total) std::this_thread::yield();
+  for (auto& j : jobs) CHECK(j.runs == 1);
+  cache.set_blocking_after(before);
 }

@@ -19,11 +19,14 @@ struct limiter_state;
 /// on the worker, and must not throw.
 struct thread_job {
   void (*run)(thread_job* self) noexcept = nullptr;
+  thread_job* next_queued = nullptr;  // the thread cache's queue
 };
 
-/// Hands `job` to an idle worker (the most recently idle one), or to a new
-/// thread when none is idle. Thread-safe. @throws std::system_error if a
-/// thread cannot be started (then the job will not run).
+/// Hands `job` to an idle worker (the most recently idle one) or a new
+/// thread, or queues it for the next worker that finishes a job when
+/// enough workers are running already (see lib/threads/thread_cache.hpp).
+/// Thread-safe. @throws std::system_error or std::bad_alloc if the job can
+/// neither be queued nor given a thread (then it will not run).
 void start_in_worker(thread_job& job);
 
 /// The part of a run_in_thread job that does not depend on its function.

@@ -14,6 +14,13 @@ std::size_t idle_worker_threads() noexcept;
 /// How long an idle worker waits for a job before it ends (default 10 s);
 /// returns the previous value. Applies to workers that go idle from now on.
 std::chrono::nanoseconds set_worker_idle_timeout(std::chrono::nanoseconds timeout) noexcept;
+/// How long a worker's job runs before the thread cache takes the worker to
+/// be blocked and lets queued jobs have more workers (default 500 µs);
+/// returns the previous value.
+std::chrono::nanoseconds set_worker_blocking_after(std::chrono::nanoseconds after) noexcept;
+/// Workers the thread cache lets run before it queues jobs (the CPUs this
+/// process may use, at least two).
+std::size_t worker_concurrency() noexcept;
 /// weft::future shared states alive in the process.
 std::size_t live_future_states() noexcept;
 /// run_in_thread jobs alive in the process (a job a task abandoned lives

@@ -4,11 +4,14 @@
 //   std::string text = weft::run_in_thread([&] { return read_whole_file(path); });
 //
 // The function runs on a worker of a process-wide, elastic thread cache:
-// an idle worker if there is one (the most recently idle), else a new
-// thread; workers idle for 10 s end. There is no queue, so jobs that wait
-// for one another cannot deadlock it (an asio::thread_pool of fixed size
-// can); how many jobs a runtime's tasks run at once is bounded by a
-// capacity_limiter instead (40 by default, per runtime).
+// the most recently idle worker, or a new thread, while fewer workers are
+// running than the process has CPUs; beyond that it waits in a short queue
+// for the next worker that finishes a job. A worker whose job has run for
+// 500 µs counts as blocked, and queued jobs then get more workers, so jobs
+// that wait for one another cannot deadlock the cache (an
+// asio::thread_pool of fixed size can). Workers idle for 10 s end. How
+// many jobs a runtime's tasks hand over at once is bounded by a
+// capacity_limiter (40 by default, per runtime).
 //
 // Inside the function there is no weft runtime: it is a plain thread.
 // weft's blocking calls throw std::logic_error there, current_backend()
