@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <optional>
+#include <utility>
 
 namespace weft::detail {
 
@@ -19,24 +20,36 @@ namespace weft::detail {
 //     or let an autojumping clock advance to the next deadline, or block in
 //     the reactor (epoll) until I/O, the wake timer (armed for the earliest
 //     deadline) or a post from another thread arrives.
+// Step 1 costs an epoll_wait, and when it finds nothing step 4 makes
+// another: so it is skipped when the task that parked last polled and
+// found nothing at this same instant (loop_.found_nothing); the run_one of
+// step 4 runs whatever became ready since without blocking. Only what
+// needs "no I/O is ready" (idle waiters, an autojump) polls first.
 void runtime::reactor_pass() noexcept {
   const bool busy = loop_.poll_due;  // tasks kept the loop away for poll_interval picks
   loop_.poll_due = false;
   loop_.ticks = 0;
+  bool skip_poll = std::exchange(loop_.found_nothing, false);
   t_current_task = nullptr;
-  run_soon_calls();
+  if (run_soon_calls()) skip_poll = false;  // they may have posted handlers
   if (busy) {
     // Someone may have stopped the io_context (io_context().stop()); checked
     // here and before blocking, not on every pass (it takes a lock).
     if (io_.stopped()) io_.restart();
     asio_.poll();  // a pass that interrupts busy tasks: give all of I/O its turn
-  } else {
+  } else if (!skip_poll) {
     run_ready_handlers();
   }
+  bool polled = busy || !skip_poll;  // so "no I/O is ready" is known
   fire_expired();
   for (;;) {
     if (algo_->has_ready_tasks()) return;
     if (run_soon_calls()) continue;  // queued by a handler of this pass
+    if (!polled && (!idle_waiters_.empty() || (clock_may_autojump_ && !deadlines_.empty()))) {
+      polled = true;
+      run_ready_handlers();
+      continue;
+    }
     if (!idle_waiters_.empty()) {
       idle_waiters_.unpark_all();
       return;
@@ -76,22 +89,25 @@ bool runtime::run_soon_calls() noexcept {
   return true;
 }
 
-void runtime::run_ready_handlers() noexcept {
+bool runtime::run_ready_handlers() noexcept {
   // Handlers one at a time until a task is ready. io_context::poll() would
   // end every call with one more epoll_wait, which finds nothing when the
   // handlers were all that was ready (request/response traffic).
+  bool ran = false;
   while (!algo_->has_ready_tasks()) {
-    if (asio_.poll_one() == 0) return;
+    if (asio_.poll_one() == 0) return ran;
+    ran = true;
   }
   // Under load one epoll_wait reports many sockets: running their handlers
   // now lets the tasks they wake run back to back, without a pass between
   // each. Keep doing so while it finds more handlers; once it did not, try
   // again only every `batch_probe_interval` passes.
-  if (!loop_.batching && ++loop_.batch_probe < loop_state::batch_probe_interval) return;
+  if (!loop_.batching && ++loop_.batch_probe < loop_state::batch_probe_interval) return ran;
   loop_.batch_probe = 0;
   unsigned more = 0;
   while (more < loop_state::max_handler_batch && asio_.poll_one() != 0) ++more;
   loop_.batching = more > 0;
+  return ran || more > 0;
 }
 
 // A task parks and no other task is ready: the dispatcher would run a pass
@@ -105,6 +121,7 @@ void runtime::run_ready_handlers() noexcept {
 // any task, with the dispatcher's per-thread state, as in a pass, and only
 // where the task's stack has `handler_stack` bytes left.
 bool runtime::run_handlers_before_suspend(task_base& t) noexcept {
+  loop_.found_nothing = false;
   if (algo_->has_ready_tasks() || loop_.poll_due || !soon_.empty() || !loop_.dispatcher_may_stay()) return false;
   const char* sp = static_cast<const char*>(__builtin_frame_address(0));
   if (sp - static_cast<const char*>(t.stack_bottom_) < static_cast<std::ptrdiff_t>(loop_state::handler_stack))
@@ -121,8 +138,9 @@ bool runtime::run_handlers_before_suspend(task_base& t) noexcept {
   *errno_ = dispatcher_state_.errno_value;
   state_current_ = &dispatcher_state_;
   t_current_task = nullptr;
-  run_ready_handlers();
-  run_soon_calls();  // queued by those handlers
+  const bool ran = run_ready_handlers();
+  const bool ran_soon = run_soon_calls();  // queued by those handlers
+  loop_.found_nothing = !ran && !ran_soon;
   t_current_task = &t;
   dispatcher_state_.eh = *eh_globals_;
   dispatcher_state_.errno_value = *errno_;

@@ -68,7 +68,10 @@ runtime::runtime(const run_options& options)
     throw std::logic_error("weft::run: this clock is already in use by another running runtime");
   }
   clock_->runtime_ = this;
-  if (dynamic_cast<real_clock*>(clock_.get()) != nullptr) coarse_tick_ = coarse_clock_tick();
+  if (dynamic_cast<real_clock*>(clock_.get()) != nullptr) {
+    coarse_tick_ = coarse_clock_tick();
+    clock_may_autojump_ = false;
+  }
   root_scope_.rt = this;
   system_scope_.rt = this;
   system_scope_.role = scope_node::kind::system;

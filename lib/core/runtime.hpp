@@ -85,6 +85,10 @@ struct loop_state {
   bool poll_due = false;     ///< the next pick goes to the dispatcher for a pass
   bool batching = false;     ///< the last pass found more handlers ready (see run_ready_handlers)
   unsigned batch_probe = 0;  ///< passes since batching was last tried
+  /// A parking task has just polled Asio and found nothing ready: the pass
+  /// that follows need not poll again (one epoll_wait fewer per idle
+  /// transition) before it blocks in run_one, which runs what is ready.
+  bool found_nothing = false;
   // Why the dispatcher must go back to Boost.Fiber's dispatch loop instead
   // of staying in suspend_until() for the next pass:
   bool shutting_down = false;   ///< ~runtime runs: finished fibers must be released
@@ -212,7 +216,8 @@ class runtime {
   void finish_task(task_base& t, std::exception_ptr e) noexcept;
   static void report_system_task_failure(const task_base& t, const std::exception_ptr& e) noexcept;
   void arm_wake_timer() noexcept;
-  void run_ready_handlers() noexcept;
+  /// @returns whether it ran a handler.
+  bool run_ready_handlers() noexcept;
   bool run_handlers_before_suspend(task_base& t) noexcept;
   bool run_soon_calls() noexcept;
   void wait_on_main();
@@ -243,6 +248,10 @@ class runtime {
   // The coarse monotonic clock's tick in seconds if clock_ is a
   // weft::real_clock and that clock is available, else -1 (deadline_in).
   double coarse_tick_ = -1;
+  // Whether clock_ may jump to the next deadline when the runtime is idle
+  // (any clock but weft::real_clock): then the loop polls Asio before it
+  // lets it (clock::try_autojump's contract).
+  bool clock_may_autojump_ = true;
   // One thread runs the runtime and its I/O objects: no per-descriptor
   // locking in the reactor. Posting (from any thread) stays locked.
   // Where other threads hand this runtime work. Declared before io_, so
