@@ -47,17 +47,6 @@ void in_second_runtime(F body) {
   if (failure) std::rethrow_exception(failure);
 }
 
-// What fn throws as std::logic_error ("" if it does not throw).
-template <class F>
-std::string logic_error_of(F fn) {
-  try {
-    fn();
-  } catch (const std::logic_error& e) {
-    return e.what();
-  }
-  return "";
-}
-
 bool names_the_rule(const std::string& what) { return what.find("another runtime") != std::string::npos; }
 
 }  // namespace
@@ -171,13 +160,13 @@ TEST_CASE("an event, lock, semaphore, condition variable or channel with waiters
       weft::testing::wait_all_tasks_blocked();
       std::string set, acquire, try_acquire, release, notify, send, wait;
       in_second_runtime([&] {
-        set = logic_error_of([&] { ev.set(); });
-        acquire = logic_error_of([&] { l.acquire(); });
-        try_acquire = logic_error_of([&] { (void)l.try_acquire(); });
-        release = logic_error_of([&] { sem.release(); });
-        notify = logic_error_of([&] { cv.notify_all(); });
-        send = logic_error_of([&] { ch.send(5); });
-        wait = logic_error_of([&] { sem.acquire(); });  // joining the other runtime's waiters
+        set = error_of<std::logic_error>([&] { ev.set(); });
+        acquire = error_of<std::logic_error>([&] { l.acquire(); });
+        try_acquire = error_of<std::logic_error>([&] { (void)l.try_acquire(); });
+        release = error_of<std::logic_error>([&] { sem.release(); });
+        notify = error_of<std::logic_error>([&] { cv.notify_all(); });
+        send = error_of<std::logic_error>([&] { ch.send(5); });
+        wait = error_of<std::logic_error>([&] { sem.acquire(); });  // joining the other runtime's waiters
       });
       CHECK(names_the_rule(set));
       CHECK(acquire.find("another runtime") != std::string::npos);

@@ -36,6 +36,18 @@ const E* address_of(const std::exception_ptr& e) {
   return nullptr;
 }
 
+/// What `fn` throws as an E: its what(), or "(nothing thrown)" if fn
+/// returns. Anything else fn throws propagates.
+template <class E, class F>
+std::string error_of(F&& fn) {
+  try {
+    fn();
+  } catch (const E& e) {
+    return e.what();
+  }
+  return "(nothing thrown)";
+}
+
 /// Redirects this process's stderr (fd 2) to a temporary file while alive.
 class stderr_capture {
  public:

@@ -71,16 +71,6 @@ class pool_blocker {
   bool released_ = false;
 };
 
-template <class F>
-std::string cancelled_error_of(F fn) {
-  try {
-    fn();
-  } catch (const weft::future_cancelled_error& e) {
-    return e.what();
-  }
-  return "(no future_cancelled_error)";
-}
-
 }  // namespace
 
 TEST_CASE("async_executor: run returns the value, passes arguments through, and rethrows the same exception") {
@@ -374,7 +364,7 @@ TEST_CASE("async_executor: shutdown with cancel_futures: the running job finishe
       started.wait();
       for (int i = 0; i < 10; ++i)
         tg.start_soon([&] {
-          reason = cancelled_error_of([&] { ex.run([&] { ++calls; }); });
+          reason = error_of<weft::future_cancelled_error>([&] { ex.run([&] { ++calls; }); });
           if (reason != "(no future_cancelled_error)") ++cancelled_waiters;
         });
       weft::testing::wait_all_tasks_blocked();

@@ -18,36 +18,6 @@
 using namespace weft_test;
 using namespace weft_threads_test;
 
-namespace {
-
-template <class F>
-std::string cancelled_error_of(F fn) {
-  try {
-    fn();
-  } catch (const weft::future_cancelled_error& e) {
-    return e.what();
-  }
-  return "(no future_cancelled_error)";
-}
-
-// Runs fn on a second thread with a runtime of its own, and waits for it
-// from a plain thread's point of view (join).
-template <class F>
-void in_other_runtime(F fn) {
-  std::exception_ptr failure;
-  std::thread t([&] {
-    try {
-      weft::run([&] { fn(); });
-    } catch (...) {
-      failure = std::current_exception();
-    }
-  });
-  t.join();
-  if (failure) std::rethrow_exception(failure);
-}
-
-}  // namespace
-
 TEST_CASE("a value set by another thread reaches a task that waits for it") {
   run([] {
     weft::promise<int> p;
@@ -125,8 +95,8 @@ TEST_CASE("cancel rules: pending, running, running with a hook, cancelled twice,
     CHECK(f.done());
     CHECK_FALSE(p.set_running());  // the job must not run
     CHECK_FALSE(p.set_value(1));   // dropped
-    CHECK(cancelled_error_of([&] { f.result(); }) == "stop");
-    CHECK(cancelled_error_of([&] { f.exception(); }) == "stop");
+    CHECK(error_of<weft::future_cancelled_error>([&] { f.result(); }) == "stop");
+    CHECK(error_of<weft::future_cancelled_error>([&] { f.exception(); }) == "stop");
   }
   SUBCASE("a running job that cannot be cancelled refuses, and its value arrives") {
     weft::promise<int> p;
@@ -153,7 +123,7 @@ TEST_CASE("cancel rules: pending, running, running with a hook, cancelled twice,
     CHECK(f.cancel("two"));
     CHECK(hook.calls == 1);
     CHECK_FALSE(p.set_value(5));
-    CHECK(cancelled_error_of([&] { f.result(); }) == "one\ntwo");
+    CHECK(error_of<weft::future_cancelled_error>([&] { f.result(); }) == "one\ntwo");
   }
   SUBCASE("a done future refuses") {
     weft::promise<void> p;
@@ -167,7 +137,7 @@ TEST_CASE("cancel rules: pending, running, running with a hook, cancelled twice,
     weft::promise<int> p;
     auto f = p.get_future();
     CHECK(f.cancel());
-    CHECK(cancelled_error_of([&] { f.result(); }) == "the future was cancelled");
+    CHECK(error_of<weft::future_cancelled_error>([&] { f.result(); }) == "the future was cancelled");
   }
 }
 
@@ -230,7 +200,7 @@ TEST_CASE("a future cancelled by someone else is a checkpoint, then future_cance
     weft::promise<int> p;
     auto f = p.get_future();
     f.cancel("by a third party");
-    CHECK(cancelled_error_of([&] { f.get(); }) == "by a third party");
+    CHECK(error_of<weft::future_cancelled_error>([&] { f.get(); }) == "by a third party");
     // The task's own cancellation prevails.
     auto scope = weft::open_cancel_scope();
     scope.cancel();
@@ -258,7 +228,7 @@ TEST_CASE("a waiting task that is cancelled cancels a pending future and gets we
     CHECK(scope.cancelled_caught());
     CHECK(now_s() == 1);
     CHECK(f.cancelled());
-    CHECK(cancelled_error_of([&] { f.result(); }) == "the waiting task was cancelled (cancelled by a deadline)");
+    CHECK(error_of<weft::future_cancelled_error>([&] { f.result(); }) == "the waiting task was cancelled (cancelled by a deadline)");
     CHECK_FALSE(p.set_running());
   });
 }
@@ -320,7 +290,7 @@ TEST_CASE("a timed wait in a task: timeout_error, and the future cancelled unles
     CHECK_FALSE(f.done());
     CHECK_THROWS_AS(f.wait({.timeout = 1ms}), weft::timeout_error);
     CHECK(f.cancelled());
-    CHECK(cancelled_error_of([&] { f.result(); }) == "the waiter's timeout expired");
+    CHECK(error_of<weft::future_cancelled_error>([&] { f.result(); }) == "the waiter's timeout expired");
     CHECK_THROWS_AS(f.wait({.timeout = -1s}), std::invalid_argument);
   });
 }

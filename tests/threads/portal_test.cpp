@@ -23,42 +23,6 @@ using namespace weft_threads_test;
 
 namespace {
 
-// Runs fn on a new plain thread and parks the calling task until it ends;
-// rethrows what fn threw.
-template <class F>
-void on_thread(F fn) {
-  std::exception_ptr failure;
-  std::thread t([&] {
-    try {
-      fn();
-    } catch (...) {
-      failure = std::current_exception();
-    }
-  });
-  weft::run_in_thread([&] { t.join(); });
-  if (failure) std::rethrow_exception(failure);
-}
-
-template <class F>
-std::string logic_error_of(F fn) {
-  try {
-    fn();
-  } catch (const std::logic_error& e) {
-    return e.what();
-  }
-  return "(no logic_error)";
-}
-
-template <class F>
-std::string closed_error_of(F fn) {
-  try {
-    fn();
-  } catch (const weft::runtime_closed_error& e) {
-    return e.what();
-  }
-  return "(no runtime_closed_error)";
-}
-
 struct test_error : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
@@ -111,25 +75,25 @@ TEST_CASE("a portal refuses calls before it opens, after it closes, and on its o
     weft::threads_portal portal = weft::threads_portal::create();
     CHECK_FALSE(portal.is_open());
     on_thread([&] {
-      CHECK(closed_error_of([&] { portal.run_sync([] { return 1; }); }) ==
+      CHECK(error_of<weft::runtime_closed_error>([&] { portal.run_sync([] { return 1; }); }) ==
             "weft::threads_portal::run_sync_soon: the threads portal is not running (not opened yet)");
       CHECK_THROWS_AS(portal.run_coroutine([] { return 1; }), weft::runtime_closed_error);
     });
     portal.open([&](weft::threads_portal& same) {
       CHECK(same == portal);
-      CHECK(logic_error_of([&] { portal.run_sync([] { return 1; }); })
+      CHECK(error_of<std::logic_error>([&] { portal.run_sync([] { return 1; }); })
                 .starts_with("weft::threads_portal::run_sync_soon: called on the portal's own runtime thread"));
       CHECK_THROWS_AS(portal.run_coroutine_soon([] { return 1; }), std::logic_error);
       // Opening twice is refused.
-      CHECK(logic_error_of([&] { portal.open([](weft::threads_portal&) {}); }) ==
+      CHECK(error_of<std::logic_error>([&] { portal.open([](weft::threads_portal&) {}); }) ==
             "weft::threads_portal::open: the portal is open already (opened twice)");
     });
     CHECK_FALSE(portal.is_open());
     on_thread([&] {
-      CHECK(closed_error_of([&] { portal.run_sync([] { return 1; }); }) ==
+      CHECK(error_of<weft::runtime_closed_error>([&] { portal.run_sync([] { return 1; }); }) ==
             "weft::threads_portal::run_sync_soon: the threads portal is not running (closed)");
     });
-    CHECK(logic_error_of([&] { portal.open([](weft::threads_portal&) {}); }) ==
+    CHECK(error_of<std::logic_error>([&] { portal.open([](weft::threads_portal&) {}); }) ==
           "weft::threads_portal::open: the portal was closed; a portal opens once");
     CHECK_THROWS_AS(weft::threads_portal().run_sync([] {}), std::logic_error);  // an empty handle
   });
@@ -142,7 +106,7 @@ TEST_CASE("a portal's value is returned by open, and the portal opens only in a 
     CHECK(weft::open_threads_portal([](weft::threads_portal&) { return 5; }) == 5);
     weft::threads_portal other;
     std::thread([&] { weft::run([&] { other = weft::threads_portal::create(); }); }).join();
-    CHECK(logic_error_of([&] { other.open([](weft::threads_portal&) {}); }) ==
+    CHECK(error_of<std::logic_error>([&] { other.open([](weft::threads_portal&) {}); }) ==
           "weft::threads_portal::open: the portal belongs to another runtime than this task's");
   });
 }

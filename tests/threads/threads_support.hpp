@@ -1,15 +1,19 @@
 // Shared by the thread tests: capturing what weft::report_error receives,
-// and waiting for another thread without sleeping and hoping.
+// waiting for another thread without sleeping and hoping, and running code
+// on another thread (plain, or with a runtime of its own).
 #pragma once
 
 #include "support/support.hpp"
 
 #include <weft/report_error.hpp>
+#include <weft/threads/run_in_thread.hpp>
+#include <weft/weft.hpp>
 
 #include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <exception>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -83,6 +87,38 @@ void wait_until(P pred, const char* what, std::chrono::seconds limit = std::chro
     }
     std::this_thread::yield();
   }
+}
+
+/// Runs fn on a new plain thread and parks the calling task (in
+/// run_in_thread) until that thread ends; rethrows what fn threw.
+template <class F>
+void on_thread(F fn) {
+  std::exception_ptr failure;
+  std::thread t([&] {
+    try {
+      fn();
+    } catch (...) {
+      failure = std::current_exception();
+    }
+  });
+  weft::run_in_thread([&] { t.join(); });
+  if (failure) std::rethrow_exception(failure);
+}
+
+/// Runs fn on a second thread with a runtime of its own, and waits for it
+/// from a plain thread's point of view (join).
+template <class F>
+void in_other_runtime(F fn) {
+  std::exception_ptr failure;
+  std::thread t([&] {
+    try {
+      weft::run([&] { fn(); });
+    } catch (...) {
+      failure = std::current_exception();
+    }
+  });
+  t.join();
+  if (failure) std::rethrow_exception(failure);
 }
 
 }  // namespace weft_threads_test
