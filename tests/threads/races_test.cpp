@@ -23,7 +23,22 @@ using namespace weft_threads_test;
 
 namespace {
 
-constexpr int iterations = 1000;
+// Iterations per race: WEFT_STRESS_ITERATIONS, else 10 000 (the ctest test
+// labelled `stress`, built with -DWEFT_STRESS_TESTS=ON, runs 200 000).
+int iterations() {
+  static const int n = [] {
+    if (const char* env = std::getenv("WEFT_STRESS_ITERATIONS")) {
+      const long v = std::strtol(env, nullptr, 10);
+      if (v > 0 && v < 100'000'000) return static_cast<int>(v);
+    }
+    return 10'000;
+  }();
+  return n;
+}
+
+// The real time one race may take before its watchdog fails the test
+// instead of letting it hang.
+std::chrono::seconds race_limit() { return std::chrono::seconds(30 + iterations() / 1000 * 3); }
 
 unsigned seed() {
   static const unsigned s = [] {
@@ -70,6 +85,7 @@ class racers {
  public:
   racers(std::function<void(int)> a, std::function<void(int)> b) : a_(std::move(a)), b_(std::move(b)) {}
   void run(int n) {
+    hang_backstop backstop(race_limit(), "a race between two threads");
     std::barrier start(3);
     std::barrier end(3);
     auto side = [&](std::function<void(int)>& fn) {
@@ -107,7 +123,7 @@ TEST_CASE("a completion racing the waiting task's cancellation: exactly one of v
   std::size_t dropped_exceptions = 0;
   reports r;
   run_real([&] {
-    for (int i = 0; i < iterations; ++i) {
+    for (int i = 0; i < iterations(); ++i) {
       weft::promise<int> p;
       auto f = p.get_future();
       const bool with_exception = i % 3 == 0;
@@ -150,7 +166,7 @@ TEST_CASE("a completion racing the waiting task's cancellation: exactly one of v
       REQUIRE(r.count() == dropped_exceptions);
       (returned ? returned_count : cancelled_count)++;
     }
-  });
+  }, race_limit());
   const std::string tally =
       "returned " + std::to_string(returned_count) + ", cancelled " + std::to_string(cancelled_count);
   MESSAGE(tally);
@@ -164,7 +180,7 @@ TEST_CASE("an abandoning run_in_thread racing its job's end: one of value or can
   reports r;
   run_real([&] {
     weft::capacity_limiter limiter(1);
-    for (int i = 0; i < iterations; ++i) {
+    for (int i = 0; i < iterations(); ++i) {
       const unsigned job_seed = static_cast<unsigned>(rng());
       auto scope = weft::open_cancel_scope();
       bool returned = false;
@@ -197,8 +213,8 @@ TEST_CASE("an abandoning run_in_thread racing its job's end: one of value or can
       limiter.acquire();
       limiter.release();
     }
-  });
-  CHECK(runs == iterations);
+  }, race_limit());
+  CHECK(runs == iterations());
   wait_until([] { return weft::testing::live_thread_jobs() == 0; }, "every job record to go");
   // A failure is reported only when its task had left (abandoned it).
   for (const auto& e : r.errors()) CHECK(message_of(e) == "job failed");
@@ -260,7 +276,7 @@ TEST_CASE("cancel() from another thread racing the job's start and end: the rule
       set_ok = cancel_ok = false;
     };
     f = p.get_future();
-    race.run(iterations);
+    race.run(iterations());
     const std::string tally = std::string(cancellable ? "with a hook: " : "uncancellable: ") +
                               std::to_string(cancelled_pending) + " cancelled pending, " +
                               std::to_string(cancelled_running) + " cancelled running, " + std::to_string(refused) +
@@ -272,7 +288,7 @@ TEST_CASE("cancel() from another thread racing the job's start and end: the rule
 TEST_CASE("no lost wake-up: a plain thread's futex wait against a completion on another thread") {
   INFO("WEFT_TEST_SEED=" << seed());
   stretched_races stretched;
-  hang_backstop backstop(std::chrono::seconds(60), "a futex wait");
+  hang_backstop backstop(race_limit(), "a futex wait");
   weft::promise<int> p;
   weft::future<int> f = p.get_future();
   int got = -1;
@@ -291,7 +307,7 @@ TEST_CASE("no lost wake-up: a plain thread's futex wait against a completion on 
     p = weft::promise<int>();
     f = p.get_future();
   };
-  race.run(iterations);
+  race.run(iterations());
 }
 
 TEST_CASE("no lost wake-up: a task registering as a waiter while another thread completes") {
@@ -299,7 +315,7 @@ TEST_CASE("no lost wake-up: a task registering as a waiter while another thread 
   stretched_races stretched;
   std::minstd_rand rng(seed() + 6);
   run_real([&] {
-    for (int i = 0; i < iterations; ++i) {
+    for (int i = 0; i < iterations(); ++i) {
       weft::promise<int> p;
       auto f = p.get_future();
       const unsigned s = static_cast<unsigned>(rng());
@@ -312,7 +328,7 @@ TEST_CASE("no lost wake-up: a task registering as a waiter while another thread 
       REQUIRE(f.get() == i);
       setter.join();
     }
-  });
+  }, race_limit());
 }
 
 TEST_CASE("no lost hand-off: jobs handed to workers that are timing out at that moment") {
@@ -324,7 +340,7 @@ TEST_CASE("no lost hand-off: jobs handed to workers that are timing out at that 
   std::minstd_rand rng(seed() + 7);
   int runs = 0;
   run_real([&] {
-    for (int i = 0; i < iterations; ++i) {
+    for (int i = 0; i < iterations(); ++i) {
       runs += weft::run_in_thread([] { return 1; });
       // Its worker goes idle (and may end soon after).
       wait_until([] { return weft::testing::idle_worker_threads() == weft::testing::worker_threads(); },
@@ -334,7 +350,7 @@ TEST_CASE("no lost hand-off: jobs handed to workers that are timing out at that 
       while (std::chrono::steady_clock::now() < at) {
       }
     }
-  });
+  }, race_limit());
   weft::testing::set_worker_idle_timeout(before);
-  CHECK(runs == iterations);
+  CHECK(runs == iterations());
 }
