@@ -5,6 +5,8 @@
 #include "threads/futex.hpp"
 #include "threads/race_point.hpp"
 
+#include <weft/report_error.hpp>
+
 #include <pthread.h>
 #include <sched.h>
 
@@ -107,7 +109,7 @@ std::exception_ptr thread_cache::spawn(worker* w) noexcept {
   try {
     std::thread([this, w] { worker_main(w); }).detach();
     return nullptr;
-  } catch (...) {
+  } catch (...) {  // std::system_error or std::bad_alloc: handed to the caller
     std::exception_ptr error = std::current_exception();
     std::lock_guard<std::mutex> lock(mutex_);
     unlink(busy_, *w);
@@ -153,7 +155,7 @@ bool thread_cache::ensure_monitor() noexcept {
     // Under the mutex: this happens once per process, and the monitor's
     // first act is to take the mutex.
     std::thread([this] { monitor_main(); }).detach();
-  } catch (...) {
+  } catch (const std::exception&) {  // std::system_error or std::bad_alloc
     return false;  // then jobs go to threads directly, as if none ran
   }
   monitor_ = monitor_state::watching;
@@ -173,19 +175,29 @@ void thread_cache::dispatch(std::unique_lock<std::mutex>& lock, std::size_t most
     thread_job& job = *pop_queue();
     if (hand_to_idle(job) != nullptr) continue;
     worker* w = nullptr;
+    std::exception_ptr error;
     try {
       w = new_busy_worker(job);
     } catch (const std::bad_alloc&) {
-      push_queue_front(job);  // a later round retries
-      return;
+      error = std::current_exception();
     }
     lock.unlock();
-    const bool started = spawn(w) == nullptr;
+    if (w != nullptr) error = spawn(w);
+    note_spawn_outcome(error);
     lock.lock();
-    if (!started) {
-      push_queue_front(job);
+    if (error) {
+      push_queue_front(job);  // it waits for a worker, or the monitor's next look
       return;
     }
+  }
+}
+
+void thread_cache::note_spawn_outcome(const std::exception_ptr& error) noexcept {
+  // Once per run of failures: the monitor retries every blocking_after.
+  if (!error) {
+    spawn_failing_.store(false, std::memory_order_relaxed);
+  } else if (!spawn_failing_.exchange(true, std::memory_order_relaxed)) {
+    report_error(error, "weft thread cache: no thread could be started for a queued job; it waits for a worker");
   }
 }
 
@@ -243,6 +255,9 @@ thread_job* thread_cache::next_job(worker& w, bool& handed) noexcept {
     std::unique_lock<std::mutex> lock(mutex_);
     if (thread_job* job = pop_queue()) {
       w.started.store(now_ns(), std::memory_order_relaxed);
+      // Here only an idle worker is woken (no thread started, no scan of
+      // the busy list while none is idle): the monitor starts threads for
+      // a queue that waits.
       if (idle_ != nullptr) wake_another(lock);
       return w.job = job;
     }

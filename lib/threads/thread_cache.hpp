@@ -102,6 +102,9 @@ class thread_cache {
   // Not under mutex_: starts the worker's thread, or undoes
   // new_busy_worker and returns the error.
   std::exception_ptr spawn(worker* w) noexcept;
+  // Reports the first of a run of failures to start a thread for a queued
+  // job (not under mutex_: the reporter is the user's).
+  void note_spawn_outcome(const std::exception_ptr& error) noexcept;
 
   std::mutex mutex_;
   worker* idle_ = nullptr;
@@ -121,6 +124,7 @@ class thread_cache {
   // Workers handed a job that have not started it yet (waking up, or a
   // thread being created).
   std::atomic<std::size_t> waking_{0};
+  std::atomic<bool> spawn_failing_{false};
   std::atomic<long long> idle_timeout_ns_{10'000'000'000};
   std::atomic<long long> blocking_after_ns_{500'000};
 };
