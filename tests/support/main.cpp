@@ -9,6 +9,7 @@
 #include "skips.hpp"
 
 #include <cstring>
+#include <exception>
 #include <ostream>
 #include <string>
 
@@ -38,6 +39,10 @@ class test_case_checks final : public doctest::IReporter {
     if (exempt == weft_test::unchecked::descriptors) after.descriptors = before_.descriptors;
     const std::string leaks = weft_test::leaks_between(before_, after);
     if (!leaks.empty()) fail_current_test_case("the test case left something alive: " + leaks);
+    // The thread's exception state (which weft swaps per task) is as the
+    // test case found it: no exception being handled, none in flight.
+    if (std::current_exception() != nullptr || std::uncaught_exceptions() != 0)
+      fail_current_test_case("the test case left the thread handling an exception (its exception state leaked)");
   }
 
   void test_case_skipped(const doctest::TestCaseData& tc) override {
