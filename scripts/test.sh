@@ -14,12 +14,13 @@ weft_install_packages
 jobs="$(weft_jobs)"
 
 status=0
+test_env=()  # extra environment for the tests of a suite (not its build)
 run_suite() {
   local name="$1" dir="$2"
   shift 2
   echo "== weft: $name build =="
   if weft_configure "$dir" "$@" && cmake --build "$dir" -j "$jobs" &&
-    (cd "$dir" && ctest --output-on-failure -j "$jobs"); then
+    (cd "$dir" && env "${test_env[@]}" ctest --output-on-failure -j "$jobs"); then
     echo "== weft: $name build passed =="
   else
     echo "== weft: $name build FAILED =="
@@ -38,8 +39,9 @@ relwithdebinfo=(-DCMAKE_BUILD_TYPE=RelWithDebInfo "-DCMAKE_CXX_FLAGS_RELWITHDEBI
 # memory overwritten: a use of freed memory that the sanitizers cannot see
 # (inside the uninstrumented C++ runtime, say an exception's reference
 # count) then fails at once instead of depending on the heap's layout.
-GLIBC_TUNABLES="${GLIBC_TUNABLES:-glibc.malloc.tcache_count=0}" MALLOC_PERTURB_="${MALLOC_PERTURB_:-165}" \
-  run_suite normal "$WEFT_ROOT/build" "${relwithdebinfo[@]}" -DWEFT_WERROR=ON
+test_env=(GLIBC_TUNABLES=glibc.malloc.tcache_count=0 MALLOC_PERTURB_=165)
+run_suite normal "$WEFT_ROOT/build" "${relwithdebinfo[@]}" -DWEFT_WERROR=ON
+test_env=()
 ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:detect_stack_use_after_return=0}" \
 UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}" \
   run_suite "ASan+UBSan" "$WEFT_ROOT/build-asan" -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG=-g1 -DWEFT_SANITIZE=ON -DWEFT_BUILD_BENCH=OFF \
