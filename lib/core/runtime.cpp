@@ -62,6 +62,20 @@ runtime::runtime(const run_options& options)
       work_(io_.get_executor()),
       wake_timer_(io_),
       stacks_(new stack_pool(options)) {
+  // Asio makes room for a timer in its timer queue at the timer's first
+  // wait: for the wake timer, do that now rather than the first time the
+  // loop blocks, which may be in the middle of a conversation (the I/O
+  // path allocates nothing once under way). The cancelled wait completes
+  // at the first pass.
+  try {
+    wake_timer_.expires_at(std::chrono::steady_clock::time_point::max());
+    wake_timer_.async_wait([](const boost::system::error_code&) {});
+    wake_timer_.cancel();
+  } catch (const std::exception&) {  // no memory: release what the members opened
+    inbox_->close();
+    stacks_->release();
+    throw;
+  }
   if (clock_->runtime_ != nullptr) {
     inbox_->close();
     stacks_->release();
