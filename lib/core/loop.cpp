@@ -21,13 +21,10 @@ namespace weft::detail {
 //     the reactor (epoll) until I/O, the wake timer (armed for the earliest
 //     deadline) or a post from another thread arrives.
 // Step 1 costs an epoll_wait, and when it finds nothing step 4 makes
-// another: so step 1 polls only when tasks are ready already (I/O gets its
-// turn before they run on) or the clock is one that may jump (a manual
-// clock: I/O that is ready completes before time moves), and not when the
-// task that parked last has just polled and found nothing
-// (loop_.found_nothing). Otherwise the run_one of step 4 runs whatever is
-// ready without blocking; only what needs "no I/O is ready" (idle waiters)
-// polls before it.
+// another: so it is skipped when the task that parked last polled and
+// found nothing at this same instant (loop_.found_nothing); the run_one of
+// step 4 runs whatever became ready since without blocking. Only what
+// needs "no I/O is ready" (idle waiters, an autojump) polls first.
 void runtime::reactor_pass() noexcept {
   const bool busy = loop_.poll_due;  // tasks kept the loop away for poll_interval picks
   loop_.poll_due = false;
@@ -40,10 +37,8 @@ void runtime::reactor_pass() noexcept {
     // here and before blocking, not on every pass (it takes a lock).
     if (io_.stopped()) io_.restart();
     asio_.poll();  // a pass that interrupts busy tasks: give all of I/O its turn
-  } else if (!skip_poll && (algo_->has_ready_tasks() || clock_may_autojump_)) {
-    run_ready_handlers();  // I/O gets its turn before ready tasks run on, or time moves
-  } else {
-    skip_poll = true;  // step 4 polls if it must; run_one polls anyway
+  } else if (!skip_poll) {
+    run_ready_handlers();
   }
   bool polled = busy || !skip_poll;  // so "no I/O is ready" is known
   fire_expired();
@@ -128,9 +123,6 @@ bool runtime::run_ready_handlers() noexcept {
 bool runtime::run_handlers_before_suspend(task_base& t) noexcept {
   loop_.found_nothing = false;
   if (algo_->has_ready_tasks() || loop_.poll_due || !soon_.empty() || !loop_.dispatcher_may_stay()) return false;
-  if (loop_.poll_misses >= loop_state::miss_limit && ++loop_.miss_skips < loop_state::miss_probe_interval)
-    return false;  // polls keep finding nothing: leave it to the pass (see loop_state::miss_limit)
-  loop_.miss_skips = 0;
   const char* sp = static_cast<const char*>(__builtin_frame_address(0));
   if (sp - static_cast<const char*>(t.stack_bottom_) < static_cast<std::ptrdiff_t>(loop_state::handler_stack))
     return false;
@@ -149,7 +141,6 @@ bool runtime::run_handlers_before_suspend(task_base& t) noexcept {
   const bool ran = run_ready_handlers();
   const bool ran_soon = run_soon_calls();  // queued by those handlers
   loop_.found_nothing = !ran && !ran_soon;
-  loop_.poll_misses = loop_.found_nothing ? loop_.poll_misses + 1 : 0;
   t_current_task = &t;
   dispatcher_state_.eh = *eh_globals_;
   dispatcher_state_.errno_value = *errno_;

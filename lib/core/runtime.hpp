@@ -80,12 +80,6 @@ struct loop_state {
   /// (runtime::run_handlers_before_suspend); Asio's reactor alone keeps
   /// 1.5 KiB of events on the stack.
   static constexpr std::size_t handler_stack = 32 * 1024;
-  /// After this many parking tasks in a row polled and found nothing, only
-  /// one parking task in `miss_probe_interval` polls (the others leave it
-  /// to the pass, whose blocking run_one polls anyway): a loop that only
-  /// waits for other threads makes one epoll_wait per wake, not two.
-  static constexpr unsigned miss_limit = 4;
-  static constexpr unsigned miss_probe_interval = 16;
 
   unsigned ticks = 0;        ///< picks since the last reactor pass
   bool poll_due = false;     ///< the next pick goes to the dispatcher for a pass
@@ -95,8 +89,6 @@ struct loop_state {
   /// that follows need not poll again (one epoll_wait fewer per idle
   /// transition) before it blocks in run_one, which runs what is ready.
   bool found_nothing = false;
-  unsigned poll_misses = 0;  ///< parking tasks in a row whose poll found nothing
-  unsigned miss_skips = 0;   ///< parking tasks that skipped the poll since the last probe
   // Why the dispatcher must go back to Boost.Fiber's dispatch loop instead
   // of staying in suspend_until() for the next pass:
   bool shutting_down = false;   ///< ~runtime runs: finished fibers must be released
