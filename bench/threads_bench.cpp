@@ -441,13 +441,22 @@ double fiber_thread_promise(int m) {
   return bench::on_thread([m] {
     pin_this_thread(loop_cpu);
     slot_worker worker;
+    // The worker takes the promise over before it sets it: set_value may
+    // still be inside the shared state (notifying) when get() returns here,
+    // so the round must not destroy a promise the worker is using.
+    std::optional<boost::fibers::promise<int>> handed;
     double seconds = 0;
     boost::fibers::fiber([&] {
       long ok = 0;
       auto round = [&](int i) {
         boost::fibers::promise<int> p;
         boost::fibers::future<int> f = p.get_future();
-        worker.submit([&p, i] { p.set_value(trivial(i)); });
+        handed.emplace(std::move(p));
+        worker.submit([&handed, i] {
+          boost::fibers::promise<int> mine = std::move(*handed);
+          handed.reset();
+          mine.set_value(trivial(i));
+        });
         ok += f.get() == i + 1;
       };
       for (int i = 0; i < warmup_of(m); ++i) round(i);
