@@ -109,7 +109,7 @@ std::exception_ptr thread_cache::spawn(worker* w) noexcept {
   try {
     std::thread([this, w] { worker_main(w); }).detach();
     return nullptr;
-  } catch (...) {  // std::system_error or std::bad_alloc: handed to the caller
+  } catch (const std::exception&) {  // std::system_error or std::bad_alloc: handed to the caller
     std::exception_ptr error = std::current_exception();
     std::lock_guard<std::mutex> lock(mutex_);
     unlink(busy_, *w);
