@@ -91,7 +91,11 @@ struct run_options {
   /// How many free stacks the pool keeps ready, per stack size; memory of
   /// stacks freed beyond that is returned to the system (in batches of
   /// 256), and so is the address space of a slab (up to 64 stacks, at most
-  /// 16 MiB) whose stacks are all free and trimmed.
+  /// 16 MiB) whose stacks are all free and trimmed. When the runtime ends,
+  /// up to 4 of its slabs with warm stacks stay mapped (with the top 32 KiB
+  /// of each warm stack) for the next runtime of the process with the same
+  /// stack size and guard, which then need not fault its stacks in again;
+  /// weft::release_cached_stacks() unmaps them.
   std::size_t stack_pool_size = 1024;
   /// The stall watchdog: when > 0, a monitor thread reports (on stderr,
   /// once per stall) a task that has run this long without a checkpoint —
@@ -102,6 +106,11 @@ struct run_options {
   /// 0 (the default) starts no monitor.
   std::chrono::milliseconds stall_warning{0};
 };
+
+/// Unmaps the task stacks that ended runtimes left mapped for later ones
+/// (see run_options::stack_pool_size); runtimes still running keep theirs.
+/// Any thread. Never throws.
+void release_cached_stacks() noexcept;
 
 namespace detail {
 /// Runs `root` (one reference transferred) as the root task of a fresh

@@ -73,6 +73,8 @@ asio_thread::asio_thread(boost::asio::io_context& io) : io_(io) {}
 asio_thread::~asio_thread() = default;
 std::size_t asio_thread::poll_one() { return io_.poll_one(); }
 std::size_t asio_thread::poll() { return io_.poll(); }
+std::size_t asio_thread::run_rest_of_turn(std::size_t) { return 0; }
+std::size_t asio_thread::poll_turn() { return io_.poll(); }
 std::size_t asio_thread::run_one() { return io_.run_one(); }
 void asio_thread::run_as_handler(function_ref<void()> fn) { run_as_handler_of(io_, fn); }
 
@@ -134,20 +136,50 @@ struct outstanding_work_member {
   using type = ad::atomic_count ad::scheduler::*;
   friend type member_of(outstanding_work_member) noexcept;
 };
+struct op_queue_member {
+  using type = ad::op_queue<ad::scheduler_operation> ad::scheduler::*;
+  friend type member_of(op_queue_member) noexcept;
+};
 template <class Name, typename Name::type Member>
 struct grant {
   friend typename Name::type member_of(Name) noexcept { return Member; }
 };
+// The marker of the reactor's turn in the queue (of a private type).
+struct task_operation_tag {
+  friend ad::scheduler_operation* task_operation_of(ad::scheduler& s, task_operation_tag) noexcept;
+};
+template <auto Member>
+struct grant_task_operation {
+  friend ad::scheduler_operation* task_operation_of(ad::scheduler& s, task_operation_tag) noexcept {
+    return &(s.*Member);
+  }
+};
+template struct grant_task_operation<&ad::scheduler::task_operation_>;
 template struct grant<do_poll_one_member, &ad::scheduler::do_poll_one>;
 template struct grant<do_run_one_member, &ad::scheduler::do_run_one>;
 template struct grant<mutex_member, &ad::scheduler::mutex_>;
 template struct grant<outstanding_work_member, &ad::scheduler::outstanding_work_>;
+template struct grant<op_queue_member, &ad::scheduler::op_queue_>;
 
-enum class run_mode { poll_one, poll, run_one };
+enum class run_mode { poll_one, poll, run_one, queued, turn };
 
 // scheduler::poll_one, poll and run_one, with `info` in place of a new
 // thread_info per call. Not for use inside a handler of the scheduler.
-std::size_t run_handlers(ad::scheduler& sched, ad::scheduler_thread_info& info, run_mode mode) {
+// poll_one() lets handlers queued behind the reactor's marker run before the
+// reactor's turn, at most this many in a row: a handler that posts one more
+// (a coroutine's post, a portal's completion) then costs no epoll_wait per
+// round, where io_context::poll_one() would poll the reactor every time the
+// marker comes first. I/O is still polled at least once per this many
+// handlers, and whenever nothing else is queued.
+constexpr unsigned max_handlers_before_reactor = 64;
+
+struct reactor_rhythm {
+  unsigned since_reactor = 0;  // handlers poll_one() ran since the reactor's last turn
+  bool just_polled = false;    // the last poll_one() or run_one() began with the reactor's turn
+};
+
+std::size_t run_handlers(ad::scheduler& sched, ad::scheduler_thread_info& info, run_mode mode, reactor_rhythm& rhythm,
+                         std::size_t max = static_cast<std::size_t>(-1)) {
   if (sched.*member_of(outstanding_work_member{}) == 0) {
     sched.stop();
     return 0;
@@ -157,10 +189,47 @@ std::size_t run_handlers(ad::scheduler& sched, ad::scheduler_thread_info& info, 
   ad::conditionally_enabled_mutex::scoped_lock lock(sched.*member_of(mutex_member{}));
   const boost::system::error_code no_error;
   switch (mode) {
-    case run_mode::poll_one:
+    case run_mode::poll_one: {
+      ad::op_queue<ad::scheduler_operation>& queue = sched.*member_of(op_queue_member{});
+      ad::scheduler_operation* marker = task_operation_of(sched, task_operation_tag{});
+      if (queue.front() == marker && rhythm.since_reactor < max_handlers_before_reactor) {
+        queue.pop();  // behind the handlers queued after it (if any)
+        queue.push(marker);
+      }
+      rhythm.just_polled = queue.front() == marker;
+      if (rhythm.just_polled)
+        rhythm.since_reactor = 0;
+      else
+        ++rhythm.since_reactor;
       return (sched.*member_of(do_poll_one_member{}))(lock, info, no_error);
+    }
     case run_mode::run_one:
+      rhythm.since_reactor = 0;
+      rhythm.just_polled = true;
       return (sched.*member_of(do_run_one_member{}))(lock, info, no_error);
+    case run_mode::queued:
+    case run_mode::turn: {
+      // Handlers ahead of the reactor's marker; for a turn, then the marker
+      // (one epoll_wait) and the handlers it queued, up to the marker again.
+      const ad::scheduler_operation* marker = task_operation_of(sched, task_operation_tag{});
+      ad::op_queue<ad::scheduler_operation>& queue = sched.*member_of(op_queue_member{});
+      std::size_t n = 0;
+      bool reactor_ran = mode == run_mode::queued;
+      rhythm.just_polled = false;
+      if (mode == run_mode::turn) rhythm.since_reactor = 0;
+      for (;;) {
+        const ad::scheduler_operation* front = queue.front();
+        if (front == nullptr || n == max) break;
+        if (front == marker) {
+          if (reactor_ran) break;
+          reactor_ran = true;
+        }
+        if ((sched.*member_of(do_poll_one_member{}))(lock, info, no_error) == 0) return n;
+        ++n;
+        lock.lock();
+      }
+      return n;
+    }
     case run_mode::poll:
       break;
   }
@@ -175,6 +244,7 @@ struct asio_thread::state {
   explicit state(boost::asio::io_context& io) : sched(boost::asio::use_service<ad::scheduler>(io)) {}
   ad::scheduler& sched;
   ad::scheduler_thread_info info;  // its recycled memory is kept between calls
+  reactor_rhythm rhythm;
   // Makes `info` the thread's recycler outside handlers too (in tasks, which
   // create coroutine frames and start operations): a call stack entry with
   // a key of its own, so that nothing takes the thread for one inside a
@@ -194,17 +264,29 @@ asio_thread::~asio_thread() = default;
 // own functions handle the nesting.
 std::size_t asio_thread::poll_one() {
   if (call_stack::contains(&state_->sched) != nullptr) return io_.poll_one();
-  return run_handlers(state_->sched, state_->info, run_mode::poll_one);
+  return run_handlers(state_->sched, state_->info, run_mode::poll_one, state_->rhythm);
 }
 
 std::size_t asio_thread::poll() {
   if (call_stack::contains(&state_->sched) != nullptr) return io_.poll();
-  return run_handlers(state_->sched, state_->info, run_mode::poll);
+  return run_handlers(state_->sched, state_->info, run_mode::poll, state_->rhythm);
 }
 
 std::size_t asio_thread::run_one() {
   if (call_stack::contains(&state_->sched) != nullptr) return io_.run_one();
-  return run_handlers(state_->sched, state_->info, run_mode::run_one);
+  return run_handlers(state_->sched, state_->info, run_mode::run_one, state_->rhythm);
+}
+
+std::size_t asio_thread::run_rest_of_turn(std::size_t max) {
+  // Only right after a poll_one() that polled the reactor: otherwise what
+  // is queued was there before, and looking costs the scheduler's lock.
+  if (!state_->rhythm.just_polled || call_stack::contains(&state_->sched) != nullptr) return 0;
+  return run_handlers(state_->sched, state_->info, run_mode::queued, state_->rhythm, max);
+}
+
+std::size_t asio_thread::poll_turn() {
+  if (call_stack::contains(&state_->sched) != nullptr) return io_.poll();
+  return run_handlers(state_->sched, state_->info, run_mode::turn, state_->rhythm);
 }
 
 void asio_thread::run_as_handler(function_ref<void()> fn) { run_with(state_->sched, state_->info, fn); }

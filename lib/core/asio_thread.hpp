@@ -37,8 +37,20 @@ class asio_thread {
   /// when its turn in the queue comes). Returns how many ran. Call it on
   /// the runtime's thread, never from inside a handler of io.
   std::size_t poll_one();
-  /// io.poll(): runs the handlers that are ready.
+  /// io.poll(): runs the handlers that are ready, polling the reactor
+  /// again and again until it finds nothing.
   std::size_t poll();
+  /// When the last poll_one() polled the reactor and ran the first handler
+  /// that poll queued: runs at most `max` more of them (those ahead of the
+  /// reactor's next turn in io's queue), without polling again. Asio's own
+  /// rhythm (one epoll_wait per turn of its queue), where poll_one() after
+  /// poll_one() would poll the reactor again as soon as the queue empties,
+  /// each time finding a little more. Returns how many ran. With
+  /// WEFT_PORTABLE_ASIO, which cannot see the queue, it runs nothing.
+  std::size_t run_rest_of_turn(std::size_t max);
+  /// One turn of I/O: the queued handlers, one reactor poll, and the
+  /// handlers that poll queued. Returns how many handlers ran.
+  std::size_t poll_turn();
   /// io.run_one(): runs one handler, blocking until one is ready.
   std::size_t run_one();
 

@@ -12,7 +12,8 @@
 //  - lib/core/asio_handler.cpp: run_as_asio_handler pushes io_context's
 //    scheduler onto Asio's call stack, as io_context::run does; asio_thread
 //    runs handlers through the scheduler's private do_poll_one/do_run_one,
-//    mutex_ and outstanding_work_ with a thread_info of its own, and keeps
+//    mutex_ and outstanding_work_ with a thread_info of its own, reads and
+//    reorders op_queue_ around task_operation_ (the reactor's turn), and keeps
 //    that thread_info on the call stack under a key of its own for Asio's
 //    memory recycling. Fallback: WEFT_PORTABLE_ASIO (public Asio API only,
 //    same behaviour), chosen automatically for other versions.

@@ -36,7 +36,7 @@ void runtime::reactor_pass() noexcept {
     // Someone may have stopped the io_context (io_context().stop()); checked
     // here and before blocking, not on every pass (it takes a lock).
     if (io_.stopped()) io_.restart();
-    asio_.poll();  // a pass that interrupts busy tasks: give all of I/O its turn
+    asio_.poll_turn();  // a pass that interrupts busy tasks: give all of I/O its turn
   } else if (!skip_poll) {
     run_ready_handlers();
   }
@@ -98,16 +98,12 @@ bool runtime::run_ready_handlers() noexcept {
     if (asio_.poll_one() == 0) return ran;
     ran = true;
   }
-  // Under load one epoll_wait reports many sockets: running their handlers
-  // now lets the tasks they wake run back to back, without a pass between
-  // each. Keep doing so while it finds more handlers; once it did not, try
-  // again only every `batch_probe_interval` passes.
-  if (!loop_.batching && ++loop_.batch_probe < loop_state::batch_probe_interval) return ran;
-  loop_.batch_probe = 0;
-  unsigned more = 0;
-  while (more < loop_state::max_handler_batch && asio_.poll_one() != 0) ++more;
-  loop_.batching = more > 0;
-  return ran || more > 0;
+  // Under load one epoll_wait reports many sockets: the handlers it queued
+  // run now, so that the tasks they wake run back to back, without a pass
+  // between each, and the reactor is polled again only after them (one
+  // epoll_wait per turn of the queue, as in io_context::run).
+  asio_.run_rest_of_turn(loop_state::max_handler_batch);
+  return true;
 }
 
 // A task parks and no other task is ready: the dispatcher would run a pass

@@ -72,10 +72,8 @@ class reactor_algorithm final : public boost::fibers::algo::algorithm {
 struct loop_state {
   /// Picks of ready tasks between two reactor passes while tasks stay busy.
   static constexpr unsigned poll_interval = 64;
-  /// Handlers run in one pass after the first that readied a task, at most;
-  /// and how often a pass tries that again after it found none.
+  /// Queued handlers run in one pass after the first that readied a task, at most.
   static constexpr unsigned max_handler_batch = 64;
-  static constexpr unsigned batch_probe_interval = 64;
   /// Stack a parking task must have left to run ready handlers itself
   /// (runtime::run_handlers_before_suspend); Asio's reactor alone keeps
   /// 1.5 KiB of events on the stack.
@@ -83,8 +81,6 @@ struct loop_state {
 
   unsigned ticks = 0;        ///< picks since the last reactor pass
   bool poll_due = false;     ///< the next pick goes to the dispatcher for a pass
-  bool batching = false;     ///< the last pass found more handlers ready (see run_ready_handlers)
-  unsigned batch_probe = 0;  ///< passes since batching was last tried
   /// A parking task has just polled Asio and found nothing ready: the pass
   /// that follows need not poll again (one epoll_wait fewer per idle
   /// transition) before it blocks in run_one, which runs what is ready.

@@ -87,42 +87,45 @@ bool install_mprotect(char* first, std::size_t stride, std::size_t count) noexce
 }
 
 // process_madvise() on the process itself (PIDFD_SELF, Linux 6.15) takes a
-// whole slab's guards in one call: a syscall per guard costs about a third
+// whole slab's ranges in one call: a syscall per guard costs about a third
 // of installing it.
 constexpr int pidfd_self = -10001;  // PIDFD_SELF_THREAD_GROUP
 std::atomic<bool> g_vector_madvise{true};
 
-std::size_t install_madvise_vector(char* first, std::size_t stride, std::size_t count) noexcept {
+std::size_t madvise_vector(char* first, std::size_t stride, std::size_t len, std::size_t count, int advice) noexcept {
   if (count < 2 || !g_vector_madvise.load(std::memory_order_relaxed)) return 0;
-  const std::size_t guard = stack_guard_size();
   constexpr std::size_t batch = 64;
   std::size_t done = 0;
   while (done < count) {
     iovec iov[batch];
     const std::size_t n = std::min(batch, count - done);
-    for (std::size_t i = 0; i < n; ++i) iov[i] = {first + (done + i) * stride, guard};
-    const long r = ::syscall(SYS_process_madvise, pidfd_self, iov, n, MADV_GUARD_INSTALL, 0);
+    for (std::size_t i = 0; i < n; ++i) iov[i] = {first + (done + i) * stride, len};
+    const long r = ::syscall(SYS_process_madvise, pidfd_self, iov, n, advice, 0);
     if (r < 0) {
-      // Not there (before Linux 6.15, or filtered): one madvise per guard.
+      // Not there (before Linux 6.15, or filtered): one madvise per range.
       if (done == 0) g_vector_madvise = false;
       return done;
     }
-    done += static_cast<std::size_t>(r) / guard;
-    if (static_cast<std::size_t>(r) < n * guard) return done;
+    done += static_cast<std::size_t>(r) / len;
+    if (static_cast<std::size_t>(r) < n * len) return done;
   }
   return done;
 }
 
-bool install_madvise(char* first, std::size_t stride, std::size_t count) noexcept {
-  const std::size_t guard = stack_guard_size();
-  for (std::size_t i = install_madvise_vector(first, stride, count); i < count; ++i) {
-    if (::madvise(first + i * stride, guard, MADV_GUARD_INSTALL) != 0) {
-      // Locked memory (mlockall) refuses guard markers. Those installed so
-      // far stay: harmless, and the caller's fallback covers the rest.
-      return false;
-    }
-  }
+}  // namespace
+
+bool madvise_strided(char* first, std::size_t stride, std::size_t len, std::size_t count, int advice) noexcept {
+  for (std::size_t i = madvise_vector(first, stride, len, count, advice); i < count; ++i)
+    if (::madvise(first + i * stride, len, advice) != 0) return false;
   return true;
+}
+
+namespace {
+
+bool install_madvise(char* first, std::size_t stride, std::size_t count) noexcept {
+  // Locked memory (mlockall) refuses guard markers. Those installed so far
+  // stay: harmless, and the caller's fallback covers the rest.
+  return madvise_strided(first, stride, stack_guard_size(), count, MADV_GUARD_INSTALL);
 }
 
 // --- reporting, async-signal-safe -------------------------------------------------

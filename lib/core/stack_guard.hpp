@@ -26,6 +26,11 @@ stack_guard resolve_stack_guard(stack_guard requested);
 /// stack_kind::guarded); then a failure returns none.
 stack_guard install_stack_guards(char* first, std::size_t stride, std::size_t count, stack_guard mode,
                                  bool forced = false) noexcept;
+/// madvise(first + i * stride, len, advice) for every i < count: one
+/// process_madvise() per 64 ranges where the kernel takes it for the
+/// process itself (Linux 6.15), else one madvise() per range. Returns false
+/// at the first range refused.
+bool madvise_strided(char* first, std::size_t stride, std::size_t len, std::size_t count, int advice) noexcept;
 /// Gives back to the budget the mappings of `count` mprotect guards that
 /// were just unmapped.
 void release_mprotect_guards(std::size_t count) noexcept;

@@ -12,8 +12,10 @@
 #include <weft/detail/core.hpp>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <memory>
+#include <mutex>
 #include <new>
 
 namespace weft::detail {
@@ -43,6 +45,42 @@ void reserve_more(V& v, std::size_t n) {
   if (v.capacity() - v.size() < n) v.reserve(std::max(v.size() + n, 2 * v.capacity()));
 }
 
+// Slabs that outlive their runtime. When a pool ends, up to
+// max_cached_slabs of its slabs that hold warm stacks stay mapped, with
+// their guards and the top cached_warm_bytes of each warm stack's memory,
+// for the next pool of the process with the same stack layout: a program
+// that runs runtimes one after another (tests, a runtime per thread or per
+// job) does not fault its stacks in again each time, as freed heap memory
+// is reused by malloc. The oldest slab makes room for a newer one.
+constexpr std::size_t max_cached_slabs = 4;
+constexpr std::size_t cached_warm_bytes = 32 * 1024;
+
+struct cached_slab {
+  char* base = nullptr;
+  std::size_t size = 0;      // of each stack
+  std::size_t stride = 0;    // from one stack to the next
+  std::size_t per_slab = 0;  // stacks
+  stack_guard wanted{};      // the pool's guard mode
+  stack_guard got{};         // what the slab's stacks have
+};
+
+struct slab_cache {
+  std::mutex mutex;
+  std::array<cached_slab, max_cached_slabs> slabs;  // oldest first
+  std::size_t count = 0;
+};
+
+slab_cache& the_slab_cache() {
+  static slab_cache* cache = new slab_cache;  // never destroyed: pools may end at exit
+  return *cache;
+}
+
+void unmap_cached(const cached_slab& s) noexcept {
+  ::munmap(s.base, s.stride * s.per_slab);
+  if (s.got == stack_guard::mprotect) release_mprotect_guards(s.per_slab);
+  g_mapped_bytes.fetch_sub(s.stride * s.per_slab, std::memory_order_relaxed);
+}
+
 void* map_stack_memory(std::size_t len) {
   // MAP_NORESERVE: only touched pages count; a parked task touches a few.
   void* p = ::mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1,
@@ -68,7 +106,86 @@ stack_pool::stack_pool(const run_options& options)
 }
 
 stack_pool::~stack_pool() {
-  for (auto& c : classes_) unmap_slabs(*c, [](const slab&) { return true; });
+  for (auto& c : classes_) {
+    cache_slabs(*c);
+    unmap_slabs(*c, [](const slab& s) { return s.base != nullptr; });
+  }
+}
+
+void stack_pool::cache_slabs(size_class& c) noexcept {
+  // The slabs with warm stacks (every stack is free now), most first.
+  std::array<slab*, max_cached_slabs> chosen{};
+  std::size_t n = 0;
+  for (slab& s : c.slabs) {
+    if (s.busy == 0) continue;
+    if (n < max_cached_slabs) {
+      chosen[n++] = &s;
+    } else {
+      auto least = std::min_element(chosen.begin(), chosen.end(), [](slab* a, slab* b) { return a->busy < b->busy; });
+      if ((*least)->busy < s.busy) *least = &s;
+    }
+  }
+  if (n == 0) return;
+  // Deep stack memory goes back (one call per slab where the kernel can);
+  // the top of each stack, where tasks mostly live, stays.
+  if (c.size > cached_warm_bytes)
+    for (std::size_t i = 0; i < n; ++i)
+      (void)madvise_strided(chosen[i]->base + gap_, c.stride, c.size - cached_warm_bytes, c.per_slab, MADV_DONTNEED);
+  std::array<cached_slab, max_cached_slabs> evicted{};
+  std::size_t n_evicted = 0;
+  {
+    slab_cache& cache = the_slab_cache();
+    std::lock_guard lock(cache.mutex);
+    for (std::size_t i = 0; i < n; ++i) {
+      if (cache.count == max_cached_slabs) {
+        evicted[n_evicted++] = cache.slabs[0];
+        std::move(cache.slabs.begin() + 1, cache.slabs.end(), cache.slabs.begin());
+        --cache.count;
+      }
+      cache.slabs[cache.count++] = cached_slab{chosen[i]->base, c.size, c.stride, c.per_slab, guard_, chosen[i]->guard};
+      chosen[i]->base = nullptr;  // not unmapped below
+    }
+  }
+  for (std::size_t i = 0; i < n_evicted; ++i) unmap_cached(evicted[i]);
+}
+
+bool stack_pool::reuse_cached_slab(size_class& c) noexcept {
+  cached_slab found;
+  {
+    slab_cache& cache = the_slab_cache();
+    std::lock_guard lock(cache.mutex);
+    for (std::size_t i = cache.count; i-- > 0;) {  // the newest first
+      const cached_slab& s = cache.slabs[i];
+      if (s.size != c.size || s.stride != c.stride || s.per_slab != c.per_slab || s.wanted != guard_) continue;
+      found = s;
+      std::move(cache.slabs.begin() + static_cast<std::ptrdiff_t>(i) + 1,
+                cache.slabs.begin() + static_cast<std::ptrdiff_t>(cache.count),
+                cache.slabs.begin() + static_cast<std::ptrdiff_t>(i));
+      --cache.count;
+      break;
+    }
+  }
+  if (found.base == nullptr) return false;
+  // Every stack counts as warm (holding memory): handed out lowest first,
+  // as in its first life, so the stacks that were used come first.
+  c.slabs.insert(std::upper_bound(c.slabs.begin(), c.slabs.end(), found.base,
+                                  [](const char* b, const slab& s) { return b < s.base; }),
+                 slab{found.base, found.got, c.per_slab});
+  if (found.got == stack_guard::canary) ++c.canary_slabs;
+  for (std::size_t i = c.per_slab; i-- > 0;) c.warm.push_back(found.base + i * c.stride + gap_);
+  return true;
+}
+
+void release_cached_stacks() noexcept {
+  std::array<cached_slab, max_cached_slabs> slabs{};
+  std::size_t n = 0;
+  {
+    slab_cache& cache = the_slab_cache();
+    std::lock_guard lock(cache.mutex);
+    n = std::exchange(cache.count, 0);
+    std::copy_n(cache.slabs.begin(), n, slabs.begin());
+  }
+  for (std::size_t i = 0; i < n; ++i) unmap_cached(slabs[i]);
 }
 
 void stack_pool::release() noexcept {
@@ -109,6 +226,7 @@ void stack_pool::map_slab(size_class& c) {
   const std::size_t all = (c.slabs.size() + 1) * c.per_slab;
   reserve_more(c.cold, all - c.cold.size());
   reserve_more(c.warm, all - c.warm.size());
+  if (reuse_cached_slab(c)) return;
   const std::size_t len = c.slab_bytes();
   char* base = static_cast<char*>(map_stack_memory(len));
   const stack_guard got = guard_ == stack_guard::madvise || guard_ == stack_guard::mprotect
@@ -148,12 +266,12 @@ void stack_pool::unmap_slabs(size_class& c, Pred which) noexcept {
 }
 
 void* stack_pool::take_pooled(size_class& c) {
+  if (c.warm.empty() && c.cold.empty()) map_slab(c);  // warm stacks if it reused a cached slab
   if (!c.warm.empty()) {
     void* bottom = c.warm.back();
     c.warm.pop_back();
     return bottom;
   }
-  if (c.cold.empty()) map_slab(c);
   void* bottom = c.cold.back();
   c.cold.pop_back();
   ++c.slab_of(bottom).busy;
@@ -272,3 +390,7 @@ void stack_pool::trim(size_class& c) noexcept {
 }
 
 }  // namespace weft::detail
+
+namespace weft {
+void release_cached_stacks() noexcept { detail::release_cached_stacks(); }
+}  // namespace weft

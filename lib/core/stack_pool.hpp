@@ -21,7 +21,9 @@ namespace weft::detail {
 /// free stacks give their memory back to the system in batches (madvise
 /// over adjacent ranges) and are reused last. A slab whose stacks are all
 /// free and have given their memory back is unmapped at that moment, so
-/// that the address space of a burst is returned too.
+/// that the address space of a burst is returned too. When the pool ends, a
+/// few slabs with warm stacks go to a process-wide cache instead, for the
+/// next pool with the same layout (see cache_slabs in stack_pool.cpp).
 ///
 /// Below every stack lie stack_guard_size() bytes for its guard (see
 /// stack_guard.hpp), installed once, when the slab is mapped: guard markers
@@ -86,6 +88,12 @@ class stack_pool {
   void* map_own(std::size_t size, bool* canary);
   void unmap_own(void* bottom, std::size_t size) noexcept;
   void trim(size_class& c) noexcept;
+  /// Hands slabs with warm stacks to the process's cache (~stack_pool),
+  /// marking them (base = nullptr) so that they are not unmapped.
+  void cache_slabs(size_class& c) noexcept;
+  /// Takes a slab of c's layout from the cache, its stacks warm. Needs the
+  /// room map_slab reserves.
+  bool reuse_cached_slab(size_class& c) noexcept;
 
   std::size_t default_size_;
   stack_kind kind_;
@@ -96,6 +104,9 @@ class stack_pool {
   std::unordered_set<void*> own_mprotected_;  // own mappings (bottoms) with an mprotect guard
   std::size_t refs_ = 1;
 };
+
+/// Unmaps the slabs that ended pools left for later ones (weft::release_cached_stacks).
+void release_cached_stacks() noexcept;
 
 /// Rounds a requested stack size to whole pages, at least the minimum.
 std::size_t normalize_stack_size(std::size_t requested) noexcept;

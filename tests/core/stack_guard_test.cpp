@@ -167,6 +167,41 @@ void overflow_on_a_reused_stack(bool trimmed) {
 const child_scenario warm_scenario{"reused warm", [] { overflow_on_a_reused_stack(false); }};
 const child_scenario trimmed_scenario{"reused trimmed", [] { overflow_on_a_reused_stack(true); }};
 
+// A runtime that ended leaves its slab to the next runtime with the same
+// options: the stack comes back with its guard, the top of its memory kept
+// and the deep part given back.
+const child_scenario after_runtime_scenario{"reused after its runtime", [] {
+  const weft::run_options o = options(weft::stack_guard::automatic);
+  void* first = nullptr;
+  weft::run(o, [&] {
+    weft::open_task_group([&](weft::task_group& tg) {
+      tg.start_soon([&] {
+        first = me().stack_bottom_;
+        volatile char most[48 * kib];  // touch most of the stack
+        for (std::size_t i = 0; i < sizeof most; i += 1024) most[i] = 1;
+      });
+    });
+  });
+  weft::run(o, [&] {
+    weft::open_task_group([&](weft::task_group& tg) {
+      tg.start_soon(weft::task_options{.name = "second"}, [&] {
+        char* bottom = static_cast<char*>(me().stack_bottom_);
+        if (bottom != first) {
+          say("child: the stack was not reused\n");
+          _exit(5);
+        }
+        unsigned char deep = 0, top = 0;
+        if (::mincore(bottom + 24 * kib, 4096, &deep) != 0 || ::mincore(bottom + 40 * kib, 4096, &top) != 0 ||
+            (deep & 1) != 0 || (top & 1) != 1) {
+          say("child: the deep part was kept or the top given back\n");
+          _exit(6);
+        }
+        overflow();
+      });
+    });
+  });
+}};
+
 const child_scenario mprotect_scenario{"mprotect", [] {
   overflow_next_to_a_neighbour(options(weft::stack_guard::mprotect), /*expect_mprotect=*/true);
 }};
@@ -342,6 +377,10 @@ TEST_CASE("a deep recursion in a named task is reported as a stack overflow befo
 TEST_CASE("a stack reused from the pool is still guarded, also after its memory was given back") {
   SUBCASE("kept warm") { check_overflow_reported(run_child("reused warm"), overflow_message("second", 64)); }
   SUBCASE("trimmed") { check_overflow_reported(run_child("reused trimmed"), overflow_message("second", 64)); }
+}
+
+TEST_CASE("a stack that an ended runtime left to the next is still guarded, its top kept warm") {
+  check_overflow_reported(run_child("reused after its runtime"), overflow_message("second", 64));
 }
 
 TEST_CASE("forced mprotect guards report an overflow") {

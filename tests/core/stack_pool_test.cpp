@@ -42,6 +42,7 @@ TEST_CASE("after a burst, the slabs whose stacks are all free and trimmed are un
   weft::run_options options;
   options.stack_size = 16 * kib;
   options.stack_pool_size = 16;
+  weft::release_cached_stacks();  // what ended runtimes left is not this one's
   weft::run(options, [] {
     std::size_t peak = 0;
     weft::open_task_group([&](weft::task_group& tg) {
@@ -61,5 +62,32 @@ TEST_CASE("after a burst, the slabs whose stacks are all free and trimmed are un
       for (int i = 0; i < 2000; ++i) tg.start_soon([] { weft::coro_yield(); });
     });
   });
+  CHECK(weft::testing::live_stacks() == 0);
+}
+
+TEST_CASE("a runtime after another reuses the slabs it left, and release_cached_stacks unmaps them") {
+  weft::run_options options;
+  options.stack_size = 40 * kib;  // a size no other test uses
+  weft::release_cached_stacks();
+  auto burst = [&] {
+    weft::run(options, [] {
+      weft::open_task_group([](weft::task_group& tg) {
+        for (int i = 0; i < 100; ++i) tg.start_soon([] { weft::coro_yield(); });
+      });
+    });
+  };
+  const std::size_t mapped_before = weft::testing::mapped_stack_bytes();
+  burst();
+  const std::size_t slabs_after_first = weft::testing::stack_slabs_mapped();
+  // 101 stacks in slabs of 64: two slabs stay mapped for the next runtime.
+  CHECK(weft::testing::mapped_stack_bytes() - mapped_before >= 2 * 64 * 40 * kib);
+  burst();
+  CHECK(weft::testing::stack_slabs_mapped() == slabs_after_first);
+  // Another size does not take them.
+  options.stack_size = 44 * kib;
+  burst();
+  CHECK(weft::testing::stack_slabs_mapped() > slabs_after_first);
+  weft::release_cached_stacks();
+  CHECK(weft::testing::mapped_stack_bytes() == mapped_before);
   CHECK(weft::testing::live_stacks() == 0);
 }
