@@ -72,7 +72,6 @@ struct asio_thread::state {};
 asio_thread::asio_thread(boost::asio::io_context& io) : io_(io) {}
 asio_thread::~asio_thread() = default;
 std::size_t asio_thread::poll_one() { return io_.poll_one(); }
-std::size_t asio_thread::poll() { return io_.poll(); }
 std::size_t asio_thread::run_rest_of_turn(std::size_t) { return 0; }
 std::size_t asio_thread::poll_turn() { return io_.poll(); }
 std::size_t asio_thread::run_one() { return io_.run_one(); }
@@ -161,10 +160,8 @@ template struct grant<mutex_member, &ad::scheduler::mutex_>;
 template struct grant<outstanding_work_member, &ad::scheduler::outstanding_work_>;
 template struct grant<op_queue_member, &ad::scheduler::op_queue_>;
 
-enum class run_mode { poll_one, poll, run_one, queued, turn };
+enum class run_mode { poll_one, run_one, queued, turn };
 
-// scheduler::poll_one, poll and run_one, with `info` in place of a new
-// thread_info per call. Not for use inside a handler of the scheduler.
 // poll_one() lets handlers queued behind the reactor's marker run before the
 // reactor's turn, at most this many in a row: a handler that posts one more
 // (a coroutine's post, a portal's completion) then costs no epoll_wait per
@@ -178,6 +175,9 @@ struct reactor_rhythm {
   bool just_polled = false;    // the last poll_one() or run_one() began with the reactor's turn
 };
 
+// scheduler::poll_one and run_one, and the turns of asio_thread, with `info`
+// in place of a new thread_info per call. Not for use inside a handler of
+// the scheduler.
 std::size_t run_handlers(ad::scheduler& sched, ad::scheduler_thread_info& info, run_mode mode, reactor_rhythm& rhythm,
                          std::size_t max = static_cast<std::size_t>(-1)) {
   if (sched.*member_of(outstanding_work_member{}) == 0) {
@@ -230,12 +230,8 @@ std::size_t run_handlers(ad::scheduler& sched, ad::scheduler_thread_info& info, 
       }
       return n;
     }
-    case run_mode::poll:
-      break;
   }
-  std::size_t n = 0;
-  for (; (sched.*member_of(do_poll_one_member{}))(lock, info, no_error) != 0; lock.lock()) ++n;
-  return n;
+  return 0;  // not reached
 }
 
 }  // namespace
@@ -265,11 +261,6 @@ asio_thread::~asio_thread() = default;
 std::size_t asio_thread::poll_one() {
   if (call_stack::contains(&state_->sched) != nullptr) return io_.poll_one();
   return run_handlers(state_->sched, state_->info, run_mode::poll_one, state_->rhythm);
-}
-
-std::size_t asio_thread::poll() {
-  if (call_stack::contains(&state_->sched) != nullptr) return io_.poll();
-  return run_handlers(state_->sched, state_->info, run_mode::poll, state_->rhythm);
 }
 
 std::size_t asio_thread::run_one() {

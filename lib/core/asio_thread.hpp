@@ -37,9 +37,6 @@ class asio_thread {
   /// when its turn in the queue comes). Returns how many ran. Call it on
   /// the runtime's thread, never from inside a handler of io.
   std::size_t poll_one();
-  /// io.poll(): runs the handlers that are ready, polling the reactor
-  /// again and again until it finds nothing.
-  std::size_t poll();
   /// When the last poll_one() polled the reactor and ran the first handler
   /// that poll queued: runs at most `max` more of them (those ahead of the
   /// reactor's next turn in io's queue), without polling again. Asio's own
