@@ -1,6 +1,7 @@
 // The cancel tree: scopes, their deadlines, and delivering cancellation to
 // parked tasks.
 
+#include "core/task_core.hpp"
 #include "core/runtime.hpp"
 
 #include <weft/cancel_scope.hpp>
@@ -10,7 +11,7 @@
 namespace weft::detail {
 
 void runtime::link_task_scope(task_base& t, scope_node& parent) noexcept {
-  scope_node& s = t.task_scope_;
+  scope_node& s = core_of(t).task_scope_;
   s.rt = this;
   s.owner = &t;
   s.parent = &parent;
@@ -104,11 +105,11 @@ void runtime::recalculate(scope_node& s) noexcept {
 }
 
 void runtime::deliver_cancel(task_base& t) noexcept {
-  if (t.state_ != task_base::state::parked || t.abort_ == nullptr) return;
-  const abort_fn* abort = t.abort_;
-  t.abort_ = nullptr;
+  if (t.state_ != task_base::state::parked || core_of(t).abort_ == nullptr) return;
+  const abort_fn* abort = core_of(t).abort_;
+  core_of(t).abort_ = nullptr;
   if ((*abort)() == abort_result::succeeded) {
-    t.wake_cancelled_ = true;
+    core_of(t).wake_cancelled_ = true;
     reschedule(t);
   }
 }

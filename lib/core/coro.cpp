@@ -1,6 +1,7 @@
 // Coroutine frames and fiber drives: running weft coroutines on task fibers;
 // the errors of coroutine misuse.
 
+#include "core/task_core.hpp"
 #include "core/runtime.hpp"
 
 #include <weft/async_generator.hpp>
@@ -133,7 +134,7 @@ class coro_drive {
 
 coro_drive* current_drive() noexcept {
   task_base* t = current_task();
-  return t ? t->drive_ : nullptr;
+  return t ? core_of(*t).drive_ : nullptr;
 }
 
 std::coroutine_handle<> drive_intercept(coro_drive& drive, std::coroutine_handle<> h) {
@@ -166,11 +167,11 @@ void throw_send_before_start() {
 
 void drive_on_fiber(task_base& me, std::coroutine_handle<> top) {
   coro_drive drive(me);
-  coro_drive* outer = std::exchange(me.drive_, &drive);
+  coro_drive* outer = std::exchange(core_of(me).drive_, &drive);
   struct restore {
     task_base& t;
     coro_drive* outer;
-    ~restore() { t.drive_ = outer; }
+    ~restore() { core_of(t).drive_ = outer; }
   } guard{me, outer};
   drive.drive(top);
 }

@@ -1,5 +1,6 @@
 // lowlevel::dump_tasks: the runtime's cancel-status tree, printed.
 
+#include "core/task_core.hpp"
 #include "core/runtime.hpp"
 
 #include <weft/lowlevel/dump.hpp>

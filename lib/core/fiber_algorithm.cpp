@@ -106,7 +106,7 @@ void runtime::prepare_switch(boost::fibers::context* to, task_base* t) noexcept 
   t_current_task = t;
   probe_.count_switch();
   if (loop_.detaching) return;  // set_algo() picks without switching
-  thread_state* next = t != nullptr ? &t->saved_
+  thread_state* next = t != nullptr ? &core_of(*t).saved_
                        : to->is_context(boost::fibers::type::dispatcher_context) ? &dispatcher_state_
                        : to == main_ctx_ ? &main_state_
                                          : &foreign_state_;
@@ -124,7 +124,7 @@ void runtime::before_switch(boost::fibers::context* to) noexcept {
   boost::fibers::context* from = boost::fibers::context::active();
   void** save = nullptr;  // stays null for a finished task: it is never resumed
   if (task_base* t = task_of(from)) {
-    save = &t->asan_fake_stack_;
+    save = &core_of(*t).asan_fake_stack_;
   } else if (from == main_ctx_) {
     save = &main_fake_stack_;
   } else if (from->is_context(boost::fibers::type::dispatcher_context)) {
@@ -133,8 +133,8 @@ void runtime::before_switch(boost::fibers::context* to) noexcept {
   const void* bottom = nullptr;
   std::size_t size = 0;
   if (task_base* t = task_of(to)) {
-    bottom = t->stack_bottom_;
-    size = t->stack_size_;
+    bottom = core_of(*t).stack_bottom_;
+    size = core_of(*t).stack_size_;
   } else if (to->is_context(boost::fibers::type::main_context)) {
     bottom = main_stack_bottom_;
     size = main_stack_size_;
@@ -155,7 +155,7 @@ void runtime::after_switch() noexcept {
   switching_to_ = nullptr;
   void* fake = nullptr;
   if (task_base* t = task_of(to))
-    fake = t->asan_fake_stack_;
+    fake = core_of(*t).asan_fake_stack_;
   else
     fake = to->is_context(boost::fibers::type::main_context) ? main_fake_stack_ : dispatcher_fake_stack_;
   __sanitizer_finish_switch_fiber(fake, nullptr, nullptr);

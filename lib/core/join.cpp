@@ -1,6 +1,7 @@
 // Waiting for a task to finish (task::wait, join), from its own runtime or
 // from another one.
 
+#include "core/task_core.hpp"
 #include "core/runtime.hpp"
 
 #include <weft/cancel_scope.hpp>
@@ -35,7 +36,7 @@ struct remote_join {
       j.done.complete();
       return;
     }
-    j.target.joiners_.add(j.entry);
+    core_of(j.target).joiners_.add(j.entry);
   }
   static void on_wake(lot_entry& e) noexcept {
     static_cast<remote_join*>(e.data)->done.complete();
@@ -88,7 +89,7 @@ void wait_done(task_base& t) {
   task_base& me = require_task("weft::task::wait");
   if (&me == &t) throw std::logic_error("weft::task::wait: a task cannot wait for itself (it would deadlock)");
   lot_entry entry;
-  t.joiners_.park(entry, "join of task", static_cast<long long>(t.id_));
+  core_of(t).joiners_.park(entry, "join of task", static_cast<long long>(t.id_));
 }
 
 void wait_done_shielded(task_base& t) {
@@ -97,7 +98,7 @@ void wait_done_shielded(task_base& t) {
 
 bool cancel_task(task_base& t) noexcept {
   if (t.done()) return false;
-  t.rt_->cancel(t.task_scope_, cancel_reason::task_cancelled);
+  t.rt_->cancel(core_of(t).task_scope_, cancel_reason::task_cancelled);
   return true;
 }
 

@@ -120,7 +120,7 @@ bool runtime::run_handlers_before_suspend(task_base& t) noexcept {
   loop_.found_nothing = false;
   if (algo_->has_ready_tasks() || loop_.poll_due || !soon_.empty() || !loop_.dispatcher_may_stay()) return false;
   const char* sp = static_cast<const char*>(__builtin_frame_address(0));
-  if (sp - static_cast<const char*>(t.stack_bottom_) < static_cast<std::ptrdiff_t>(loop_state::handler_stack))
+  if (sp - static_cast<const char*>(core_of(t).stack_bottom_) < static_cast<std::ptrdiff_t>(loop_state::handler_stack))
     return false;
   if (++loop_.ticks >= loop_state::poll_interval) {  // a pick, for the pass's due time
     loop_.poll_due = true;
@@ -143,7 +143,7 @@ bool runtime::run_handlers_before_suspend(task_base& t) noexcept {
   *eh_globals_ = own.eh;
   *errno_ = own.errno_value;
   state_current_ = &own;
-  return t.state_ == task_base::state::scheduled && algo_->take_if_first(t.ctx_);
+  return t.state_ == task_base::state::scheduled && algo_->take_if_first(core_of(t).ctx_);
 }
 
 void runtime::arm_wake_timer() noexcept {

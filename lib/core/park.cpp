@@ -28,8 +28,8 @@ void runtime::reschedule(task_base& t) noexcept {
     used_from_another_thread("waking a task (an event, lock, semaphore, channel or lowlevel::reschedule)");
   WEFT_INVARIANT(t.state_ == task_base::state::parked);
   t.state_ = task_base::state::scheduled;
-  t.abort_ = nullptr;
-  algo_->awakened(t.ctx_);
+  core_of(t).abort_ = nullptr;
+  algo_->awakened(core_of(t).ctx_);
 }
 
 void runtime::park(task_base& t, const abort_fn& abort) {
@@ -43,17 +43,17 @@ void runtime::park(task_base& t, const abort_fn& abort) {
     // The wait cannot be withdrawn: wait for its completion uninterrupted;
     // the cancellation is delivered at the next checkpoint.
   } else {
-    t.abort_ = &abort;
+    core_of(t).abort_ = &abort;
   }
   t.state_ = task_base::state::parked;
   if (!run_handlers_before_suspend(t)) {
-    t.ctx_->suspend();
+    core_of(t).ctx_->suspend();
     after_switch();
   }
   t.state_ = task_base::state::running;
   t.wait_what_ = nullptr;
-  if (t.wake_cancelled_) {
-    t.wake_cancelled_ = false;
+  if (core_of(t).wake_cancelled_) {
+    core_of(t).wake_cancelled_ = false;
     throw_cancelled(t);
   }
 }
@@ -61,7 +61,7 @@ void runtime::park(task_base& t, const abort_fn& abort) {
 void runtime::yield(task_base& t) noexcept {
   check_stack_on_leave(t);  // stack guard hook
   t.state_ = task_base::state::scheduled;
-  t.ctx_->yield();
+  core_of(t).ctx_->yield();
   after_switch();
   t.state_ = task_base::state::running;
 }

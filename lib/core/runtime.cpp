@@ -211,7 +211,7 @@ void run_root(const run_options& options, task_base* root) {
 // --- tasks --------------------------------------------------------------------
 
 void runtime::create_fiber(task_base* t, std::size_t stack_size) {
-  start_fiber(t, stacks_->allocate(stack_size, &t->stack_canary_), stack_header);
+  start_fiber(t, stacks_->allocate(stack_size, &core_of(*t).stack_canary_), stack_header);
 }
 
 task_base* runtime::create_fiber_in_stack(std::size_t stack_size, std::size_t size, task_constructor construct,
@@ -229,14 +229,14 @@ task_base* runtime::create_fiber_in_stack(std::size_t stack_size, std::size_t si
     throw;
   }
   t->in_stack_ = true;
-  t->stack_canary_ = canary;
+  core_of(*t).stack_canary_ = canary;
   start_fiber(t, sctx, static_cast<std::size_t>(top - reinterpret_cast<char*>(at)));
   return t;
 }
 
 void runtime::start_fiber(task_base* t, const boost::context::stack_context& sctx, std::size_t header) noexcept {
-  t->stack_size_ = sctx.size;
-  t->stack_bottom_ = static_cast<char*>(sctx.sp) - sctx.size;
+  core_of(*t).stack_size_ = sctx.size;
+  core_of(*t).stack_bottom_ = static_cast<char*>(sctx.sp) - sctx.size;
   char* top = static_cast<char*>(sctx.sp);
   auto* link = ::new (top - stack_header) task_link(t);
   boost::context::stack_context inner = sctx;
@@ -251,10 +251,10 @@ void runtime::start_fiber(task_base* t, const boost::context::stack_context& sct
 
 void runtime::task_main(task_base* t) noexcept {
   after_switch();
-  t->ctx_ = boost::fibers::context::active();
+  core_of(*t).ctx_ = boost::fibers::context::active();
   t->state_ = task_base::state::running;
-  if (task_base* starter = t->starter_) {
-    t->starter_ = nullptr;
+  if (task_base* starter = core_of(*t).starter_) {
+    core_of(*t).starter_ = nullptr;
     reschedule(*starter);
   }
   std::exception_ptr e;
@@ -268,7 +268,7 @@ void runtime::task_main(task_base* t) noexcept {
 
 void runtime::finish_task(task_base& t, std::exception_ptr e) noexcept {
   check_stack_on_leave(t);  // stack guard hook
-  scope_node& s = t.task_scope_;
+  scope_node& s = core_of(t).task_scope_;
   WEFT_INVARIANT(t.status_ == &s);
   bool escaped = static_cast<bool>(e);
   if (e && is_cancelled(e)) {
@@ -286,15 +286,15 @@ void runtime::finish_task(task_base& t, std::exception_ptr e) noexcept {
   t.status_ = nullptr;
   t.exception_ = e;
   t.state_ = task_base::state::done;
-  t.joiners_.unpark_all();
-  if (t.group_ != nullptr)
-    group_access::child_finished(*t.group_, t, escaped ? e : nullptr);
+  core_of(t).joiners_.unpark_all();
+  if (core_of(t).group_ != nullptr)
+    group_access::child_finished(*core_of(t).group_, t, escaped ? e : nullptr);
   else if (escaped && !t.ended_cancelled_ && &t != root_)  // cancelled: a system task's normal end
     report_system_task_failure(t, e);
   --live_tasks_;
   loop_.fiber_finished = true;  // Boost.Fiber's dispatch loop releases the context
   // The fiber's context outlives the task object: unlink them.
-  static_cast<task_link*>(t.ctx_->get_properties())->task = nullptr;
+  static_cast<task_link*>(core_of(t).ctx_->get_properties())->task = nullptr;
   forget_current_state();
   // The task is about to be released while still running: it is current no
   // more, and the stall monitor must not be reading its name.

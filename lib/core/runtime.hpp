@@ -2,6 +2,7 @@
 // algorithm driven by an Asio io_context. See runtime.cpp for the loop.
 #pragma once
 
+#include "core/task_core.hpp"
 #include "core/asio_thread.hpp"
 #include "core/deadline_queue.hpp"
 #include "core/inbox.hpp"

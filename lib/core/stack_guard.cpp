@@ -1,5 +1,6 @@
 // Stack overflow detection. See stack_guard.hpp, and "Stack size and
 // overflow" in docs/internals.md.
+#include "core/task_core.hpp"
 #include "core/stack_guard.hpp"
 
 #include <weft/detail/core.hpp>
@@ -154,8 +155,8 @@ struct line {
 // used as is; otherwise the function's mangled type name, or its address
 // for a plain function. Cut at 512 bytes, so that the line stays whole.
 void add_task_name(line& out, const task_base& t) noexcept {
-  if (!t.explicit_name_.empty()) {
-    out.add(t.explicit_name_.data(), std::min<std::size_t>(t.explicit_name_.size(), 512));
+  if (!core_of(t).explicit_name_.empty()) {
+    out.add(core_of(t).explicit_name_.data(), std::min<std::size_t>(core_of(t).explicit_name_.size(), 512));
   } else if (t.fn_ptr_ != nullptr) {
     out.add("<function at 0x");
     out.add(reinterpret_cast<std::uintptr_t>(t.fn_ptr_), 16);
@@ -175,7 +176,7 @@ void add_task_name(line& out, const task_base& t) noexcept {
   l.add("weft: stack overflow in task ");
   add_task_name(l, t);
   l.add(" (stack ");
-  l.add(t.stack_size_ / 1024);
+  l.add(core_of(t).stack_size_ / 1024);
   l.add(" KiB");
   l.add(how);
   l.add(")\n");
@@ -210,9 +211,9 @@ void on_segv(int sig, siginfo_t* info, void* uctx) {
   // A fault in the guard area below the running task's stack is its
   // overflow; anything else belongs to whoever handled SIGSEGV before us.
   const task_base* t = t_current_task;
-  if (t != nullptr && info != nullptr && info->si_code > 0 && t->stack_bottom_ != nullptr) {
+  if (t != nullptr && info != nullptr && info->si_code > 0 && core_of(*t).stack_bottom_ != nullptr) {
     const auto addr = reinterpret_cast<std::uintptr_t>(info->si_addr);
-    const auto bottom = reinterpret_cast<std::uintptr_t>(t->stack_bottom_);
+    const auto bottom = reinterpret_cast<std::uintptr_t>(core_of(*t).stack_bottom_);
     if (addr < bottom && bottom - addr <= stack_guard_size()) report_overflow(*t, "");
   }
   pass_on(sig, info, uctx);
@@ -280,7 +281,7 @@ void write_stack_canary(void* bottom) noexcept {
 }
 
 void check_stack_canary(const task_base& t) noexcept {
-  if (*static_cast<const std::uint64_t*>(t.stack_bottom_) != (canary_key ^ reinterpret_cast<std::uintptr_t>(t.stack_bottom_)))
+  if (*static_cast<const std::uint64_t*>(core_of(t).stack_bottom_) != (canary_key ^ reinterpret_cast<std::uintptr_t>(core_of(t).stack_bottom_)))
     report_overflow(t, ", canary overwritten");
 }
 

@@ -2,6 +2,8 @@
 // that reports a fault in one, and the canary used where no guard can be.
 #pragma once
 
+#include "core/task_core.hpp"
+
 #include <weft/detail/core.hpp>
 #include <weft/run.hpp>
 
@@ -44,7 +46,7 @@ void check_stack_canary(const task_base& t) noexcept;
 /// Where a task leaves its stack (park, yield, end): checks its canary if it
 /// has one. Tasks with a guard pay one predictable branch.
 inline void check_stack_on_leave(const task_base& t) noexcept {
-  if (t.stack_canary_) [[unlikely]]
+  if (core_of(t).stack_canary_) [[unlikely]]
     check_stack_canary(t);
 }
 

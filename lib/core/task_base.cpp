@@ -1,6 +1,7 @@
 // Task objects: their live count, and their names (explicit, or derived
 // from the task's function or its type).
 
+#include "core/task_core.hpp"
 #include "core/runtime.hpp"
 
 #include <weft/errors.hpp>
@@ -34,12 +35,18 @@ namespace {
 std::atomic<std::size_t> g_live_tasks{0};
 }
 
-task_base::task_base() noexcept { g_live_tasks.fetch_add(1, std::memory_order_relaxed); }
-task_base::~task_base() { g_live_tasks.fetch_sub(1, std::memory_order_relaxed); }
+task_base::task_base() noexcept {
+  new (core_) task_core();
+  g_live_tasks.fetch_add(1, std::memory_order_relaxed);
+}
+task_base::~task_base() {
+  core_of(*this).~task_core();
+  g_live_tasks.fetch_sub(1, std::memory_order_relaxed);
+}
 std::size_t task_objects_alive() noexcept { return g_live_tasks.load(std::memory_order_relaxed); }
 
 std::string task_base::name() const {
-  if (!explicit_name_.empty()) return explicit_name_;
+  if (const std::string& n = core_of(*this).explicit_name_; !n.empty()) return n;
   if (fn_ptr_ != nullptr) {
     std::string n = function_name(fn_ptr_);
     if (!n.empty()) return n;

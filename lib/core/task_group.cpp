@@ -1,5 +1,6 @@
 // Task groups: spawning children, collecting their failures, waiting on exit.
 
+#include "core/task_core.hpp"
 #include "core/group_access.hpp"
 #include "core/runtime.hpp"
 
@@ -123,8 +124,8 @@ runtime* group_access::admit(task_group& g) {
 void group_access::adopt(task_group& g, runtime* rt, task_base* t, task_options&& options) noexcept {
   t->rt_ = rt;
   t->id_ = rt->next_task_id();
-  t->group_ = &g;
-  t->explicit_name_ = std::move(options.name);
+  core_of(*t).group_ = &g;
+  core_of(*t).explicit_name_ = std::move(options.name);
   rt->link_task_scope(*t, g.scope_.node_);
   ++g.live_;
 }
@@ -153,7 +154,7 @@ void start(task_group& g, task_base* t, task_options&& options) {
     t->release();
     throw_cancelled(me);
   }
-  t->starter_ = &me;
+  core_of(*t).starter_ = &me;
   spawn(g, t, std::move(options));
   bool aborted = false;
   auto abort = [&]() noexcept {

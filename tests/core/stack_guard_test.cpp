@@ -4,6 +4,8 @@
 #include "support/child_process.hpp"
 #include "support/support.hpp"
 
+#include <weft/testing/leak_check.hpp>
+
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/mman.h>
@@ -57,8 +59,6 @@ void overflow(const volatile unsigned char* watched = nullptr) {
   _exit(4);
 }
 
-weft::detail::task_base& me() { return *weft::detail::current_task(); }
-
 weft::run_options options(weft::stack_guard mode, std::size_t stack = 64 * kib) {
   weft::run_options o;
   o.stack_size = stack;
@@ -83,7 +83,7 @@ void overflow_next_to_a_neighbour(const weft::run_options& o, bool expect_mprote
         volatile unsigned char pattern[pattern_size];
         for (std::size_t i = 0; i < pattern_size; ++i) pattern[i] = pattern_byte(i);
         watched = pattern;
-        neighbour_top = static_cast<char*>(me().stack_bottom_) + me().stack_size_;
+        neighbour_top = static_cast<char*>(weft::testing::current_stack().bottom) + weft::testing::current_stack().size;
         go.wait();
         if (!intact(pattern)) {
           say("child: the neighbour's stack was corrupted\n");
@@ -91,7 +91,7 @@ void overflow_next_to_a_neighbour(const weft::run_options& o, bool expect_mprote
         }
       });
       tg.start_soon(weft::task_options{.name = "deep diver"}, [&] {
-        char* bottom = static_cast<char*>(me().stack_bottom_);
+        char* bottom = static_cast<char*>(weft::testing::current_stack().bottom);
         // The test means something only if the neighbour's stack is the
         // next one down.
         if (watched == nullptr || bottom < neighbour_top || bottom - neighbour_top > 64 * static_cast<std::ptrdiff_t>(kib)) {
@@ -139,7 +139,7 @@ void overflow_on_a_reused_stack(bool trimmed) {
     weft::open_task_group([&](weft::task_group& tg) {
       for (int i = 0; i < earlier; ++i)
         tg.start_soon([&] {
-          used.insert(me().stack_bottom_);
+          used.insert(weft::testing::current_stack().bottom);
           volatile char most[48 * kib];  // touch most of the stack
           for (std::size_t i = 0; i < sizeof most; i += 1024) most[i] = 1;
         });
@@ -148,7 +148,7 @@ void overflow_on_a_reused_stack(bool trimmed) {
     for (int i = 0; i < 100 && weft::testing::live_stacks() > 1; ++i) weft::coro_yield();
     weft::open_task_group([&](weft::task_group& tg) {
       tg.start_soon(weft::task_options{.name = "second"}, [&] {
-        char* bottom = static_cast<char*>(me().stack_bottom_);
+        char* bottom = static_cast<char*>(weft::testing::current_stack().bottom);
         if (used.count(bottom) == 0) {
           say("child: the stack was not reused\n");
           _exit(5);
@@ -176,7 +176,7 @@ const child_scenario after_runtime_scenario{"reused after its runtime", [] {
   weft::run(o, [&] {
     weft::open_task_group([&](weft::task_group& tg) {
       tg.start_soon([&] {
-        first = me().stack_bottom_;
+        first = weft::testing::current_stack().bottom;
         volatile char most[48 * kib];  // touch most of the stack
         for (std::size_t i = 0; i < sizeof most; i += 1024) most[i] = 1;
       });
@@ -185,7 +185,7 @@ const child_scenario after_runtime_scenario{"reused after its runtime", [] {
   weft::run(o, [&] {
     weft::open_task_group([&](weft::task_group& tg) {
       tg.start_soon(weft::task_options{.name = "second"}, [&] {
-        char* bottom = static_cast<char*>(me().stack_bottom_);
+        char* bottom = static_cast<char*>(weft::testing::current_stack().bottom);
         if (bottom != first) {
           say("child: the stack was not reused\n");
           _exit(5);
@@ -227,7 +227,7 @@ const child_scenario canary_scenario{"canary", [] {
   weft::run(options(weft::stack_guard::canary), [] {
     weft::open_task_group([](weft::task_group& tg) {
       tg.start_soon(weft::task_options{.name = "canary breaker"}, [] {
-        [[maybe_unused]] volatile int sink = reach_below(reinterpret_cast<std::uintptr_t>(me().stack_bottom_));
+        [[maybe_unused]] volatile int sink = reach_below(reinterpret_cast<std::uintptr_t>(weft::testing::current_stack().bottom));
         say("child: parking\n");
         weft::sleep(std::chrono::milliseconds(1));
         say("child: the overflow went unnoticed\n");
@@ -252,14 +252,14 @@ const child_scenario mprotect_budget_scenario{"mprotect budget", [] {
     weft::open_task_group([&](weft::task_group& tg) {
       while (!got_canary && guarded < max_maps) {
         tg.start([&] {
-          if (!me().stack_canary_) {
+          if (!weft::testing::current_stack().canary) {
             ++guarded;
             go.wait();
             return;
           }
           got_canary = true;
           overflow_now.wait();
-          [[maybe_unused]] volatile int sink = reach_below(reinterpret_cast<std::uintptr_t>(me().stack_bottom_));
+          [[maybe_unused]] volatile int sink = reach_below(reinterpret_cast<std::uintptr_t>(weft::testing::current_stack().bottom));
           say("child: parking\n");
           go.wait();
           say("child: the overflow went unnoticed\n");

@@ -210,7 +210,15 @@ class parking_lot {
 };
 
 
-/// One task: its fiber, place in the cancel tree, result and joiners.
+/// The runtime's own state of a task (lib/core/task_core.hpp): its fiber,
+/// place in the cancel tree, group, joiners, stack and switch state. Kept
+/// inside the task object, without being spelled out here.
+struct task_core;
+/// Bytes of a task_core (checked where it is defined).
+inline constexpr std::size_t task_core_size = 264;
+
+/// One task: its result, identity, and the state that inline code of the
+/// public headers reads; the rest is the runtime's (task_core).
 /// Reference-counted (single-threaded): the runtime holds one reference until
 /// the task finishes, each task<T> handle holds one.
 class task_base : public list_hook<group_child_tag> {
@@ -238,38 +246,27 @@ class task_base : public list_hook<group_child_tag> {
 
   // All below: owned by the runtime core.
   std::uint64_t id_ = 0;
-  std::string explicit_name_;
   const std::type_info* fn_type_ = nullptr;  // for the default name
   void* fn_ptr_ = nullptr;                    // for the default name of plain functions
   runtime* rt_ = nullptr;
-  boost::fibers::context* ctx_ = nullptr;
   scope_node* status_ = nullptr;  // innermost entered scope
-  scope_node task_scope_;         // the task's own root scope (task<T>::cancel())
-  const abort_fn* abort_ = nullptr;
-  task_group* group_ = nullptr;
-  task_base* starter_ = nullptr;  // parked in task_group::start() until we run
-  parking_lot joiners_;
   std::exception_ptr exception_;
-  std::size_t stack_size_ = 0;
-  void* stack_bottom_ = nullptr;
-  coro_drive* drive_ = nullptr;  // innermost coroutine chain this task drives
   // What the task is parked on, for task dumps (see describe_wait).
   const char* wait_what_ = nullptr;
   long long wait_arg_ = -1;
   time_point wait_until_ = inf_time;
-  void* asan_fake_stack_ = nullptr;  // used by AddressSanitizer builds only
-  thread_state saved_;               // its exception state and errno while it is switched out
   state state_ = state::created;
-  bool wake_cancelled_ = false;
   bool ended_cancelled_ = false;
-  bool stack_canary_ = false;  // its stack has a canary instead of a guard (lib/core/stack_guard.hpp)
-  bool in_stack_ = false;      // constructed at the top of its own stack (see spawn_in_stack)
+  bool in_stack_ = false;  // constructed at the top of its own stack (see spawn_in_stack)
 
  protected:
   virtual ~task_base();
 
  private:
+  friend task_core& core_of(task_base& t) noexcept;
+  friend const task_core& core_of(const task_base& t) noexcept;
   std::size_t refs_ = 1;
+  alignas(void*) unsigned char core_[task_core_size];
 };
 
 /// Throws the `cancelled` for the current task's outermost cancelled scope.

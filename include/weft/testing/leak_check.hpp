@@ -15,4 +15,13 @@ std::size_t mapped_stack_bytes() noexcept;
 /// Stack slabs (mappings of pooled stacks) mapped so far, in the process.
 std::size_t stack_slabs_mapped() noexcept;
 
+/// The running task's stack, for tests of stack guards and pooling.
+struct stack_info {
+  void* bottom = nullptr;  ///< its lowest usable address
+  std::size_t size = 0;    ///< bytes, guard not included
+  bool canary = false;     ///< a canary at `bottom` instead of a guard below it
+};
+/// @throws std::logic_error outside a weft task.
+stack_info current_stack();
+
 }  // namespace weft::testing
