@@ -33,9 +33,11 @@ class asio_thread {
   asio_thread(const asio_thread&) = delete;
   asio_thread& operator=(const asio_thread&) = delete;
 
-  /// io.poll_one(): runs at most one ready handler (the reactor is polled
-  /// when its turn in the queue comes). Returns how many ran. Call it on
-  /// the runtime's thread, never from inside a handler of io.
+  /// io.poll_one(): runs at most one ready handler. The reactor is polled
+  /// when its turn in the queue comes, except that handlers queued behind
+  /// its turn go first, up to 64 in a row (see asio_handler.cpp). Returns
+  /// how many ran. Call it on the runtime's thread, never from inside a
+  /// handler of io.
   std::size_t poll_one();
   /// When the last poll_one() polled the reactor and ran the first handler
   /// that poll queued: runs at most `max` more of them (those ahead of the
