@@ -1,10 +1,12 @@
 // The out-of-line parts of net/io.hpp and net/socket_op.hpp: which runtime
-// a socket belongs to, and where it goes when that runtime ends.
+// a socket belongs to, where it goes when that runtime ends, and the wait
+// for readability of stream transports.
 
 #include "core/runtime.hpp"
 #include "net/io.hpp"
 
 #include <weft/errors.hpp>
+#include <weft/lowlevel/read_readiness.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/io_context.hpp>
@@ -28,6 +30,48 @@ void throw_op_abandoned() {
   throw abandoned_error(
       "weft::net: a socket operation was destroyed without completing (its io_context shut down first); its result "
       "is lost");
+}
+
+namespace {
+struct readable_state {
+  lowlevel::task_ref parked;  // the task, while it waits
+  boost::system::error_code ec;
+  bool done = false;
+  bool abandoned = false;
+};
+}  // namespace
+
+void wait_readable(boost::asio::generic::stream_protocol::socket& socket, const bool& closing, const char* what) {
+  lowlevel::describe_wait("recv on fd", socket.native_handle());
+  readable_state state;
+  lowlevel::read_wait wait;
+  wait.start(
+      socket,
+      [](void* context, const boost::system::error_code& ec, bool abandoned) noexcept {
+        auto& s = *static_cast<readable_state*>(context);
+        s.ec = ec;
+        s.abandoned = abandoned;
+        s.done = true;
+        if (s.parked) lowlevel::reschedule(std::exchange(s.parked, lowlevel::task_ref()));
+      },
+      &state);
+  // As socket_op::wait.
+  bool cancel_requested = false;
+  auto abort = [&]() noexcept {
+    if (!cancel_requested) {
+      cancel_requested = true;
+      wait.cancel();  // completes (aborted) from the loop and wakes us
+    }
+    return lowlevel::abort_result::failed;
+  };
+  while (!state.done) {
+    state.parked = lowlevel::task_ref(weft::detail::current_task());
+    lowlevel::park(abort);
+  }
+  if (state.abandoned) [[unlikely]]
+    throw_op_abandoned();
+  if (cancel_requested && state.ec == boost::asio::error::operation_aborted) lowlevel::raise_if_cancelled();
+  check(state.ec, closing, what);
 }
 
 void check_io_context(const boost::asio::any_io_executor& io_object_executor, const char* what) {

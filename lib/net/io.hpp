@@ -10,6 +10,7 @@
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/error.hpp>
+#include <boost/asio/generic/stream_protocol.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/socket_base.hpp>
 #include <boost/system/system_error.hpp>
@@ -272,6 +273,19 @@ inline std::ptrdiff_t send_now(int fd, const void* data, std::size_t size, const
   }
 }
 
+/// One recv(2) on a non-blocking socket, retried on EINTR. Returns the
+/// bytes received (0: end of stream), or -1 with the errno value in `error`.
+inline std::ptrdiff_t recv_now(int fd, void* data, std::size_t size, int& error) noexcept {
+  for (;;) {
+    const ssize_t n = ::recv(fd, data, size, 0);
+    if (n >= 0) return n;
+    if (errno != EINTR) {
+      error = errno;
+      return -1;
+    }
+  }
+}
+
 inline bool would_block(int error) noexcept { return error == EAGAIN || error == EWOULDBLOCK; }
 
 inline boost::system::error_code system_error_code(int error) noexcept {
@@ -300,5 +314,11 @@ void wait_writable(Socket& socket, const bool& closing, const char* what) {
   op.wait();
   check(op.error(), closing, what);
 }
+
+/// Parks until the reactor reports `socket` readable, for a read that found
+/// it drained: a lowlevel::read_wait, costing no system call to start. For
+/// a task of the socket's runtime, after its checkpoint; cancellation and
+/// errors as wait_writable.
+void wait_readable(boost::asio::generic::stream_protocol::socket& socket, const bool& closing, const char* what);
 
 }  // namespace weft::net::detail
