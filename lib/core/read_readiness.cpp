@@ -1,6 +1,7 @@
-// lowlevel::read_may_find_data and note_read_drained (see
-// lowlevel/read_readiness.hpp): the epoll reactor's per-socket "try a read
-// at once" flag, reached through the socket's implementation.
+// lowlevel::read_may_find_data, note_read_drained, note_short_read and
+// read_wait (see lowlevel/read_readiness.hpp): the epoll reactor's
+// per-socket "try a read at once" flag, reached through the socket's
+// implementation, and a reactor operation that waits for readability.
 
 #include "core/boost_pin.hpp"
 
@@ -16,32 +17,37 @@
 #include <boost/asio/error.hpp>
 #include <boost/asio/execution/context.hpp>
 #include <boost/asio/query.hpp>
+
+#include <sys/epoll.h>
+#include <sys/socket.h>
 #else
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #endif
 
-#include <sys/epoll.h>
-#include <sys/socket.h>
-
 #include <cstdint>
 #include <new>
+#include <type_traits>
 #include <utility>
 
 namespace weft::lowlevel {
 
+using stream_socket = boost::asio::generic::stream_protocol::socket;
+using datagram_socket = boost::asio::generic::datagram_protocol::socket;
+
 struct read_wait_access {
   static unsigned char* storage(read_wait& w) noexcept { return w.storage_; }
   static constexpr std::size_t storage_size = read_wait::storage_size;
-  static void begin(read_wait& w, boost::asio::generic::stream_protocol::socket& s, read_wait::callback cb,
-                    void* context) noexcept {
-    w.socket_ = &s;
+  static void begin(read_wait& w, void* reactor_data, int descriptor, read_wait::callback cb, void* context) noexcept {
+    w.reactor_data_ = reactor_data;
+    w.descriptor_ = descriptor;
     w.cb_ = cb;
     w.context_ = context;
     w.pending_ = true;
   }
   static bool pending(const read_wait& w) noexcept { return w.pending_; }
-  static boost::asio::generic::stream_protocol::socket& socket(const read_wait& w) noexcept { return *w.socket_; }
+  static void* reactor_data(const read_wait& w) noexcept { return w.reactor_data_; }
+  static int descriptor(const read_wait& w) noexcept { return w.descriptor_; }
   // After the wait's own state is gone: the callback may end w's life.
   static void complete(read_wait& w, const boost::system::error_code& ec, bool abandoned) noexcept {
     w.pending_ = false;
@@ -51,9 +57,11 @@ struct read_wait_access {
 
 #if defined(WEFT_PORTABLE_ASIO) || defined(WEFT_PORTABLE_READ_READINESS)
 
-bool read_may_find_data(boost::asio::generic::stream_protocol::socket&) noexcept { return true; }
-void note_read_drained(boost::asio::generic::stream_protocol::socket&) noexcept {}
-void note_short_read(boost::asio::generic::stream_protocol::socket&) noexcept {}
+bool read_may_find_data(stream_socket&) noexcept { return true; }
+bool read_may_find_data(datagram_socket&) noexcept { return true; }
+void note_read_drained(stream_socket&) noexcept {}
+void note_read_drained(datagram_socket&) noexcept {}
+void note_short_read(stream_socket&) noexcept {}
 
 namespace {
 using signal = boost::asio::cancellation_signal;
@@ -81,13 +89,17 @@ class wait_handler {
   }
   read_wait* w_;
 };
+
+template <class Socket>
+void start_wait(read_wait& w, Socket& s, read_wait::callback cb, void* context) noexcept {
+  read_wait_access::begin(w, nullptr, -1, cb, context);
+  signal* sig = ::new (static_cast<void*>(read_wait_access::storage(w))) signal();
+  s.async_wait(Socket::wait_read, boost::asio::bind_cancellation_slot(sig->slot(), wait_handler(w)));
+}
 }  // namespace
 
-void read_wait::start(boost::asio::generic::stream_protocol::socket& s, callback cb, void* context) noexcept {
-  read_wait_access::begin(*this, s, cb, context);
-  signal* sig = ::new (static_cast<void*>(storage_)) signal();
-  s.async_wait(boost::asio::socket_base::wait_read, boost::asio::bind_cancellation_slot(sig->slot(), wait_handler(*this)));
-}
+void read_wait::start(stream_socket& s, callback cb, void* context) noexcept { start_wait(*this, s, cb, context); }
+void read_wait::start(datagram_socket& s, callback cb, void* context) noexcept { start_wait(*this, s, cb, context); }
 
 void read_wait::cancel() noexcept {
   if (pending_) signal_of(*this).emit(boost::asio::cancellation_type::terminal);
@@ -97,18 +109,29 @@ void read_wait::cancel() noexcept {
 
 namespace {
 namespace ad = boost::asio::detail;
-using stream_socket = boost::asio::generic::stream_protocol::socket;
-using socket_base_of = boost::asio::basic_socket<boost::asio::generic::stream_protocol, boost::asio::any_io_executor>;
-using socket_impl = ad::io_object_impl<ad::reactive_socket_service<boost::asio::generic::stream_protocol>,
-                                       boost::asio::any_io_executor>;
 using state = ad::epoll_reactor::descriptor_state;
+using reactor_data = ad::epoll_reactor::per_descriptor_data;  // state*, null once the socket is closed
+
+template <class Protocol>
+using socket_base_of = boost::asio::basic_socket<Protocol, boost::asio::any_io_executor>;
+template <class Protocol>
+using socket_impl = ad::io_object_impl<ad::reactive_socket_service<Protocol>, boost::asio::any_io_executor>;
 
 // Private members, named through explicit instantiation (access is not
 // checked there, [temp.spec.general]).
-struct impl_member {
-  using type = socket_impl socket_base_of::*;
-  friend type member_of(impl_member) noexcept;
+struct stream_impl_member {
+  using type = socket_impl<boost::asio::generic::stream_protocol> socket_base_of<boost::asio::generic::stream_protocol>::*;
+  friend type member_of(stream_impl_member) noexcept;
 };
+struct datagram_impl_member {
+  using type =
+      socket_impl<boost::asio::generic::datagram_protocol> socket_base_of<boost::asio::generic::datagram_protocol>::*;
+  friend type member_of(datagram_impl_member) noexcept;
+};
+template <class Protocol>
+using impl_member =
+    std::conditional_t<std::is_same_v<Protocol, boost::asio::generic::stream_protocol>, stream_impl_member,
+                       datagram_impl_member>;
 struct mutex_member {
   using type = ad::conditionally_enabled_mutex state::*;
   friend type member_of(mutex_member) noexcept;
@@ -137,7 +160,8 @@ template <class Name, typename Name::type Member>
 struct grant {
   friend typename Name::type member_of(Name) noexcept { return Member; }
 };
-template struct grant<impl_member, &socket_base_of::impl_>;
+template struct grant<stream_impl_member, &socket_base_of<boost::asio::generic::stream_protocol>::impl_>;
+template struct grant<datagram_impl_member, &socket_base_of<boost::asio::generic::datagram_protocol>::impl_>;
 template struct grant<mutex_member, &state::mutex_>;
 template struct grant<try_speculative_member, &state::try_speculative_>;
 template struct grant<reactor_member, &state::reactor_>;
@@ -145,20 +169,40 @@ template struct grant<registered_events_member, &state::registered_events_>;
 template struct grant<task_result_member, &ad::scheduler_operation::task_result_>;
 template struct grant<epoll_fd_member, &ad::epoll_reactor::epoll_fd_>;
 
-auto& implementation_of(stream_socket& s) noexcept {
-  socket_base_of& base = s;
-  return (base.*member_of(impl_member{})).get_implementation();
+template <class Protocol>
+auto& implementation_of(socket_base_of<Protocol>& s) noexcept {
+  return (s.*member_of(impl_member<Protocol>{})).get_implementation();
 }
 
-// The reactor's data of the socket: null once it is closed.
-ad::epoll_reactor::per_descriptor_data& state_of(stream_socket& s) noexcept {
+template <class Protocol>
+reactor_data& data_of(socket_base_of<Protocol>& s) noexcept {
   return implementation_of(s).reactor_data_;
+}
+
+bool& try_read_at_once(state* st) noexcept {
+  return (st->*member_of(try_speculative_member{}))[ad::epoll_reactor::read_op];
 }
 
 // descriptor_state is a scheduler_operation through a private base; a
 // C-style cast may name it ([expr.cast]).
 unsigned int last_reported_events(state* st) noexcept {
   return ((ad::scheduler_operation*)st)->*member_of(task_result_member{});  // NOLINT(google-readability-casting)
+}
+
+template <class Protocol>
+bool may_find_data(socket_base_of<Protocol>& s) noexcept {
+  state* st = data_of(s);
+  if (st == nullptr) return true;  // closed: let the read report it
+  ad::conditionally_enabled_mutex::scoped_lock lock(st->*member_of(mutex_member{}));
+  return try_read_at_once(st);
+}
+
+template <class Protocol>
+void drained(socket_base_of<Protocol>& s) noexcept {
+  state* st = data_of(s);
+  if (st == nullptr) return;
+  ad::conditionally_enabled_mutex::scoped_lock lock(st->*member_of(mutex_member{}));
+  try_read_at_once(st) = false;
 }
 
 // A reactor operation that is done as soon as it is performed: queued behind
@@ -184,10 +228,33 @@ class readable_op : public ad::reactor_op {
 };
 static_assert(sizeof(readable_op) <= read_wait_access::storage_size &&
               alignof(readable_op) <= alignof(std::max_align_t));
+
+template <class Protocol>
+void start_wait(read_wait& w, socket_base_of<Protocol>& s, read_wait::callback cb, void* context) noexcept {
+  reactor_data& data = data_of(s);
+  read_wait_access::begin(w, &data, s.native_handle(), cb, context);
+  auto* op = ::new (static_cast<void*>(read_wait_access::storage(w))) readable_op(w);
+  if (data == nullptr) {  // closed: as Asio reports a read on a closed socket
+    op->ec_ = boost::asio::error::bad_descriptor;
+    auto& reactor = boost::asio::use_service<ad::epoll_reactor>(
+        boost::asio::query(s.get_executor(), boost::asio::execution::context));
+    reactor.post_immediate_completion(op, false);
+    return;
+  }
+  // Done at once (readable) if the reactor may have data for the socket;
+  // otherwise queued for the next readable edge, without a system call.
+  (data->*member_of(reactor_member{}))
+      ->start_op(ad::epoll_reactor::read_op, s.native_handle(), data, op, false, /*allow_speculative=*/true);
+}
 }  // namespace
 
+bool read_may_find_data(stream_socket& s) noexcept { return may_find_data(s); }
+bool read_may_find_data(datagram_socket& s) noexcept { return may_find_data(s); }
+void note_read_drained(stream_socket& s) noexcept { drained(s); }
+void note_read_drained(datagram_socket& s) noexcept { drained(s); }
+
 void note_short_read(stream_socket& s) noexcept {
-  state* st = state_of(s);
+  state* st = data_of(s);
   if (st == nullptr) return;
   const int family = implementation_of(s).protocol_.family();
   if (family != AF_INET && family != AF_INET6) return;  // a Unix socket's read may end at a change of sender
@@ -207,47 +274,17 @@ void note_short_read(stream_socket& s) noexcept {
     if (::epoll_ctl(reactor.*member_of(epoll_fd_member{}), EPOLL_CTL_MOD, s.native_handle(), &ev) != 0) return;
     registered |= EPOLLRDHUP;
   }
-  (st->*member_of(try_speculative_member{}))[ad::epoll_reactor::read_op] = false;
+  try_read_at_once(st) = false;
 }
 
-void read_wait::start(stream_socket& s, callback cb, void* context) noexcept {
-  read_wait_access::begin(*this, s, cb, context);
-  auto* op = ::new (static_cast<void*>(storage_)) readable_op(*this);
-  ad::epoll_reactor::per_descriptor_data& data = state_of(s);
-  if (data == nullptr) {  // closed: as Asio reports a read on a closed socket
-    op->ec_ = boost::asio::error::bad_descriptor;
-    auto& reactor = boost::asio::use_service<ad::epoll_reactor>(
-        boost::asio::query(s.get_executor(), boost::asio::execution::context));
-    reactor.post_immediate_completion(op, false);
-    return;
-  }
-  // Tried at once (done: readable) only if the reactor may have data for
-  // the socket; otherwise queued for the next readable edge, without a
-  // system call.
-  (data->*member_of(reactor_member{}))
-      ->start_op(ad::epoll_reactor::read_op, s.native_handle(), data, op, false, /*allow_speculative=*/true);
-}
+void read_wait::start(stream_socket& s, callback cb, void* context) noexcept { start_wait(*this, s, cb, context); }
+void read_wait::start(datagram_socket& s, callback cb, void* context) noexcept { start_wait(*this, s, cb, context); }
 
 void read_wait::cancel() noexcept {
   if (!pending_) return;
-  ad::epoll_reactor::per_descriptor_data& data = state_of(*socket_);
+  reactor_data& data = *static_cast<reactor_data*>(reactor_data_);
   if (data == nullptr) return;  // closed: the close ended the wait
-  (data->*member_of(reactor_member{}))
-      ->cancel_ops_by_key(socket_->native_handle(), data, ad::epoll_reactor::read_op, this);
-}
-
-bool read_may_find_data(stream_socket& s) noexcept {
-  state* st = state_of(s);
-  if (st == nullptr) return true;  // closed: let the read report it
-  ad::conditionally_enabled_mutex::scoped_lock lock(st->*member_of(mutex_member{}));
-  return (st->*member_of(try_speculative_member{}))[ad::epoll_reactor::read_op];
-}
-
-void note_read_drained(stream_socket& s) noexcept {
-  state* st = state_of(s);
-  if (st == nullptr) return;
-  ad::conditionally_enabled_mutex::scoped_lock lock(st->*member_of(mutex_member{}));
-  (st->*member_of(try_speculative_member{}))[ad::epoll_reactor::read_op] = false;
+  (data->*member_of(reactor_member{}))->cancel_ops_by_key(descriptor_, data, ad::epoll_reactor::read_op, this);
 }
 
 #endif

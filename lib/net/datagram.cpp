@@ -63,12 +63,7 @@ std::size_t datagram_transport::recv_into(std::span<std::byte> buf) try {
   const char* what = "weft::net::datagram_transport::recv";
   detail::enter_blocking_call(runtime_, closing_, socket_, what);
   detail::busy_guard busy(receiving_, "weft::net::datagram_transport: another task is already receiving on this transport");
-  lowlevel::describe_wait("recv on fd", socket_.native_handle());
-  detail::socket_op<std::size_t> op;
-  socket_.async_receive(asio::buffer(buf.data(), buf.size()), op.handler());
-  op.wait();
-  detail::check(op.error(), closing_, what);
-  return op.value();
+  return detail::recv_datagram(socket_, buf.data(), buf.size(), nullptr, nullptr, closing_, what);
 } catch (const boost::system::system_error& e) {
   detail::rethrow_as_std(e, "weft::net::datagram_transport::recv_into");
 }

@@ -5,12 +5,16 @@
 #include "core/runtime.hpp"
 #include "net/io.hpp"
 
+#include <weft/checkpoint.hpp>
 #include <weft/errors.hpp>
 #include <weft/lowlevel/read_readiness.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/io_context.hpp>
 
+#include <sys/socket.h>
+
+#include <cerrno>
 #include <stdexcept>
 #include <string>
 
@@ -39,9 +43,9 @@ struct readable_state {
   bool done = false;
   bool abandoned = false;
 };
-}  // namespace
 
-void wait_readable(boost::asio::generic::stream_protocol::socket& socket, const bool& closing, const char* what) {
+template <class Socket>
+void wait_readable_impl(Socket& socket, const bool& closing, const char* what) {
   lowlevel::describe_wait("recv on fd", socket.native_handle());
   readable_state state;
   lowlevel::read_wait wait;
@@ -72,6 +76,35 @@ void wait_readable(boost::asio::generic::stream_protocol::socket& socket, const 
     throw_op_abandoned();
   if (cancel_requested && state.ec == boost::asio::error::operation_aborted) lowlevel::raise_if_cancelled();
   check(state.ec, closing, what);
+}
+}  // namespace
+
+void wait_readable(boost::asio::generic::stream_protocol::socket& socket, const bool& closing, const char* what) {
+  wait_readable_impl(socket, closing, what);
+}
+void wait_readable(boost::asio::generic::datagram_protocol::socket& socket, const bool& closing, const char* what) {
+  wait_readable_impl(socket, closing, what);
+}
+
+std::size_t recv_datagram(boost::asio::generic::datagram_protocol::socket& socket, void* data, std::size_t size,
+                          sockaddr_storage* from, socklen_t* from_size, const bool& closing, const char* what) {
+  bool waited = !lowlevel::read_may_find_data(socket);
+  for (;;) {
+    if (waited) wait_readable(socket, closing, what);
+    ssize_t n;
+    do {
+      if (from != nullptr) *from_size = sizeof *from;
+      n = ::recvfrom(socket.native_handle(), data, size, 0, reinterpret_cast<sockaddr*>(from), from_size);
+    } while (n < 0 && errno == EINTR);
+    if (n >= 0) [[likely]] {
+      if (!waited) weft::cancel_shielded_coro_yield();  // as stream_transport::recv_into
+      return static_cast<std::size_t>(n);
+    }
+    const int error = errno;
+    if (!would_block(error)) check(system_error_code(error), closing, what);
+    lowlevel::note_read_drained(socket);
+    waited = true;
+  }
 }
 
 void check_io_context(const boost::asio::any_io_executor& io_object_executor, const char* what) {

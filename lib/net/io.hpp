@@ -10,6 +10,7 @@
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/error.hpp>
+#include <boost/asio/generic/datagram_protocol.hpp>
 #include <boost/asio/generic/stream_protocol.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/socket_base.hpp>
@@ -320,5 +321,17 @@ void wait_writable(Socket& socket, const bool& closing, const char* what) {
 /// a task of the socket's runtime, after its checkpoint; cancellation and
 /// errors as wait_writable.
 void wait_readable(boost::asio::generic::stream_protocol::socket& socket, const bool& closing, const char* what);
+void wait_readable(boost::asio::generic::datagram_protocol::socket& socket, const bool& closing, const char* what);
+
+/// Receives one datagram from `socket` (a datagram socket of the calling
+/// task's runtime, after its checkpoint) into [data, data + size), and its
+/// sender's address into `from` when given, as stream_transport::recv_into
+/// reads: at once if the reactor may have data, otherwise (or if that finds
+/// none) once it reports the socket readable. Returns the datagram's size
+/// (truncated to `size`). A datagram that was there before the call lets
+/// other tasks run before the caller goes on.
+/// @throws as check(); weft::cancelled.
+std::size_t recv_datagram(boost::asio::generic::datagram_protocol::socket& socket, void* data, std::size_t size,
+                          sockaddr_storage* from, socklen_t* from_size, const bool& closing, const char* what);
 
 }  // namespace weft::net::detail

@@ -165,13 +165,10 @@ std::pair<std::size_t, endpoint> datagram_listener::recv_from_into(std::span<std
   const char* what = "weft::net::datagram_listener::recv_from";
   detail::enter_listener_call(runtime_, closing_, socket_, what);
   detail::busy_guard busy(receiving_, "weft::net::datagram_listener: another task is already receiving on this listener");
-  socket_type::endpoint_type from;
-  lowlevel::describe_wait("recv_from on fd", socket_.native_handle());
-  detail::socket_op<std::size_t> op;
-  socket_.async_receive_from(asio::buffer(buf.data(), buf.size()), from, op.handler());
-  op.wait();
-  detail::check(op.error(), closing_, what);
-  return {op.value(), detail::to_endpoint(from)};
+  sockaddr_storage from;
+  socklen_t from_size = sizeof from;
+  const std::size_t n = detail::recv_datagram(socket_, buf.data(), buf.size(), &from, &from_size, closing_, what);
+  return {n, endpoint(reinterpret_cast<const sockaddr*>(&from), from_size)};
 } catch (const boost::system::system_error& e) {
   detail::rethrow_as_std(e, "weft::net::datagram_listener::recv_from_into");
 }

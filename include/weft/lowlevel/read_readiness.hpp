@@ -1,6 +1,6 @@
-// Read readiness of a stream socket as the runtime's reactor tracks it, for
-// code that reads a socket of the runtime's io_context with its own recv(2)
-// calls (weft's stream transports do).
+// Read readiness of a socket as the runtime's reactor tracks it, for code
+// that reads a socket of the runtime's io_context with its own recv(2)
+// calls (weft's transports and datagram listeners do).
 //
 // Asio's reactor is edge-triggered. For each socket it remembers whether a
 // read may find data: set when the reactor reports the socket readable,
@@ -37,6 +37,7 @@
 // checked against the Boost version weft pins (see docs/internals.md).
 #pragma once
 
+#include <boost/asio/generic/datagram_protocol.hpp>
 #include <boost/asio/generic/stream_protocol.hpp>
 #include <boost/system/error_code.hpp>
 
@@ -46,9 +47,11 @@ namespace weft::lowlevel {
 
 /// See the header comment.
 bool read_may_find_data(boost::asio::generic::stream_protocol::socket& s) noexcept;
+bool read_may_find_data(boost::asio::generic::datagram_protocol::socket& s) noexcept;
 
 /// See the header comment.
 void note_read_drained(boost::asio::generic::stream_protocol::socket& s) noexcept;
+void note_read_drained(boost::asio::generic::datagram_protocol::socket& s) noexcept;
 
 /// See the header comment.
 void note_short_read(boost::asio::generic::stream_protocol::socket& s) noexcept;
@@ -75,6 +78,7 @@ class read_wait {
   /// boost::asio::error::bad_descriptor through the callback). Call only
   /// when no earlier start() of this read_wait is pending.
   void start(boost::asio::generic::stream_protocol::socket& s, callback cb, void* context) noexcept;
+  void start(boost::asio::generic::datagram_protocol::socket& s, callback cb, void* context) noexcept;
   /// Ends a pending wait with operation_aborted (through the callback, from
   /// the loop); nothing if the wait has completed already.
   void cancel() noexcept;
@@ -82,7 +86,8 @@ class read_wait {
  private:
   static constexpr std::size_t storage_size = 128;
   alignas(std::max_align_t) unsigned char storage_[storage_size];
-  boost::asio::generic::stream_protocol::socket* socket_ = nullptr;
+  void* reactor_data_ = nullptr;  // the socket's, for cancel()
+  int descriptor_ = -1;
   callback cb_ = nullptr;
   void* context_ = nullptr;
   bool pending_ = false;
