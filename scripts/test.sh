@@ -2,8 +2,8 @@
 # Installs what is missing, checks that greenback uses only weft's public
 # and lowlevel interfaces, then builds and runs the whole test suite twice
 # (a normal build, warnings are errors, and an AddressSanitizer + UBSan
-# build), and the core and greenback tests (which depend most on the Asio
-# internals weft uses) once more with weft built on Asio's public API only
+# build), and the core and greenback tests and the transports' reads (which
+# depend most on the Asio internals weft uses) once more with weft built on Asio's public API only
 # (WEFT_PORTABLE_ASIO, the fallback for Boost versions other than the pinned
 # one). The normal build also builds the benchmarks (scripts/bench.sh runs
 # them) and the installed ASan variant, which the install test links.
@@ -51,9 +51,10 @@ echo "== weft: portable Asio build =="
 portable="$WEFT_ROOT/build-portable"
 if weft_configure "$portable" "${relwithdebinfo[@]}" -DWEFT_WERROR=ON -DWEFT_PORTABLE_ASIO=ON \
   -DWEFT_BUILD_BENCH=OFF -DWEFT_BUILD_SAMPLES=OFF -DWEFT_HEADER_CHECK=OFF -DWEFT_INSTALL_ASAN_VARIANT=OFF &&
-  cmake --build "$portable" -j "$jobs" --target weft_greenback_tests weft_core_tests &&
+  cmake --build "$portable" -j "$jobs" --target weft_greenback_tests weft_core_tests weft_net_read_tests &&
   "$portable/tests/weft_greenback_tests" --no-intro=true && "$portable/tests/weft_core_tests" --no-intro=true \
-    --test-suite-exclude=needs_capability; then
+    --test-suite-exclude=needs_capability &&
+  "$portable/tests/weft_net_read_tests" --no-intro=true --test-suite-exclude=needs_capability; then
   echo "== weft: portable Asio build passed =="
 else
   echo "== weft: portable Asio build FAILED =="

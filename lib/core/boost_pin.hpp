@@ -17,6 +17,12 @@
 //    that thread_info on the call stack under a key of its own for Asio's
 //    memory recycling. Fallback: WEFT_PORTABLE_ASIO (public Asio API only,
 //    same behaviour), chosen automatically for other versions.
+//  - lib/core/read_readiness.cpp: the epoll reactor's per-socket read flag
+//    (try_speculative_), last reported events (task_result_) and
+//    registration (registered_events_, epoll_fd_), reached through a
+//    socket's private impl_, and a reactor_op of weft's own queued with
+//    start_op. Fallback: WEFT_PORTABLE_ASIO or a reactor other than epoll
+//    (public API, same behaviour, a syscall more per wait).
 #pragma once
 
 #include <boost/version.hpp>
