@@ -5,9 +5,7 @@
 #include "core/runtime.hpp"
 #include "net/io.hpp"
 
-#include <weft/checkpoint.hpp>
 #include <weft/errors.hpp>
-#include <weft/lowlevel/read_readiness.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/io_context.hpp>
@@ -38,10 +36,8 @@ void throw_op_abandoned() {
 
 namespace {
 struct readable_state {
-  lowlevel::task_ref parked;  // the task, while it waits
+  op_waiter waiter;
   boost::system::error_code ec;
-  bool done = false;
-  bool abandoned = false;
 };
 
 template <class Socket>
@@ -54,27 +50,11 @@ void wait_readable_impl(Socket& socket, const bool& closing, const char* what) {
       [](void* context, const boost::system::error_code& ec, bool abandoned) noexcept {
         auto& s = *static_cast<readable_state*>(context);
         s.ec = ec;
-        s.abandoned = abandoned;
-        s.done = true;
-        if (s.parked) lowlevel::reschedule(std::exchange(s.parked, lowlevel::task_ref()));
+        s.waiter.finish(abandoned);
       },
       &state);
-  // As socket_op::wait.
-  bool cancel_requested = false;
-  auto abort = [&]() noexcept {
-    if (!cancel_requested) {
-      cancel_requested = true;
-      wait.cancel();  // completes (aborted) from the loop and wakes us
-    }
-    return lowlevel::abort_result::failed;
-  };
-  while (!state.done) {
-    state.parked = lowlevel::task_ref(weft::detail::current_task());
-    lowlevel::park(abort);
-  }
-  if (state.abandoned) [[unlikely]]
-    throw_op_abandoned();
-  if (cancel_requested && state.ec == boost::asio::error::operation_aborted) lowlevel::raise_if_cancelled();
+  // A cancelled wait completes (aborted) from the loop and wakes us.
+  state.waiter.wait([&]() noexcept { wait.cancel(); }, state.ec);
   check(state.ec, closing, what);
 }
 }  // namespace
@@ -88,23 +68,12 @@ void wait_readable(boost::asio::generic::datagram_protocol::socket& socket, cons
 
 std::size_t recv_datagram(boost::asio::generic::datagram_protocol::socket& socket, void* data, std::size_t size,
                           sockaddr_storage* from, socklen_t* from_size, const bool& closing, const char* what) {
-  bool waited = !lowlevel::read_may_find_data(socket);
-  for (;;) {
-    if (waited) wait_readable(socket, closing, what);
-    ssize_t n;
-    do {
-      if (from != nullptr) *from_size = sizeof *from;
-      n = ::recvfrom(socket.native_handle(), data, size, 0, reinterpret_cast<sockaddr*>(from), from_size);
-    } while (n < 0 && errno == EINTR);
-    if (n >= 0) [[likely]] {
-      if (!waited) weft::cancel_shielded_coro_yield();  // as stream_transport::recv_into
-      return static_cast<std::size_t>(n);
-    }
-    const int error = errno;
-    if (!would_block(error)) check(system_error_code(error), closing, what);
-    lowlevel::note_read_drained(socket);
-    waited = true;
-  }
+  int error = 0;
+  const std::ptrdiff_t n = read_when_ready(socket, closing, what, error, [&](int& e) {
+    return recv_now(socket.native_handle(), data, size, e, from, from_size);
+  });
+  if (n < 0) check(system_error_code(error), closing, what);
+  return static_cast<std::size_t>(n);
 }
 
 void check_io_context(const boost::asio::any_io_executor& io_object_executor, const char* what) {

@@ -4,7 +4,9 @@
 #include "net/socket_op.hpp"
 
 #include <weft/detail/core.hpp>
+#include <weft/checkpoint.hpp>
 #include <weft/errors.hpp>
+#include <weft/lowlevel/read_readiness.hpp>
 #include <weft/lowlevel/park.hpp>
 #include <weft/net/endpoint.hpp>
 
@@ -274,11 +276,15 @@ inline std::ptrdiff_t send_now(int fd, const void* data, std::size_t size, const
   }
 }
 
-/// One recv(2) on a non-blocking socket, retried on EINTR. Returns the
-/// bytes received (0: end of stream), or -1 with the errno value in `error`.
-inline std::ptrdiff_t recv_now(int fd, void* data, std::size_t size, int& error) noexcept {
+/// One recv(2) on a non-blocking socket (recvfrom(2), with the sender's
+/// address, when `from` is given), retried on EINTR. Returns the bytes
+/// received (0: end of stream, or an empty datagram), or -1 with the errno
+/// value in `error`.
+inline std::ptrdiff_t recv_now(int fd, void* data, std::size_t size, int& error, sockaddr_storage* from = nullptr,
+                               socklen_t* from_size = nullptr) noexcept {
   for (;;) {
-    const ssize_t n = ::recv(fd, data, size, 0);
+    if (from != nullptr) *from_size = sizeof *from;
+    const ssize_t n = ::recvfrom(fd, data, size, 0, reinterpret_cast<sockaddr*>(from), from_size);
     if (n >= 0) return n;
     if (errno != EINTR) {
       error = errno;
@@ -323,13 +329,38 @@ void wait_writable(Socket& socket, const bool& closing, const char* what) {
 void wait_readable(boost::asio::generic::stream_protocol::socket& socket, const bool& closing, const char* what);
 void wait_readable(boost::asio::generic::datagram_protocol::socket& socket, const bool& closing, const char* what);
 
+/// Reads from `socket` (of the calling task's runtime, after its
+/// checkpoint) as trio does: `read(error)` (one recv(2), -1 with the errno
+/// value in `error` on failure) at once if the reactor may have data for
+/// the socket, and otherwise, or when that fails with EAGAIN, once the
+/// reactor reports the socket readable. A read that finds what was there
+/// before the call lets the other ready tasks run once (cancel-shielded: the
+/// result is the caller's) before returning, so that a peer that keeps the
+/// socket full cannot starve them. Returns what `read` returned, -1 for a
+/// failure other than EAGAIN. `read` may note a short read
+/// (lowlevel::note_short_read): nothing runs between it and the recv(2).
+/// @throws as wait_readable().
+template <class Socket, class Read>
+std::ptrdiff_t read_when_ready(Socket& socket, const bool& closing, const char* what, int& error, Read&& read) {
+  bool waited = !lowlevel::read_may_find_data(socket);
+  for (;;) {
+    if (waited) wait_readable(socket, closing, what);
+    const std::ptrdiff_t n = read(error);
+    if (n >= 0) [[likely]] {
+      if (!waited) weft::cancel_shielded_coro_yield();
+      return n;
+    }
+    if (!would_block(error)) return -1;
+    lowlevel::note_read_drained(socket);
+    waited = true;
+  }
+}
+
 /// Receives one datagram from `socket` (a datagram socket of the calling
 /// task's runtime, after its checkpoint) into [data, data + size), and its
 /// sender's address into `from` when given, as stream_transport::recv_into
-/// reads: at once if the reactor may have data, otherwise (or if that finds
-/// none) once it reports the socket readable. Returns the datagram's size
-/// (truncated to `size`). A datagram that was there before the call lets
-/// other tasks run before the caller goes on.
+/// reads (read_when_ready). Returns the datagram's size (truncated to
+/// `size`).
 /// @throws as check(); weft::cancelled.
 std::size_t recv_datagram(boost::asio::generic::datagram_protocol::socket& socket, void* data, std::size_t size,
                           sockaddr_storage* from, socklen_t* from_size, const bool& closing, const char* what);

@@ -148,6 +148,51 @@ class op_cancellation_slot {
 
 [[noreturn]] void throw_op_abandoned();
 
+/// The waiting half of an operation the calling task waits for on its own
+/// runtime's thread (a socket_op, a read_wait): its completion calls
+/// finish(), which wakes the task.
+class op_waiter {
+ public:
+  /// The operation ended (abandoned: destroyed without completing).
+  void finish(bool abandoned = false) noexcept {
+    abandoned_ = abandoned;
+    done_ = true;
+    if (parked_) lowlevel::reschedule(std::exchange(parked_, lowlevel::task_ref()));
+  }
+
+  /// Parks the calling task until finish(). If the task is cancelled
+  /// meanwhile, cancel() runs (once, on this thread) and must make the
+  /// operation end; when it then ends with operation_aborted (`result`, as
+  /// the completion set it), weft::cancelled is thrown. If it completes
+  /// anyway, its result stands and the cancellation comes at the next
+  /// checkpoint. The caller made the checkpoint before starting it.
+  /// @throws weft::cancelled; weft::abandoned_error if the operation was
+  /// destroyed without completing.
+  template <class Cancel>
+  void wait(Cancel&& cancel, const boost::system::error_code& result) {
+    bool cancel_requested = false;
+    auto abort = [&]() noexcept {
+      if (!cancel_requested) {
+        cancel_requested = true;
+        cancel();
+      }
+      return lowlevel::abort_result::failed;
+    };
+    while (!done_) {
+      parked_ = lowlevel::task_ref(weft::detail::current_task());  // the caller is a task (checkpoint_at_entry)
+      lowlevel::park(abort);
+    }
+    if (abandoned_) [[unlikely]]
+      throw_op_abandoned();
+    if (cancel_requested && result == boost::asio::error::operation_aborted) lowlevel::raise_if_cancelled();
+  }
+
+ private:
+  lowlevel::task_ref parked_;  // the task, while it waits
+  bool done_ = false;
+  bool abandoned_ = false;
+};
+
 /// One wait of the calling task for one Asio operation on a socket of its
 /// own runtime, completing with (error_code) or (error_code, Value):
 ///
@@ -206,23 +251,9 @@ class socket_op {
   /// @throws weft::cancelled; weft::abandoned_error if the operation was
   /// destroyed without completing.
   void wait() {
-    bool cancel_requested = false;
-    auto abort = [&]() noexcept {
-      // Called on this thread, the operation's: cancel it here and now. It
-      // completes (aborted) and wakes us through the handler.
-      if (!cancel_requested) {
-        cancel_requested = true;
-        cancellation_.emit(boost::asio::cancellation_type::terminal);
-      }
-      return lowlevel::abort_result::failed;
-    };
-    while (!done_) {
-      parked_ = lowlevel::task_ref(weft::detail::current_task());  // the caller is a task (checkpoint_at_entry)
-      lowlevel::park(abort);
-    }
-    if (abandoned_) [[unlikely]]
-      throw_op_abandoned();
-    if (cancel_requested && ec_ == boost::asio::error::operation_aborted) lowlevel::raise_if_cancelled();
+    // On this thread, the operation's: cancel it here and now. It completes
+    // (aborted) and wakes us through the handler.
+    waiter_.wait([this]() noexcept { cancellation_.emit(boost::asio::cancellation_type::terminal); }, ec_);
   }
 
   const boost::system::error_code& error() const noexcept { return ec_; }
@@ -231,24 +262,15 @@ class socket_op {
  private:
   void complete(const boost::system::error_code& ec) noexcept {
     ec_ = ec;
-    finish();
+    waiter_.finish();
   }
-  void abandon() noexcept {
-    abandoned_ = true;
-    finish();
-  }
-  void finish() noexcept {
-    done_ = true;
-    if (parked_) lowlevel::reschedule(std::exchange(parked_, lowlevel::task_ref()));
-  }
+  void abandon() noexcept { waiter_.finish(/*abandoned=*/true); }
 
   op_memory memory_;
   op_cancellation cancellation_;
   boost::system::error_code ec_;
   Value value_{};
-  lowlevel::task_ref parked_;  // the task, while it waits
-  bool done_ = false;
-  bool abandoned_ = false;
+  op_waiter waiter_;
 };
 
 }  // namespace weft::net::detail

@@ -2,7 +2,6 @@
 
 #include "net/io.hpp"
 
-#include <weft/checkpoint.hpp>
 #include <weft/lowlevel/read_readiness.hpp>
 #include <weft/net/stream.hpp>
 
@@ -85,42 +84,22 @@ std::size_t stream_transport::recv_into(std::span<std::byte> buf) try {
   // again (the reactor is edge-triggered): answer at once, every time.
   if (eof_) return 0;
   if (read_error_) detail::check(read_error_, closing_, what);
-  // As trio reads a socket: one recv(2) at once if the reactor may have
-  // data for it; otherwise, or if that finds none, park until the reactor
-  // reports the socket readable, and read then.
-  boost::system::error_code ec;
-  bool waited = !lowlevel::read_may_find_data(socket_);
-  for (;;) {
-    if (waited) detail::wait_readable(socket_, closing_, what);
-    int error = 0;
-    const std::ptrdiff_t n = detail::recv_now(socket_.native_handle(), buf.data(), buf.size(), error);
-    if (n > 0) [[likely]] {
-      // A short read (of TCP) drained the socket: the next read then waits
-      // for the next edge instead of failing with EAGAIN first.
-      if (static_cast<std::size_t>(n) < buf.size()) lowlevel::note_short_read(socket_);
-      // Data that was there before the call: let other tasks run before
-      // this one goes on, as when it parks (a peer that keeps the socket
-      // full cannot starve them). A cancellation meanwhile comes at the
-      // next checkpoint: the data is the caller's.
-      if (!waited) cancel_shielded_coro_yield();
-      return static_cast<std::size_t>(n);
-    }
-    if (n == 0) {
-      ec = asio::error::eof;
-      break;
-    }
-    if (!detail::would_block(error)) {
-      ec = detail::system_error_code(error);
-      break;
-    }
-    lowlevel::note_read_drained(socket_);
-    waited = true;
-  }
-  if (ec == asio::error::eof) {
+  int error = 0;
+  const std::ptrdiff_t n = detail::read_when_ready(socket_, closing_, what, error, [&](int& e) {
+    const std::ptrdiff_t r = detail::recv_now(socket_.native_handle(), buf.data(), buf.size(), e);
+    // A short read (of TCP) drained the socket: the next read then waits
+    // for the next edge instead of failing with EAGAIN first.
+    if (r > 0 && static_cast<std::size_t>(r) < buf.size()) lowlevel::note_short_read(socket_);
+    return r;
+  });
+  if (n > 0) [[likely]]
+    return static_cast<std::size_t>(n);
+  if (n == 0) {
     eof_ = true;
     return 0;
   }
-  if (ec != asio::error::operation_aborted && ec != asio::error::bad_descriptor) read_error_ = ec;
+  const boost::system::error_code ec = detail::system_error_code(error);
+  if (ec != asio::error::bad_descriptor) read_error_ = ec;  // closed under us: check() reports it
   detail::check(ec, closing_, what);
   return 0;  // not reached: check() threw
 } catch (const boost::system::system_error& e) {

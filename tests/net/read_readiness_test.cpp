@@ -61,6 +61,15 @@ struct waiter {
   }
 };
 
+/// A first short read on p.server, noted: from then on the reactor
+/// reports the peer's end of stream for the socket.
+void first_short_read(stream_pair& p) {
+  p.client.send_all("a");
+  weft::sleep(20ms);
+  CHECK(read_now(p.server) == 1);
+  lowlevel::note_short_read(p.server.socket());
+}
+
 /// One recv on `t`, given 2 s: what it returned, "reset" if it failed with
 /// ECONNRESET, nothing if it was still waiting then.
 std::optional<std::string> recv_or_reset(net::stream_transport& t) {
@@ -201,11 +210,7 @@ TEST_CASE("read readiness: a short read does not clear it once the peer's end of
   run_real([] {
     SUBCASE("end of stream") {
       auto p = tcp_pair();
-      // A first short read asks the reactor to report ends of stream.
-      p.client.send_all("a");
-      weft::sleep(20ms);
-      CHECK(read_now(p.server) == 1);
-      lowlevel::note_short_read(p.server.socket());
+      first_short_read(p);
       p.client.send_all("abc");
       p.client.aclose();
       weft::sleep(20ms);  // data and end of stream reported; nobody reads
@@ -234,10 +239,7 @@ TEST_CASE("read readiness: a short read does not clear it once the peer's end of
     }
     SUBCASE("reset") {
       auto p = tcp_pair();
-      p.client.send_all("a");
-      weft::sleep(20ms);
-      CHECK(read_now(p.server) == 1);
-      lowlevel::note_short_read(p.server.socket());
+      first_short_read(p);
       p.client.send_all("abc");
       set_linger_zero(p.client.socket().native_handle());
       p.client.socket().close();
