@@ -71,7 +71,7 @@ struct asio_thread::state {};
 
 asio_thread::asio_thread(boost::asio::io_context& io) : io_(io) {}
 asio_thread::~asio_thread() = default;
-std::size_t asio_thread::poll_one() { return io_.poll_one(); }
+WEFT_HOT std::size_t asio_thread::poll_one() { return io_.poll_one(); }
 std::size_t asio_thread::run_rest_of_turn(std::size_t) { return 0; }
 std::size_t asio_thread::poll_turn() { return io_.poll(); }
 std::size_t asio_thread::run_one() { return io_.run_one(); }
@@ -178,7 +178,7 @@ struct reactor_rhythm {
 // scheduler::poll_one and run_one, and the turns of asio_thread, with `info`
 // in place of a new thread_info per call. Not for use inside a handler of
 // the scheduler.
-std::size_t run_handlers(ad::scheduler& sched, ad::scheduler_thread_info& info, run_mode mode, reactor_rhythm& rhythm,
+WEFT_HOT std::size_t run_handlers(ad::scheduler& sched, ad::scheduler_thread_info& info, run_mode mode, reactor_rhythm& rhythm,
                          std::size_t max = static_cast<std::size_t>(-1)) {
   if (sched.*member_of(outstanding_work_member{}) == 0) {
     sched.stop();
@@ -258,7 +258,7 @@ asio_thread::~asio_thread() = default;
 
 // From inside a handler of io (where the runtime's loop never is), Asio's
 // own functions handle the nesting.
-std::size_t asio_thread::poll_one() {
+WEFT_HOT std::size_t asio_thread::poll_one() {
   if (call_stack::contains(&state_->sched) != nullptr) return io_.poll_one();
   return run_handlers(state_->sched, state_->info, run_mode::poll_one, state_->rhythm);
 }
@@ -268,7 +268,7 @@ std::size_t asio_thread::run_one() {
   return run_handlers(state_->sched, state_->info, run_mode::run_one, state_->rhythm);
 }
 
-std::size_t asio_thread::run_rest_of_turn(std::size_t max) {
+WEFT_HOT std::size_t asio_thread::run_rest_of_turn(std::size_t max) {
   // Only right after a poll_one() that polled the reactor: otherwise what
   // is queued was there before, and looking costs the scheduler's lock.
   if (!state_->rhythm.just_polled || call_stack::contains(&state_->sched) != nullptr) return 0;

@@ -26,7 +26,7 @@ namespace weft::detail {
 
 // --- the scheduling algorithm ------------------------------------------------
 
-void reactor_algorithm::awakened(boost::fibers::context* ctx) noexcept {
+WEFT_HOT void reactor_algorithm::awakened(boost::fibers::context* ctx) noexcept {
   rt_.after_switch();
   if (ctx->is_context(boost::fibers::type::dispatcher_context)) {
     dispatcher_ = ctx;
@@ -35,7 +35,7 @@ void reactor_algorithm::awakened(boost::fibers::context* ctx) noexcept {
   }
 }
 
-boost::fibers::context* reactor_algorithm::pick_next() noexcept {
+WEFT_HOT boost::fibers::context* reactor_algorithm::pick_next() noexcept {
   rt_.after_switch();
   // Called by the context that suspends. A task that did not go through
   // park() or yield() (it is still `running`) waits in Boost.Fiber itself.
@@ -149,7 +149,7 @@ void runtime::before_switch(boost::fibers::context* to) noexcept {
   __sanitizer_start_switch_fiber(save, bottom, size);
 }
 
-void runtime::after_switch() noexcept {
+WEFT_HOT void runtime::after_switch() noexcept {
   boost::fibers::context* to = switching_to_;
   if (to == nullptr) return;
   switching_to_ = nullptr;
@@ -162,7 +162,7 @@ void runtime::after_switch() noexcept {
 }
 #else
 void runtime::before_switch(boost::fibers::context*) noexcept {}
-void runtime::after_switch() noexcept {}
+WEFT_HOT void runtime::after_switch() noexcept {}
 #endif
 
 }  // namespace weft::detail

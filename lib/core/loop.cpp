@@ -77,7 +77,7 @@ void runtime::reactor_pass() noexcept {
   fire_expired();
 }
 
-bool runtime::run_soon_calls() noexcept {
+WEFT_HOT bool runtime::run_soon_calls() noexcept {
   if (soon_.empty()) return false;
   // One batch: calls queued by these calls wait for the next pass.
   intrusive_list<lowlevel::soon_call, lowlevel::soon_call_tag> batch;
@@ -89,7 +89,7 @@ bool runtime::run_soon_calls() noexcept {
   return true;
 }
 
-bool runtime::run_ready_handlers() noexcept {
+WEFT_HOT bool runtime::run_ready_handlers() noexcept {
   // Handlers one at a time until a task is ready. io_context::poll() would
   // end every call with one more epoll_wait, which finds nothing when the
   // handlers were all that was ready (request/response traffic).
@@ -116,7 +116,7 @@ bool runtime::run_ready_handlers() noexcept {
 // line, it goes on without a switch (returns true). Handlers run outside
 // any task, with the dispatcher's per-thread state, as in a pass, and only
 // where the task's stack has `handler_stack` bytes left.
-bool runtime::run_handlers_before_suspend(task_base& t) noexcept {
+WEFT_HOT bool runtime::run_handlers_before_suspend(task_base& t) noexcept {
   loop_.found_nothing = false;
   if (algo_->has_ready_tasks() || loop_.poll_due || !soon_.empty() || !loop_.dispatcher_may_stay()) return false;
   const char* sp = static_cast<const char*>(__builtin_frame_address(0));

@@ -23,7 +23,7 @@ void used_from_another_thread(const char* what) noexcept {
   std::abort();
 }
 
-void runtime::reschedule(task_base& t) noexcept {
+WEFT_HOT void runtime::reschedule(task_base& t) noexcept {
   if (t_runtime != this) [[unlikely]]
     used_from_another_thread("waking a task (an event, lock, semaphore, channel or lowlevel::reschedule)");
   WEFT_INVARIANT(t.state_ == task_base::state::parked);
@@ -32,7 +32,7 @@ void runtime::reschedule(task_base& t) noexcept {
   algo_->awakened(core_of(t).ctx_);
 }
 
-void runtime::park(task_base& t, const abort_fn& abort) {
+WEFT_HOT void runtime::park(task_base& t, const abort_fn& abort) {
   WEFT_INVARIANT(t_current_task == &t);
   check_stack_on_leave(t);  // stack guard hook
   if (t.status_->effectively_cancelled) {
@@ -127,12 +127,12 @@ namespace weft::lowlevel {
 
 task_ref current_task() { return task_ref(&detail::require_task("weft::lowlevel::current_task")); }
 
-void park(function_ref<abort_result()> abort) {
+WEFT_HOT void park(function_ref<abort_result()> abort) {
   detail::task_base& me = detail::require_task("weft::lowlevel::park");
   me.rt_->park(me, abort);
 }
 
-void reschedule(task_ref t) noexcept {
+WEFT_HOT void reschedule(task_ref t) noexcept {
   // Misuse of the contract, not a bug in weft: say which rule was broken.
   if (!t) [[unlikely]] {
     std::fprintf(stderr, "weft: weft::lowlevel::reschedule was given an empty task_ref\n");

@@ -5,6 +5,7 @@
 
 #include "core/boost_pin.hpp"
 
+#include <weft/detail/core.hpp>
 #include <weft/lowlevel/read_readiness.hpp>
 
 #if !defined(WEFT_PORTABLE_ASIO) && (!defined(BOOST_ASIO_HAS_EPOLL) || defined(BOOST_ASIO_HAS_IO_URING_AS_DEFAULT))
@@ -98,8 +99,8 @@ void start_wait(read_wait& w, Socket& s, read_wait::callback cb, void* context) 
 }
 }  // namespace
 
-void read_wait::start(stream_socket& s, callback cb, void* context) noexcept { start_wait(*this, s, cb, context); }
-void read_wait::start(datagram_socket& s, callback cb, void* context) noexcept { start_wait(*this, s, cb, context); }
+WEFT_HOT void read_wait::start(stream_socket& s, callback cb, void* context) noexcept { start_wait(*this, s, cb, context); }
+WEFT_HOT void read_wait::start(datagram_socket& s, callback cb, void* context) noexcept { start_wait(*this, s, cb, context); }
 
 void read_wait::cancel() noexcept {
   if (pending_) signal_of(*this).emit(boost::asio::cancellation_type::terminal);
@@ -248,12 +249,12 @@ void start_wait(read_wait& w, socket_base_of<Protocol>& s, read_wait::callback c
 }
 }  // namespace
 
-bool read_may_find_data(stream_socket& s) noexcept { return may_find_data(s); }
-bool read_may_find_data(datagram_socket& s) noexcept { return may_find_data(s); }
-void note_read_drained(stream_socket& s) noexcept { drained(s); }
-void note_read_drained(datagram_socket& s) noexcept { drained(s); }
+WEFT_HOT bool read_may_find_data(stream_socket& s) noexcept { return may_find_data(s); }
+WEFT_HOT bool read_may_find_data(datagram_socket& s) noexcept { return may_find_data(s); }
+WEFT_HOT void note_read_drained(stream_socket& s) noexcept { drained(s); }
+WEFT_HOT void note_read_drained(datagram_socket& s) noexcept { drained(s); }
 
-void note_short_read(stream_socket& s) noexcept {
+WEFT_HOT void note_short_read(stream_socket& s) noexcept {
   state* st = data_of(s);
   if (st == nullptr) return;
   const int family = implementation_of(s).protocol_.family();
@@ -277,8 +278,8 @@ void note_short_read(stream_socket& s) noexcept {
   try_read_at_once(st) = false;
 }
 
-void read_wait::start(stream_socket& s, callback cb, void* context) noexcept { start_wait(*this, s, cb, context); }
-void read_wait::start(datagram_socket& s, callback cb, void* context) noexcept { start_wait(*this, s, cb, context); }
+WEFT_HOT void read_wait::start(stream_socket& s, callback cb, void* context) noexcept { start_wait(*this, s, cb, context); }
+WEFT_HOT void read_wait::start(datagram_socket& s, callback cb, void* context) noexcept { start_wait(*this, s, cb, context); }
 
 void read_wait::cancel() noexcept {
   if (!pending_) return;

@@ -59,7 +59,7 @@ std::string datagram_transport::recv() try {
   detail::rethrow_as_std(e, "weft::net::datagram_transport::recv");
 }
 
-std::size_t datagram_transport::recv_into(std::span<std::byte> buf) try {
+WEFT_HOT std::size_t datagram_transport::recv_into(std::span<std::byte> buf) try {
   const char* what = "weft::net::datagram_transport::recv";
   detail::enter_blocking_call(runtime_, closing_, socket_, what);
   detail::busy_guard busy(receiving_, "weft::net::datagram_transport: another task is already receiving on this transport");
@@ -68,7 +68,7 @@ std::size_t datagram_transport::recv_into(std::span<std::byte> buf) try {
   detail::rethrow_as_std(e, "weft::net::datagram_transport::recv_into");
 }
 
-void datagram_transport::send(std::span<const std::byte> data) try {
+WEFT_HOT void datagram_transport::send(std::span<const std::byte> data) try {
   const char* what = "weft::net::datagram_transport::send";
   detail::enter_blocking_call(runtime_, closing_, socket_, what);
   for (;;) {

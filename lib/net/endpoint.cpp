@@ -28,7 +28,7 @@ endpoint::endpoint(const asio::ip::address& address, int port) {
   len_ = ep.size();
 }
 
-endpoint::endpoint(const sockaddr* addr, std::size_t len) {
+WEFT_HOT endpoint::endpoint(const sockaddr* addr, std::size_t len) {
   if (len > sizeof(storage_))
     throw std::invalid_argument("weft::net::endpoint: an address of " + std::to_string(len) +
                                 " bytes does not fit in a sockaddr_storage (" + std::to_string(sizeof(storage_)) +

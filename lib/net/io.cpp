@@ -18,7 +18,7 @@
 
 namespace weft::net::detail {
 
-std::uint64_t current_runtime_serial() noexcept {
+WEFT_HOT std::uint64_t current_runtime_serial() noexcept {
   const weft::detail::runtime* rt = weft::detail::current_runtime();
   return rt != nullptr ? rt->serial() : 0;
 }
@@ -41,7 +41,7 @@ struct readable_state {
 };
 
 template <class Socket>
-void wait_readable_impl(Socket& socket, const bool& closing, const char* what) {
+WEFT_HOT void wait_readable_impl(Socket& socket, const bool& closing, const char* what) {
   lowlevel::describe_wait("recv on fd", socket.native_handle());
   readable_state state;
   lowlevel::read_wait wait;
@@ -59,14 +59,14 @@ void wait_readable_impl(Socket& socket, const bool& closing, const char* what) {
 }
 }  // namespace
 
-void wait_readable(boost::asio::generic::stream_protocol::socket& socket, const bool& closing, const char* what) {
+WEFT_HOT void wait_readable(boost::asio::generic::stream_protocol::socket& socket, const bool& closing, const char* what) {
   wait_readable_impl(socket, closing, what);
 }
-void wait_readable(boost::asio::generic::datagram_protocol::socket& socket, const bool& closing, const char* what) {
+WEFT_HOT void wait_readable(boost::asio::generic::datagram_protocol::socket& socket, const bool& closing, const char* what) {
   wait_readable_impl(socket, closing, what);
 }
 
-std::size_t recv_datagram(boost::asio::generic::datagram_protocol::socket& socket, void* data, std::size_t size,
+WEFT_HOT std::size_t recv_datagram(boost::asio::generic::datagram_protocol::socket& socket, void* data, std::size_t size,
                           sockaddr_storage* from, socklen_t* from_size, const bool& closing, const char* what) {
   int error = 0;
   const std::ptrdiff_t n = read_when_ready(socket, closing, what, error, [&](int& e) {
@@ -84,7 +84,7 @@ void check_io_context(const boost::asio::any_io_executor& io_object_executor, co
                               "weft::lowlevel::io_context()");
 }
 
-void check_runtime(std::uint64_t serial, const char* what) {
+WEFT_HOT void check_runtime(std::uint64_t serial, const char* what) {
   if (serial == current_runtime_serial() && serial != 0) [[likely]]
     return;
   throw std::logic_error(std::string(what) +

@@ -161,7 +161,7 @@ std::pair<std::string, endpoint> datagram_listener::recv_from() try {
   detail::rethrow_as_std(e, "weft::net::datagram_listener::recv_from");
 }
 
-std::pair<std::size_t, endpoint> datagram_listener::recv_from_into(std::span<std::byte> buf) try {
+WEFT_HOT std::pair<std::size_t, endpoint> datagram_listener::recv_from_into(std::span<std::byte> buf) try {
   const char* what = "weft::net::datagram_listener::recv_from";
   detail::enter_listener_call(runtime_, closing_, socket_, what);
   detail::busy_guard busy(receiving_, "weft::net::datagram_listener: another task is already receiving on this listener");
@@ -173,7 +173,7 @@ std::pair<std::size_t, endpoint> datagram_listener::recv_from_into(std::span<std
   detail::rethrow_as_std(e, "weft::net::datagram_listener::recv_from_into");
 }
 
-void datagram_listener::send_to(std::span<const std::byte> data, const endpoint& to) try {
+WEFT_HOT void datagram_listener::send_to(std::span<const std::byte> data, const endpoint& to) try {
   const char* what = "weft::net::datagram_listener::send_to";
   detail::enter_listener_call(runtime_, closing_, socket_, what);
   if (!to.is_ip() && !to.is_unix())

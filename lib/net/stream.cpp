@@ -75,7 +75,7 @@ std::string stream_transport::recv(std::size_t n) try {
   detail::rethrow_as_std(e, "weft::net::stream_transport::recv");
 }
 
-std::size_t stream_transport::recv_into(std::span<std::byte> buf) try {
+WEFT_HOT std::size_t stream_transport::recv_into(std::span<std::byte> buf) try {
   const char* what = "weft::net::stream_transport::recv_into";
   detail::enter_blocking_call(runtime_, closing_, socket_, what);
   if (buf.empty()) return 0;
@@ -106,7 +106,7 @@ std::size_t stream_transport::recv_into(std::span<std::byte> buf) try {
   detail::rethrow_as_std(e, "weft::net::stream_transport::recv_into");
 }
 
-void stream_transport::send_all(std::span<const std::byte> data) try {
+WEFT_HOT void stream_transport::send_all(std::span<const std::byte> data) try {
   const char* what = "weft::net::stream_transport::send_all";
   detail::enter_blocking_call(runtime_, closing_, socket_, what);
   detail::busy_guard busy(sending_, "weft::net::stream_transport: another task is already sending on this transport");

@@ -50,6 +50,16 @@ class coro_drive;
 #define WEFT_DEBUG_ASSERT(expr) WEFT_INVARIANT(expr)
 #endif
 
+/// Marks a function on the path of every socket operation, park or wake.
+/// GCC and Clang place such functions together (.text.hot): one operation
+/// then runs from a few code pages instead of a dozen spread over the
+/// library, which counts where every system call costs TLB refills.
+#if defined(__GNUC__)
+#define WEFT_HOT [[gnu::hot]]
+#else
+#define WEFT_HOT
+#endif
+
 /// An entry in the runtime's deadline queue (lib/core/deadline_queue.hpp).
 /// Lives inside the object that waits for it (a sleeping frame, a cancel
 /// scope).
