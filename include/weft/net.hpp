@@ -6,4 +6,5 @@
 #include <weft/net/endpoint.hpp>
 #include <weft/net/errors.hpp>
 #include <weft/net/listener.hpp>
+#include <weft/net/server.hpp>
 #include <weft/net/stream.hpp>

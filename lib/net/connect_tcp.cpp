@@ -114,7 +114,10 @@ stream_transport create_tcp_connection(std::string_view host, int port,
       move_on_after(happy_eyeballs_delay).run([&] { failed->wait(); });
     }
   });
-  if (winner) return stream_transport(std::move(*winner));
+  if (winner) {
+    detail::set_tcp_nodelay(winner->native_handle());
+    return stream_transport(std::move(*winner));
+  }
   // No winner and no cancellation (that would have left the group as
   // weft::cancelled): every attempt ran and failed.
   std::vector<address_attempt> attempts;

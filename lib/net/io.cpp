@@ -5,7 +5,9 @@
 #include "core/runtime.hpp"
 #include "net/io.hpp"
 
+#include <weft/cancel_scope.hpp>
 #include <weft/errors.hpp>
+#include <weft/net/connect.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/io_context.hpp>
@@ -13,6 +15,7 @@
 #include <sys/socket.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <stdexcept>
 #include <string>
 
@@ -64,6 +67,26 @@ WEFT_HOT void wait_readable(boost::asio::generic::stream_protocol::socket& socke
 }
 WEFT_HOT void wait_readable(boost::asio::generic::datagram_protocol::socket& socket, const bool& closing, const char* what) {
   wait_readable_impl(socket, closing, what);
+}
+
+int resolve_backlog(std::optional<int> backlog, const char* what) {
+  if (!backlog) return default_backlog();
+  if (*backlog < 1)
+    throw std::invalid_argument(std::string(what) + ": backlog must be at least 1, not " + std::to_string(*backlog));
+  return *backlog;
+}
+
+void wait_readable_until(boost::asio::generic::stream_protocol::socket& socket, const bool& closing, const char* what,
+                         time_point& deadline, duration timeout) {
+  if (deadline == inf_time) deadline = weft::current_time() + timeout;
+  cancel_scope scope(deadline);
+  scope.run([&] { wait_readable_impl(socket, closing, what); });
+  if (scope.cancelled_caught()) {
+    char seconds[32];
+    std::snprintf(seconds, sizeof seconds, "%g", timeout.count());
+    throw std::system_error(std::make_error_code(std::errc::timed_out),
+                            std::string(what) + ": nothing received for " + seconds + " s (the receive timeout)");
+  }
 }
 
 WEFT_HOT std::size_t recv_datagram(boost::asio::generic::datagram_protocol::socket& socket, void* data, std::size_t size,

@@ -18,6 +18,8 @@
 #include <boost/asio/socket_base.hpp>
 #include <boost/system/system_error.hpp>
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 
@@ -30,6 +32,7 @@
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <type_traits>
 #include <utility>
 
 namespace weft::net::detail {
@@ -116,6 +119,15 @@ void detach_to_orphan(Socket& socket, bool& closing, bool abortive) noexcept {
   }
   closing = true;
   socket = Socket(orphan_io_context());
+}
+
+/// Sets TCP_NODELAY on the TCP socket fd (on by default for weft's accepted
+/// and connected TCP sockets, as trio and Asio servers do: a
+/// request/response protocol must not wait for Nagle's timer). A failure is
+/// ignored: the socket works without the option.
+inline void set_tcp_nodelay(int fd) noexcept {
+  const int one = 1;
+  (void)::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 }
 
 /// A boolean socket option at `Level`/`Name`, for the options Asio does not
@@ -240,11 +252,9 @@ inline void check_mode(const std::optional<unsigned>& mode, const char* what) {
   }
 }
 
-/// Throws std::invalid_argument naming `what` unless backlog >= 1.
-inline void check_backlog(int backlog, const char* what) {
-  if (backlog < 1)
-    throw std::invalid_argument(std::string(what) + ": backlog must be at least 1, not " + std::to_string(backlog));
-}
+/// The listen backlog to use: `backlog` if given (std::invalid_argument
+/// naming `what` unless it is at least 1), else default_backlog().
+int resolve_backlog(std::optional<int> backlog, const char* what);
 
 /// Throws std::invalid_argument naming `what` unless family is AF_UNSPEC,
 /// AF_INET or AF_INET6.
@@ -328,6 +338,11 @@ void wait_writable(Socket& socket, const bool& closing, const char* what) {
 /// errors as wait_writable.
 void wait_readable(boost::asio::generic::stream_protocol::socket& socket, const bool& closing, const char* what);
 void wait_readable(boost::asio::generic::datagram_protocol::socket& socket, const bool& closing, const char* what);
+/// wait_readable with a receive timeout: gives up at `deadline`, first set
+/// (when it is inf_time) to now + timeout.
+/// @throws std::system_error(std::errc::timed_out) once the deadline passed; as wait_readable.
+void wait_readable_until(boost::asio::generic::stream_protocol::socket& socket, const bool& closing, const char* what,
+                         time_point& deadline, duration timeout);
 
 /// Reads from `socket` (of the calling task's runtime, after its
 /// checkpoint) as trio does: `read(error)` (one recv(2), -1 with the errno
@@ -339,12 +354,25 @@ void wait_readable(boost::asio::generic::datagram_protocol::socket& socket, cons
 /// socket full cannot starve them. Returns what `read` returned, -1 for a
 /// failure other than EAGAIN. `read` may note a short read
 /// (lowlevel::note_short_read): nothing runs between it and the recv(2).
+/// With a positive `timeout`, a call that has to wait gives up once it
+/// waited that long in all (wait_readable_until).
 /// @throws as wait_readable().
 template <class Socket, class Read>
-std::ptrdiff_t read_when_ready(Socket& socket, const bool& closing, const char* what, int& error, Read&& read) {
+std::ptrdiff_t read_when_ready(Socket& socket, const bool& closing, const char* what, int& error, Read&& read,
+                               duration timeout = duration::zero()) {
   bool waited = !lowlevel::read_may_find_data(socket);
+  time_point deadline = inf_time;
   for (;;) {
-    if (waited) wait_readable(socket, closing, what);
+    if (waited) {
+      if constexpr (std::is_same_v<Socket, boost::asio::generic::stream_protocol::socket>) {
+        if (timeout.count() > 0) [[unlikely]]
+          wait_readable_until(socket, closing, what, deadline, timeout);
+        else
+          wait_readable(socket, closing, what);
+      } else {
+        wait_readable(socket, closing, what);
+      }
+    }
     const std::ptrdiff_t n = read(error);
     if (n >= 0) [[likely]] {
       if (!waited) weft::cancel_shielded_coro_yield();

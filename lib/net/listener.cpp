@@ -4,6 +4,7 @@
 
 #include <weft/checkpoint.hpp>
 #include <weft/net/listener.hpp>
+#include <weft/sync/semaphore.hpp>
 
 #include <cstdio>
 #include <memory>
@@ -77,24 +78,46 @@ bool is_transient_error(const boost::system::error_code& ec) {
 }  // namespace
 
 void stream_listener::serve(handler h, task_group& group) try {
-  const char* what = "weft::net::stream_listener::serve";
   if (!h) throw std::invalid_argument("weft::net::stream_listener::serve: the handler is empty");
-  detail::busy_guard busy(accepting_, "weft::net::stream_listener: this listener is already serving or accepting");
   auto shared = std::make_shared<handler>(std::move(h));
+  accept_loop(
+      [&](stream_transport transport) {
+        group.start_soon([shared, transport = std::move(transport)]() mutable {
+          struct closer {
+            stream_transport& t;
+            ~closer() { t.close_now(); }  // aclose() without its checkpoint: no throw from a destructor
+          } close_on_exit{transport};
+          (*shared)(transport);
+        });
+      },
+      nullptr);
+} catch (const boost::system::system_error& e) {
+  detail::rethrow_as_std(e, "weft::net::stream_listener::serve");
+}
+
+void stream_listener::accept_loop(function_ref<void(stream_transport)> on_connection, weft::semaphore* limit) {
+  const char* what = "weft::net::stream_listener::serve";
+  detail::busy_guard busy(accepting_, "weft::net::stream_listener: this listener is already serving or accepting");
+  boost::system::error_code family_ec;
+  const int family = acceptor_.local_endpoint(family_ec).protocol().family();
+  const bool tcp = !family_ec && (family == AF_INET || family == AF_INET6);
   for (;;) {
     // Before every accept, not only the first: with connections waiting, an
     // accept completes without the cancellation reaching it.
     detail::enter_listener_call(runtime_, closing_, acceptor_, what);
+    if (limit) limit->acquire();
+    struct unit {
+      weft::semaphore* limit;
+      ~unit() {
+        if (limit) limit->release();
+      }
+    } held{limit};
     boost::system::error_code ec;
     stream_transport::socket_type socket = accept_one(ec);
     if (!ec) {
-      group.start_soon([shared, transport = stream_transport(std::move(socket))]() mutable {
-        struct closer {
-          stream_transport& t;
-          ~closer() { t.close_now(); }  // aclose() without its checkpoint: no throw from a destructor
-        } close_on_exit{transport};
-        (*shared)(transport);
-      });
+      if (tcp) detail::set_tcp_nodelay(socket.native_handle());
+      held.limit = nullptr;  // on_connection owns it now, even if it throws
+      on_connection(stream_transport(std::move(socket)));
       continue;
     }
     if (is_capacity_error(ec)) {
@@ -108,8 +131,6 @@ void stream_listener::serve(handler h, task_group& group) try {
     if (is_transient_error(ec)) continue;  // that connection is gone; the next one may be fine
     detail::check(ec, closing_, what);
   }
-} catch (const boost::system::system_error& e) {
-  detail::rethrow_as_std(e, "weft::net::stream_listener::serve");
 }
 
 void stream_listener::aclose() { detail::close_then_checkpoint(closing_, acceptor_); }

@@ -9,6 +9,7 @@
 #include <boost/asio/socket_base.hpp>
 
 #include <algorithm>
+#include <cstdio>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -65,11 +66,25 @@ std::vector<address_info> passive_addresses(std::string_view host, int port, int
 
 }  // namespace
 
+int default_backlog() noexcept {
+  static const int value = [] {
+    constexpr long most = 0xFFFF;  // what listen(2) takes on Linux; larger is truncated
+    long n = most;
+    if (std::FILE* f = std::fopen("/proc/sys/net/core/somaxconn", "re")) {
+      long read = 0;
+      if (std::fscanf(f, "%ld", &read) == 1 && read >= 1) n = std::min(read, most);
+      std::fclose(f);
+    }
+    return static_cast<int>(n);
+  }();
+  return value;
+}
+
 std::vector<stream_listener> create_tcp_listeners(const std::vector<std::string>& hosts, int port,
-                                                  int backlog, bool reuse_port_option) try {
+                                                  std::optional<int> backlog, bool reuse_port_option) try {
   lowlevel::raise_if_cancelled();
   detail::check_port(port, "weft::net::create_tcp_listeners");
-  detail::check_backlog(backlog, "weft::net::create_tcp_listeners");
+  const int listen_backlog = detail::resolve_backlog(backlog, "weft::net::create_tcp_listeners");
   std::vector<address_info> infos;
   if (hosts.empty()) {
     infos = passive_addresses("", port, SOCK_STREAM);
@@ -86,14 +101,14 @@ std::vector<stream_listener> create_tcp_listeners(const std::vector<std::string>
     if (reuse_port_option) a.set_option(detail::reuse_port(true));
     if (ep.family() == AF_INET6) a.set_option(asio::ip::v6_only(true));
     a.bind(detail::stream_ep(ep));
-    a.listen(backlog);
+    a.listen(listen_backlog);
     return stream_listener(std::move(a));
   });
 } catch (const boost::system::system_error& e) {
   detail::rethrow_as_std(e, "weft::net::create_tcp_listeners");
 }
 
-std::vector<stream_listener> create_tcp_listeners(std::string_view host, int port, int backlog,
+std::vector<stream_listener> create_tcp_listeners(std::string_view host, int port, std::optional<int> backlog,
                                                   bool reuse_port_option) {
   if (host.empty()) return create_tcp_listeners(std::vector<std::string>{}, port, backlog, reuse_port_option);
   return create_tcp_listeners(std::vector<std::string>{std::string(host)}, port, backlog, reuse_port_option);

@@ -10,6 +10,10 @@
 #include <boost/asio/write.hpp>
 
 #include <algorithm>
+#include <limits>
+#include <optional>
+#include <stdexcept>
+#include <string>
 #include <vector>
 
 namespace weft::net {
@@ -26,7 +30,8 @@ stream_transport::stream_transport(stream_transport&& o) noexcept
       runtime_(o.runtime_),
       closing_(std::exchange(o.closing_, true)),
       eof_(o.eof_),
-      read_error_(o.read_error_) {}
+      read_error_(o.read_error_),
+      recv_timeout_(o.recv_timeout_) {}
 
 stream_transport& stream_transport::operator=(stream_transport&& o) noexcept {
   if (this != &o) {
@@ -37,6 +42,7 @@ stream_transport& stream_transport::operator=(stream_transport&& o) noexcept {
     closing_ = std::exchange(o.closing_, true);
     eof_ = o.eof_;
     read_error_ = o.read_error_;
+    recv_timeout_ = o.recv_timeout_;
   }
   return *this;
 }
@@ -91,7 +97,7 @@ WEFT_HOT std::size_t stream_transport::recv_into(std::span<std::byte> buf) try {
     // for the next edge instead of failing with EAGAIN first.
     if (r > 0 && static_cast<std::size_t>(r) < buf.size()) lowlevel::note_short_read(socket_);
     return r;
-  });
+  }, recv_timeout_);
   if (n > 0) [[likely]]
     return static_cast<std::size_t>(n);
   if (n == 0) {
@@ -219,6 +225,13 @@ bool stream_transport::nodelay() const try {
 } catch (const boost::system::system_error& e) {
   detail::rethrow_as_std(e, "weft::net::stream_transport::nodelay");
 }
+void stream_transport::set_recv_timeout(std::optional<duration> timeout) {
+  if (timeout && !(timeout->count() > 0 && timeout->count() < std::numeric_limits<double>::infinity()))
+    throw std::invalid_argument("weft::net::stream_transport::set_recv_timeout: the timeout must be positive and finite, not " +
+                                std::to_string(timeout->count()) + " s");
+  recv_timeout_ = timeout ? *timeout : duration{0};
+}
+
 void stream_transport::set_keepalive(bool on) try {
   socket_.set_option(asio::socket_base::keep_alive(on));
 } catch (const boost::system::system_error& e) {

@@ -154,16 +154,16 @@ datagram_transport create_unix_datagram_endpoint(std::optional<std::string> remo
   detail::rethrow_as_std(e, "weft::net::create_unix_datagram_endpoint");
 }
 
-stream_listener create_unix_stream_listener(std::string_view path, int backlog, std::optional<unsigned> mode) try {
+stream_listener create_unix_stream_listener(std::string_view path, std::optional<int> backlog, std::optional<unsigned> mode) try {
   const char* what = "weft::net::create_unix_stream_listener";
-  detail::check_backlog(backlog, what);
+  const int listen_backlog = detail::resolve_backlog(backlog, what);
   detail::check_mode(mode, what);
   const endpoint ep = detail::unix_endpoint(path, what, "the path");
   detail::acceptor a(lowlevel::io_context());
   a.open(detail::stream_proto(AF_UNIX));
   socket_file_guard file = bind_listener(a, detail::stream_ep(ep), ep, path, mode, what);
   boost::system::error_code ec;
-  a.listen(backlog, ec);
+  a.listen(listen_backlog, ec);
   if (ec) throw_bind_error(what, ep, ec, "listen on");
   stream_listener listener(std::move(a));
   file.release();

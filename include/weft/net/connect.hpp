@@ -87,18 +87,26 @@ datagram_transport create_unix_datagram_endpoint(std::optional<std::string> remo
 /// datagram socket.
 datagram_transport wrap_connected_datagram_socket(int fd);
 
+/// The listen backlog listeners get by default: the system's maximum
+/// (/proc/sys/net/core/somaxconn, at most 65535), so that a burst of
+/// connections waits for accept() instead of being refused; 65535 where the
+/// system does not say (Linux then clamps it to its maximum itself). Read
+/// once. Never throws.
+int default_backlog() noexcept;
+
 /// TCP listeners on every address of host (empty: all interfaces; several
 /// hosts: each of them) at port (0: a free port, the same for every
 /// listener where possible). SO_REUSEADDR is set, SO_REUSEPORT if asked;
 /// IPv6 sockets are IPV6_V6ONLY. Host names are resolved as getaddrinfo
-/// does (a checkpoint).
+/// does (a checkpoint). The backlog (connections the kernel completes
+/// before they are accepted) defaults to default_backlog().
 /// @throws std::invalid_argument if backlog < 1 or the port is out of range;
 /// bind_error listing every address that failed (one or several) if any
 /// bind fails, after every socket was closed; std::system_error when a
 /// name does not resolve; weft::cancelled.
 std::vector<stream_listener> create_tcp_listeners(const std::vector<std::string>& hosts, int port,
-                                                  int backlog = 128, bool reuse_port = false);
-std::vector<stream_listener> create_tcp_listeners(std::string_view host, int port, int backlog = 128,
+                                                  std::optional<int> backlog = {}, bool reuse_port = false);
+std::vector<stream_listener> create_tcp_listeners(std::string_view host, int port, std::optional<int> backlog = {},
                                                   bool reuse_port = false);
 
 /// A Unix stream listener at path (an existing socket file at path is an
@@ -107,7 +115,7 @@ std::vector<stream_listener> create_tcp_listeners(std::string_view host, int por
 /// path is empty or too long; bind_error with the path as
 /// its one attempt if it cannot be bound (EADDRINUSE: a file exists there);
 /// std::system_error naming the path if the mode cannot be set.
-stream_listener create_unix_stream_listener(std::string_view path, int backlog = 128,
+stream_listener create_unix_stream_listener(std::string_view path, std::optional<int> backlog = {},
                                             std::optional<unsigned> mode = {});
 
 /// UDP listeners on every address of host (see create_tcp_listeners).

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <weft/backend.hpp>
+#include <weft/function_ref.hpp>
 #include <weft/net/datagram.hpp>
 #include <weft/net/endpoint.hpp>
 #include <weft/net/stream.hpp>
@@ -22,6 +23,10 @@
 #include <span>
 #include <string>
 #include <string_view>
+
+namespace weft {
+class semaphore;
+}
 
 namespace weft::net {
 
@@ -69,8 +74,14 @@ class stream_listener {
   async_backend& backend() const noexcept { return builtin_backend(); }
 
  private:
+  friend class stream_server;
   /// Accepts one connection (parks until one comes); errors into ec.
   stream_transport::socket_type accept_one(boost::system::error_code& ec);
+  /// serve()'s loop: hands every accepted connection to on_connection.
+  /// With `limit`, takes a unit of it before each accept; on_connection
+  /// owns that unit from the moment it is called, even if it throws (it
+  /// releases it when the connection ends).
+  [[noreturn]] void accept_loop(function_ref<void(stream_transport)> on_connection, weft::semaphore* limit);
 
   acceptor_type acceptor_;
   std::uint64_t runtime_;  // the serial number of the runtime whose io_context the acceptor uses

@@ -11,12 +11,14 @@
 
 #include <weft/backend.hpp>
 #include <weft/net/endpoint.hpp>
+#include <weft/time.hpp>
 
 #include <boost/asio/generic/stream_protocol.hpp>
 #include <boost/system/error_code.hpp>
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -98,10 +100,23 @@ class stream_transport {
   void set_keepalive(bool on);
   bool keepalive() const;
 
+  /// The receive timeout: a recv or recv_into that has to wait for data
+  /// gives up once nothing came for `timeout` since the call began, with
+  /// std::system_error(std::errc::timed_out); nothing is lost, and the
+  /// transport stays usable. The clock runs only while a receive waits (an
+  /// idle timeout that starts when the reader reads, not when the connection
+  /// opened). std::nullopt (the default) waits without limit.
+  /// @throws std::invalid_argument unless timeout is positive.
+  void set_recv_timeout(std::optional<duration> timeout);
+  std::optional<duration> recv_timeout() const noexcept {
+    return recv_timeout_.count() > 0 ? std::optional<duration>(recv_timeout_) : std::nullopt;
+  }
+
   async_backend& backend() const noexcept { return builtin_backend(); }
 
  private:
   friend class stream_listener;  // serve() closes each transport when its handler returns
+  friend class stream_server;    // so does the server
   /// aclose() without its checkpoint.
   void close_now() noexcept;
   void check_usable(const char* what) const;
@@ -112,6 +127,7 @@ class stream_transport {
   bool closing_ = false;
   bool eof_ = false;
   boost::system::error_code read_error_;  // a connection error seen by recv sticks
+  duration recv_timeout_{0};              // 0: none
   static void detach(void* self) noexcept;
   weft::detail::io_binding binding_{this, &detach};  // last: unbound before socket_ goes
 };
