@@ -18,15 +18,22 @@ namespace asio = boost::asio;
 stream_listener::stream_listener(acceptor_type acceptor)
     : acceptor_(std::move(acceptor)), runtime_(detail::current_runtime_serial()) {
   detail::adopt_io_object(acceptor_, "weft::net::stream_listener", "acceptor");
+  boost::system::error_code ec;
+  const int family = acceptor_.local_endpoint(ec).protocol().family();
+  tcp_ = !ec && (family == AF_INET || family == AF_INET6);
 }
 stream_listener::stream_listener(stream_listener&& o) noexcept
-    : acceptor_(std::move(o.acceptor_)), runtime_(o.runtime_), closing_(std::exchange(o.closing_, true)) {}
+    : acceptor_(std::move(o.acceptor_)),
+      runtime_(o.runtime_),
+      tcp_(o.tcp_),
+      closing_(std::exchange(o.closing_, true)) {}
 stream_listener& stream_listener::operator=(stream_listener&& o) noexcept {
   if (this != &o) {
     boost::system::error_code ignored;
     acceptor_.close(ignored);
     acceptor_ = std::move(o.acceptor_);
     runtime_ = o.runtime_;
+    tcp_ = o.tcp_;
     closing_ = std::exchange(o.closing_, true);
   }
   return *this;
@@ -48,6 +55,7 @@ stream_transport::socket_type stream_listener::accept_one(boost::system::error_c
   acceptor_.async_accept(socket, op.handler());
   op.wait();
   ec = op.error();
+  if (!ec && tcp_) detail::set_tcp_nodelay(socket.native_handle());
   return socket;
 }
 
@@ -98,9 +106,6 @@ void stream_listener::serve(handler h, task_group& group) try {
 void stream_listener::accept_loop(function_ref<void(stream_transport)> on_connection, weft::semaphore* limit) {
   const char* what = "weft::net::stream_listener::serve";
   detail::busy_guard busy(accepting_, "weft::net::stream_listener: this listener is already serving or accepting");
-  boost::system::error_code family_ec;
-  const int family = acceptor_.local_endpoint(family_ec).protocol().family();
-  const bool tcp = !family_ec && (family == AF_INET || family == AF_INET6);
   for (;;) {
     // Before every accept, not only the first: with connections waiting, an
     // accept completes without the cancellation reaching it.
@@ -115,7 +120,6 @@ void stream_listener::accept_loop(function_ref<void(stream_transport)> on_connec
     boost::system::error_code ec;
     stream_transport::socket_type socket = accept_one(ec);
     if (!ec) {
-      if (tcp) detail::set_tcp_nodelay(socket.native_handle());
       held.limit = nullptr;  // on_connection owns it now, even if it throws
       on_connection(stream_transport(std::move(socket)));
       continue;

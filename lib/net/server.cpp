@@ -1,7 +1,6 @@
 // weft::net::stream_server and datagram_server: error isolation, graceful
 // shutdown, limits.
 
-#include "core/time_checks.hpp"
 #include "net/io.hpp"
 
 #include <weft/cancel_scope.hpp>
@@ -44,7 +43,8 @@ bool is_peer_error(const std::system_error& e) noexcept {
 std::string report_context(const char* kind, const endpoint& peer) {
   std::string s(kind);
   s += ": the handler for ";
-  s += peer.is_ip() || peer.is_unix() ? peer.to_string() : std::string("an unnamed peer");
+  const std::string name = peer.is_ip() || peer.is_unix() ? peer.to_string() : std::string();
+  s += name.empty() ? std::string("an unnamed peer") : name;
   s += " failed";
   return s;
 }
@@ -53,14 +53,16 @@ std::string report_context(const char* kind, const endpoint& peer) {
 
 server_core::server_core(const char* kind, std::vector<int> shutdown_signals, duration shutdown_grace)
     : kind_(kind), signals_(std::move(shutdown_signals)), signal_grace_(shutdown_grace) {
-  check_delay(shutdown_grace, kind);
+  if (!(shutdown_grace.count() >= 0))
+    throw std::invalid_argument(std::string(kind) + ": shutdown_grace must not be negative or NaN");
   for (int s : signals_)
     if (s <= 0 || s >= NSIG)
       throw std::invalid_argument(std::string(kind) + ": " + std::to_string(s) + " is not a signal number");
 }
 
 void server_core::shutdown(duration grace) {
-  check_delay(grace, kind_);
+  if (!(grace.count() >= 0))
+    throw std::invalid_argument(std::string(kind_) + "::shutdown: the grace must not be negative or NaN");
   const time_point end = weft::current_time() + grace;
   if (end < grace_end_) {
     grace_end_ = end;

@@ -1,12 +1,14 @@
 // Shared fixtures of the tests: the runners (runners.hpp), what the check
 // after every test case compares (live_counts.hpp), skips for a missing
-// capability (skips.hpp), capturing stderr, and exception messages.
+// capability (skips.hpp), capturing stderr and what weft::report_error
+// receives, and exception messages.
 #pragma once
 
 #include "support/live_counts.hpp"
 #include "support/runners.hpp"
 #include "support/skips.hpp"
 
+#include <weft/report_error.hpp>
 #include <weft/testing/manual_clock.hpp>
 #include <weft/testing/wait_all_tasks_blocked.hpp>
 // (the core headers come with runners.hpp)
@@ -15,7 +17,9 @@
 
 #include <cstdio>
 #include <exception>
+#include <mutex>
 #include <string>
+#include <vector>
 
 #include <unistd.h>
 
@@ -104,5 +108,45 @@ inline std::string message_of(const std::exception_ptr& e) {
     return "<non-std exception>";
   }
 }
+
+/// Installs a reporter that records every report, for the lifetime of the
+/// object; the previous one is restored afterwards.
+class reports {
+ public:
+  reports()
+      : previous_(weft::set_error_reporter([this](const weft::error_report& r) {
+          std::lock_guard lock(mutex_);
+          contexts_.emplace_back(r.context);
+          tasks_.emplace_back(r.task);
+          errors_.push_back(r.error);
+        })) {}
+  ~reports() { weft::set_error_reporter(previous_); }
+  reports(const reports&) = delete;
+  reports& operator=(const reports&) = delete;
+
+  std::size_t count() const {
+    std::lock_guard lock(mutex_);
+    return errors_.size();
+  }
+  std::vector<std::string> contexts() const {
+    std::lock_guard lock(mutex_);
+    return contexts_;
+  }
+  std::vector<std::string> tasks() const {
+    std::lock_guard lock(mutex_);
+    return tasks_;
+  }
+  std::vector<std::exception_ptr> errors() const {
+    std::lock_guard lock(mutex_);
+    return errors_;
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  std::vector<std::string> contexts_;
+  std::vector<std::string> tasks_;
+  std::vector<std::exception_ptr> errors_;
+  weft::error_reporter previous_;
+};
 
 }  // namespace weft_test

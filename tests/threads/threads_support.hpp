@@ -21,45 +21,7 @@
 
 namespace weft_threads_test {
 
-/// Installs a reporter that records every report, for the lifetime of the
-/// object; the previous one is restored afterwards.
-class reports {
- public:
-  reports()
-      : previous_(weft::set_error_reporter([this](const weft::error_report& r) {
-          std::lock_guard lock(mutex_);
-          contexts_.emplace_back(r.context);
-          tasks_.emplace_back(r.task);
-          errors_.push_back(r.error);
-        })) {}
-  ~reports() { weft::set_error_reporter(previous_); }
-  reports(const reports&) = delete;
-  reports& operator=(const reports&) = delete;
-
-  std::size_t count() const {
-    std::lock_guard lock(mutex_);
-    return errors_.size();
-  }
-  std::vector<std::string> contexts() const {
-    std::lock_guard lock(mutex_);
-    return contexts_;
-  }
-  std::vector<std::string> tasks() const {
-    std::lock_guard lock(mutex_);
-    return tasks_;
-  }
-  std::vector<std::exception_ptr> errors() const {
-    std::lock_guard lock(mutex_);
-    return errors_;
-  }
-
- private:
-  mutable std::mutex mutex_;
-  std::vector<std::string> contexts_;
-  std::vector<std::string> tasks_;
-  std::vector<std::exception_ptr> errors_;
-  weft::error_reporter previous_;
-};
+using weft_test::reports;
 
 /// True if `e` holds an E.
 template <class E>

@@ -44,13 +44,15 @@ class stream_listener {
   stream_listener& operator=(stream_listener&&) noexcept;
   ~stream_listener();
 
-  /// Accepts one connection. Checkpoint, also with a connection pending (it
-  /// is then left pending). @throws weft::cancelled, busy_resource_error
+  /// Accepts one connection (with TCP_NODELAY set, for TCP). Checkpoint,
+  /// also with a connection pending (it is then left pending). @throws weft::cancelled, busy_resource_error
   /// (another task is accepting), std::system_error.
   stream_transport accept();
 
   /// Accepts connections forever; each one runs handler(transport) in a new
   /// task of `group`, and the transport is closed when the handler returns.
+  /// An exception escaping a handler fails `group`, as any task's would:
+  /// stream_server (server.hpp) isolates handlers from each other instead.
   /// Accept capacity errors (EMFILE, ENFILE, ENOBUFS, ENOMEM) are logged to
   /// stderr and retried after a short pause; transient per-connection errors
   /// (ECONNABORTED, EPROTO, ...) are skipped. Returns never; ends with the
@@ -85,6 +87,7 @@ class stream_listener {
 
   acceptor_type acceptor_;
   std::uint64_t runtime_;  // the serial number of the runtime whose io_context the acceptor uses
+  bool tcp_ = false;       // accepted sockets get TCP_NODELAY
   bool accepting_ = false;
   bool closing_ = false;
   static void detach(void* self) noexcept;

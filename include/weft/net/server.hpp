@@ -1,8 +1,10 @@
 // weft::net servers: listeners plus what a server that must survive its
 // clients needs.
 //
-//   weft::net::stream_server server(weft::net::create_tcp_listeners("", 8080),
-//                                   {.idle_timeout = 30s, .shutdown_signals = {SIGINT, SIGTERM}});
+//   weft::net::stream_server_options options;
+//   options.idle_timeout = 30s;
+//   options.shutdown_signals = {SIGINT, SIGTERM};
+//   weft::net::stream_server server(weft::net::create_tcp_listeners("", 8080), options);
 //   server.serve([](weft::net::stream_transport& conn) { ... });  // until SIGINT/SIGTERM, drained
 //
 // stream_listener::serve and datagram_listener::serve keep the structured
