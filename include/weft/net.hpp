@@ -1,4 +1,4 @@
-// weft::net: DNS, TCP/UDP/Unix transports and listeners (umbrella header).
+// weft::net: DNS, TCP/UDP/Unix transports, listeners and servers (umbrella header).
 #pragma once
 
 #include <weft/net/connect.hpp>
@@ -8,3 +8,4 @@
 #include <weft/net/listener.hpp>
 #include <weft/net/server.hpp>
 #include <weft/net/stream.hpp>
+#include <weft/net/sync_stream.hpp>

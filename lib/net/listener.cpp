@@ -59,6 +59,22 @@ stream_transport::socket_type stream_listener::accept_one(boost::system::error_c
   return socket;
 }
 
+void stream_listener::wait_acceptable(boost::system::error_code& ec) {
+  lowlevel::describe_wait("accept on fd", acceptor_.native_handle());
+  detail::socket_op<std::size_t> op;  // completes with (error_code)
+  acceptor_.async_wait(acceptor_type::wait_read, op.handler());
+  op.wait();
+  ec = op.error();
+}
+
+stream_transport::socket_type stream_listener::try_accept(boost::system::error_code& ec) {
+  stream_transport::socket_type socket(acceptor_.get_executor());
+  if (!acceptor_.non_blocking()) acceptor_.non_blocking(true, ec);
+  if (!ec) acceptor_.accept(socket, ec);
+  if (!ec && tcp_) detail::set_tcp_nodelay(socket.native_handle());
+  return socket;
+}
+
 stream_transport stream_listener::accept() try {
   const char* what = "weft::net::stream_listener::accept";
   detail::enter_listener_call(runtime_, closing_, acceptor_, what);
@@ -106,19 +122,41 @@ void stream_listener::serve(handler h, task_group& group) try {
 void stream_listener::accept_loop(function_ref<void(stream_transport)> on_connection, weft::semaphore* limit) {
   const char* what = "weft::net::stream_listener::serve";
   detail::busy_guard busy(accepting_, "weft::net::stream_listener: this listener is already serving or accepting");
+  bool may_have_connection = true;  // with a limit: try an accept before waiting for readiness
   for (;;) {
     // Before every accept, not only the first: with connections waiting, an
     // accept completes without the cancellation reaching it.
     detail::enter_listener_call(runtime_, closing_, acceptor_, what);
-    if (limit) limit->acquire();
     struct unit {
-      weft::semaphore* limit;
+      weft::semaphore* limit = nullptr;
       ~unit() {
         if (limit) limit->release();
       }
-    } held{limit};
+    } held;
     boost::system::error_code ec;
-    stream_transport::socket_type socket = accept_one(ec);
+    stream_transport::socket_type socket(acceptor_.get_executor());
+    if (limit == nullptr) {
+      socket = accept_one(ec);
+    } else if (!may_have_connection) {
+      // A listener that waits for a connection holds no place of the limit
+      // (several listeners share one), and what comes beyond the limit
+      // stays in the backlog.
+      wait_acceptable(ec);
+      if (!ec) {
+        may_have_connection = true;
+        continue;
+      }
+    } else {
+      limit->acquire();
+      held.limit = limit;
+      socket = try_accept(ec);
+      if (detail::would_block(ec)) {
+        // Drained. Only now wait for readiness: the reactor reports edges,
+        // and connections that came in one edge are all accepted first.
+        may_have_connection = false;
+        continue;
+      }
+    }
     if (!ec) {
       held.limit = nullptr;  // on_connection owns it now, even if it throws
       on_connection(stream_transport(std::move(socket)));

@@ -12,7 +12,9 @@
 #include <weft/task_group.hpp>
 #include <weft/use_fiber.hpp>
 
+#include <boost/asio/error.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/system/system_error.hpp>
 
 #include <linux/sock_diag.h>
 #include <sys/socket.h>
@@ -49,6 +51,15 @@ std::string report_context(const char* kind, const endpoint& peer) {
   return s;
 }
 
+/// The same for the errors of Asio and Beast code in a handler (end of
+/// stream included: the peer left in the middle of an exchange).
+bool is_peer_error(const boost::system::system_error& e) noexcept {
+  namespace error = boost::asio::error;
+  const boost::system::error_code& c = e.code();
+  return c == error::connection_reset || c == error::broken_pipe || c == error::connection_aborted ||
+         c == error::not_connected || c == error::timed_out || c == error::eof;
+}
+
 }  // namespace
 
 server_core::server_core(const char* kind, std::vector<int> shutdown_signals, duration shutdown_grace)
@@ -70,8 +81,29 @@ void server_core::shutdown(duration grace) {
   }
   if (!shutdown_started_.is_set()) {
     shutdown_started_.set();
+    for (interruptible* i = interruptible_; i != nullptr; i = i->next) i->scope->cancel();
     if (stats_.active == 0) drained_.set();
   }
+}
+
+bool server_core::until_shutdown(function_ref<void()> fn) {
+  weft::lowlevel::raise_if_cancelled();
+  if (shutting_down()) return false;
+  cancel_scope scope;
+  interruptible me{&scope, nullptr, interruptible_};
+  if (interruptible_ != nullptr) interruptible_->prev = &me;
+  interruptible_ = &me;
+  struct unlink {
+    interruptible*& head;
+    interruptible& me;
+    ~unlink() {
+      if (me.prev != nullptr) me.prev->next = me.next;
+      else head = me.next;
+      if (me.next != nullptr) me.next->prev = me.prev;
+    }
+  } remove{interruptible_, me};
+  scope.run(fn);
+  return !scope.cancelled_caught();
 }
 
 void server_core::start_serving(bool handler_empty) {
@@ -117,6 +149,20 @@ void server_core::handler_ended() noexcept {
   if (--stats_.active == 0 && shutdown_started_.is_set()) drained_.set();
 }
 
+void server_core::count_or_report(bool peer_error, const endpoint& peer) noexcept {
+  if (peer_error) {
+    ++stats_.peer_errors;
+  } else {
+    ++stats_.handler_errors;
+    std::string context;
+    try {
+      context = report_context(kind_, peer);
+    } catch (...) {  // out of memory: report without the peer
+    }
+    report_error(std::current_exception(), context.empty() ? std::string_view(kind_) : std::string_view(context));
+  }
+}
+
 void server_core::run_handler(function_ref<void()> handler, const endpoint& peer) {
   try {
     handler();
@@ -125,15 +171,11 @@ void server_core::run_handler(function_ref<void()> handler, const endpoint& peer
     ++stats_.cancelled;
     throw;
   } catch (const std::system_error& e) {
-    if (is_peer_error(e)) {
-      ++stats_.peer_errors;
-    } else {
-      ++stats_.handler_errors;
-      report_error(std::current_exception(), report_context(kind_, peer));
-    }
+    count_or_report(is_peer_error(e), peer);
+  } catch (const boost::system::system_error& e) {
+    count_or_report(is_peer_error(e), peer);
   } catch (...) {
-    ++stats_.handler_errors;
-    report_error(std::current_exception(), report_context(kind_, peer));
+    count_or_report(false, peer);
   }
 }
 

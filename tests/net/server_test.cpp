@@ -289,6 +289,52 @@ TEST_CASE("stream_server::shutdown: no grace is waited out once every handler en
   });
 }
 
+TEST_CASE("stream_server::until_shutdown: what it runs is dropped at once when shutdown starts, the rest keeps its grace") {
+  run([&] {
+    net::stream_server server(net::create_tcp_listeners("127.0.0.1", 0));
+    const auto port = server.local_addresses().front().port();
+    std::vector<std::string> log;
+    double served_until = -1;
+    weft::open_task_group([&](weft::task_group& tg) {
+      tg.start_soon([&] {
+        server.serve([&](net::stream_transport& t) {
+          for (;;) {
+            std::string request;
+            // Waiting for the next request may be dropped at shutdown...
+            if (!server.until_shutdown([&] { request = t.recv(16); })) {
+              log.push_back("idle connection dropped at " + std::to_string(now_s()));
+              return;
+            }
+            if (request.empty()) return;
+            weft::sleep(2s);  // ...serving one is not
+            t.send_all("done " + request);
+          }
+        });
+        served_until = now_s();
+      });
+      auto idle = net::create_tcp_connection("127.0.0.1", port);
+      auto busy = net::create_tcp_connection("127.0.0.1", port);
+      busy.send_all("r1");
+      wait_for([&] { return server.stats().active == 2; }, "both handlers start");
+      weft::sleep_until(weft_test::at(1));
+      server.shutdown(10s);
+      CHECK(idle.recv(16).empty());  // closed at once
+      CHECK(now_s() == doctest::Approx(1.0));
+      CHECK(busy.recv(16) == "done r1");  // its request finished
+      CHECK(now_s() == doctest::Approx(2.0));
+      CHECK(busy.recv(16).empty());  // and then its wait for the next one was dropped
+      // Once shutdown started, until_shutdown does not run its function.
+      bool ran = false;
+      CHECK_FALSE(server.until_shutdown([&] { ran = true; }));
+      CHECK_FALSE(ran);
+    });
+    CHECK(served_until == doctest::Approx(2.0));
+    REQUIRE(log.size() == 2);
+    CHECK(server.stats().completed == 2);
+    CHECK(server.stats().cancelled == 0);
+  });
+}
+
 TEST_CASE("stream_server: shutdown before serve() makes serve() return at once; a server serves once") {
   run([&] {
     net::stream_server server(net::create_tcp_listeners("127.0.0.1", 0));
@@ -346,6 +392,39 @@ TEST_CASE("stream_server: beyond max_connections, connections wait in the backlo
       CHECK(server.stats().accepted == 2);
       second.aclose();
       wait_for([&] { return server.stats().active == 0; }, "both handlers end");
+      server.shutdown(1s);
+    });
+  });
+}
+
+TEST_CASE("stream_server: max_connections is shared by several listeners; a listener waiting holds no place") {
+  run([&] {
+    temp_dir dir;
+    auto listeners = net::create_tcp_listeners("127.0.0.1", 0);
+    listeners.push_back(net::create_unix_stream_listener(dir.file("s")));
+    const auto port = listeners.front().local_address().port();
+    net::stream_server server(std::move(listeners), with<net::stream_server_options>([](auto& o) { o.max_connections = 2; }));
+    weft::open_task_group([&](weft::task_group& tg) {
+      tg.start_soon([&] { server.serve(echo_or_fail); });
+      // Two TCP connections are served although the Unix listener waits too.
+      auto first = net::create_tcp_connection("127.0.0.1", port);
+      auto second = net::create_tcp_connection("127.0.0.1", port);
+      first.send_all("1");
+      second.send_all("2");
+      CHECK(first.recv(16) == "1");
+      CHECK(second.recv(16) == "2");
+      // A third, on either listener, waits.
+      auto third = net::create_unix_stream_connection(dir.file("s"));
+      third.send_all("3");
+      auto wait = weft::move_on_after(10s);
+      wait.run([&] { (void)third.recv(16); });
+      CHECK(wait.cancelled_caught());
+      second.aclose();
+      CHECK(third.recv(16) == "3");
+      CHECK(server.stats().accepted == 3);
+      first.aclose();
+      third.aclose();
+      wait_for([&] { return server.stats().active == 0; }, "the handlers end");
       server.shutdown(1s);
     });
   });

@@ -79,6 +79,10 @@ class stream_listener {
   friend class stream_server;
   /// Accepts one connection (parks until one comes); errors into ec.
   stream_transport::socket_type accept_one(boost::system::error_code& ec);
+  /// Parks until a connection waits to be accepted; errors into ec.
+  void wait_acceptable(boost::system::error_code& ec);
+  /// Accepts a waiting connection without parking (would_block if none).
+  stream_transport::socket_type try_accept(boost::system::error_code& ec);
   /// serve()'s loop: hands every accepted connection to on_connection.
   /// With `limit`, takes a unit of it before each accept; on_connection
   /// owns that unit from the moment it is called, even if it throws (it

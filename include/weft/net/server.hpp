@@ -13,15 +13,17 @@
 // instead:
 //  - **Errors.** A handler's exception ends its own connection (or datagram)
 //    and nothing else. An error that says the peer went away (connection
-//    reset, broken pipe, connection aborted, not connected, the idle timeout)
-//    is ordinary client behaviour: it is counted in stats().peer_errors and
+//    reset, broken pipe, connection aborted, not connected, the idle
+//    timeout; from Asio or Beast code also end of stream, asio::error::eof,
+//    in the middle of an exchange) is ordinary client behaviour: it is counted in stats().peer_errors and
 //    not reported. Any other exception is counted in stats().handler_errors
 //    and handed once to weft::report_error, naming the peer. weft::cancelled
 //    is never swallowed: it ends the handler, as everywhere.
 //  - **Graceful shutdown.** shutdown(grace) stops accepting (the listeners
 //    close), lets the running handlers finish for up to `grace`, then
 //    cancels those still running; serve() returns once every handler has
-//    ended. Handlers see it coming with shutting_down() and wait_shutdown().
+//    ended. Handlers see it coming with shutting_down() and wait_shutdown(),
+//    and can mark what may be dropped at once with until_shutdown().
 //    With shutdown_signals set, serve() does that itself on the first of
 //    those signals.
 //  - **Limits.** At most max_connections connections are served at once
@@ -105,6 +107,7 @@ class server_core {
   void shutdown(duration grace);
   bool shutting_down() const noexcept { return shutdown_started_.is_set(); }
   void wait_shutdown() { shutdown_started_.wait(); }
+  bool until_shutdown(function_ref<void()> fn);
   const server_stats& stats() const noexcept { return stats_; }
 
   /// Marks the server as serving (once only). @throws std::logic_error.
@@ -122,6 +125,10 @@ class server_core {
   void run_handler(function_ref<void()> handler, const endpoint& peer);
 
  private:
+  /// In a catch block: counts the exception, and reports it unless it says
+  /// the peer went away.
+  void count_or_report(bool peer_error, const endpoint& peer) noexcept;
+
   const char* kind_;
   std::vector<int> signals_;
   duration signal_grace_;
@@ -130,6 +137,12 @@ class server_core {
   weft::event drained_;  // set when no handler runs after shutdown started
   time_point grace_end_ = inf_time;
   cancel_scope* grace_scope_ = nullptr;  // while serve() waits out the grace
+  struct interruptible {                 // an until_shutdown() call running (on its task's stack)
+    cancel_scope* scope;
+    interruptible* prev;
+    interruptible* next;
+  };
+  interruptible* interruptible_ = nullptr;  // the list of them
   bool served_ = false;
 };
 
@@ -170,6 +183,13 @@ class stream_server {
   /// Blocks until shutdown starts (for handlers that should finish early).
   /// Checkpoint. @throws weft::cancelled.
   void wait_shutdown() { core_.wait_shutdown(); }
+  /// Runs fn, cancelled if shutdown starts meanwhile: returns true if fn
+  /// returned, false if the shutdown cancelled it (or had started before:
+  /// fn does not run then). For the part of a handler that may be dropped
+  /// at once when the server stops, such as waiting for the next request of
+  /// a keep-alive connection; the rest of the handler keeps its grace.
+  /// Checkpoint. @throws what fn throws; weft::cancelled for any other cancellation.
+  bool until_shutdown(function_ref<void()> fn) { return core_.until_shutdown(fn); }
 
   const server_stats& stats() const noexcept { return core_.stats(); }
   /// The listeners' addresses (empty once they are closed).
@@ -205,6 +225,7 @@ class datagram_server {
   void shutdown(duration grace) { core_.shutdown(grace); }
   bool shutting_down() const noexcept { return core_.shutting_down(); }
   void wait_shutdown() { core_.wait_shutdown(); }
+  bool until_shutdown(function_ref<void()> fn) { return core_.until_shutdown(fn); }
 
   const server_stats& stats() const noexcept { return core_.stats(); }
   /// Datagrams the kernel dropped on the listeners' sockets since they were
