@@ -9,3 +9,4 @@
 #include <weft/net/server.hpp>
 #include <weft/net/stream.hpp>
 #include <weft/net/sync_stream.hpp>
+#include <weft/net/tls.hpp>

@@ -33,12 +33,13 @@ namespace detail {
 
 namespace {
 
-/// True for the errors that say the peer went away, which a server meets
-/// in the ordinary course of things: counted, not reported.
+/// True for the errors that say the peer went away (or spoke the protocol
+/// wrong: a failed TLS handshake, a truncated TLS stream), which a server
+/// meets in the ordinary course of things: counted, not reported.
 bool is_peer_error(const std::system_error& e) noexcept {
   const std::error_code& c = e.code();
   return c == std::errc::connection_reset || c == std::errc::broken_pipe || c == std::errc::connection_aborted ||
-         c == std::errc::not_connected || c == std::errc::timed_out;
+         c == std::errc::not_connected || c == std::errc::timed_out || c == std::errc::protocol_error;
 }
 
 /// "<kind>: the handler for <peer> failed", for the report.

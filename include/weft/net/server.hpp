@@ -14,8 +14,10 @@
 //  - **Errors.** A handler's exception ends its own connection (or datagram)
 //    and nothing else. An error that says the peer went away (connection
 //    reset, broken pipe, connection aborted, not connected, the idle
-//    timeout; from Asio or Beast code also end of stream, asio::error::eof,
-//    in the middle of an exchange) is ordinary client behaviour: it is counted in stats().peer_errors and
+//    timeout; a TLS handshake that failed or a TLS stream cut short,
+//    std::errc::protocol_error; from Asio or Beast code also end of stream,
+//    asio::error::eof, in the middle of an exchange) is ordinary client
+//    behaviour: it is counted in stats().peer_errors and
 //    not reported. Any other exception is counted in stats().handler_errors
 //    and handed once to weft::report_error, naming the peer. weft::cancelled
 //    is never swallowed: it ends the handler, as everywhere.
