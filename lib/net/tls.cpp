@@ -7,6 +7,7 @@
 
 #include "net/io.hpp"
 
+#include <weft/cancel_scope.hpp>
 #include <weft/checkpoint.hpp>
 #include <weft/lowlevel/park.hpp>
 #include <weft/net/connect.hpp>
@@ -22,6 +23,8 @@
 #include <algorithm>
 #include <cstring>
 #include <memory>
+#include <optional>
+#include <stdexcept>
 #include <string>
 #include <utility>
 
@@ -419,6 +422,23 @@ tls_transport::state& tls_transport::usable(const char* what) const {
   if (state_ == nullptr) detail::throw_closed(what);  // moved from
   state_->check_usable(what);
   return *state_;
+}
+
+std::function<void(stream_transport&)> tls_handler(tls_context context, std::function<void(tls_transport&)> handler,
+                                                   duration handshake_timeout) {
+  if (!handler) throw std::invalid_argument("weft::net::tls_handler: the handler is empty");
+  if (!(handshake_timeout.count() > 0))
+    throw std::invalid_argument("weft::net::tls_handler: the handshake timeout must be positive");
+  return [context = std::move(context), handler = std::move(handler), handshake_timeout](stream_transport& plain) {
+    std::optional<tls_transport> tls;
+    cancel_scope limit(weft::current_time() + handshake_timeout);
+    limit.run([&] { tls.emplace(tls_transport::accept(std::move(plain), context)); });
+    if (!tls)
+      throw std::system_error(std::make_error_code(std::errc::timed_out),
+                              "weft::net::tls_handler: the TLS handshake took longer than its timeout");
+    handler(*tls);
+    tls->aclose();
+  };
 }
 
 tls_transport create_tls_connection(std::string_view host, int port, const tls_context& context) {

@@ -295,6 +295,30 @@ TEST_CASE("TLS: bad arguments and files are clear errors") {
   });
 }
 
+TEST_CASE("tls_handler: a client silent during the handshake is a peer error after the handshake timeout") {
+  run([&] {
+    const auto context = net::tls_context::server(certs().server_cert, certs().server_key);
+    net::stream_server server(net::create_tcp_listeners("127.0.0.1", 0));
+    const auto port = server.local_addresses().front().port();
+    weft::open_task_group([&](weft::task_group& tg) {
+      tg.start_soon([&] { server.serve(net::tls_handler(context, [](net::tls_transport&) {}, 3s)); });
+      auto silent = net::create_tcp_connection("127.0.0.1", port);
+      CHECK(error_of([&] { (void)silent.recv(16); }) == ECONNRESET);  // dropped by the server...
+      CHECK(now_s() == doctest::Approx(3.0));  // ...when the handshake timed out
+      silent.aclose();
+      auto c = net::create_tls_connection("localhost", port, trusting_client());  // the next one is fine
+      CHECK(c.recv(16).empty());  // the handler returned: close_notify
+      c.aclose();
+      server.shutdown(1s);
+    });
+    CHECK(server.stats().peer_errors == 1);
+    CHECK(server.stats().completed == 1);
+  });
+  check_invalid_argument([] { (void)net::tls_handler(net::tls_context::client(), {}); }, {"tls_handler"});
+  check_invalid_argument([] { (void)net::tls_handler(net::tls_context::client(), [](net::tls_transport&) {}, 0s); },
+                         {"tls_handler"});
+}
+
 // --- interop with the openssl tool ---------------------------------------------------
 
 namespace {
@@ -391,12 +415,10 @@ TEST_CASE("TLS interop: openssl s_client against a weft stream_server with TLS")
     std::string sni;
     weft::open_task_group([&](weft::task_group& tg) {
       tg.start_soon([&] {
-        server.serve([&](net::stream_transport& plain) {
-          auto tls = weft::timeout(10s, [&] { return net::tls_transport::accept(std::move(plain), context); });
+        server.serve(net::tls_handler(context, [&](net::tls_transport& tls) {
           sni = tls.requested_server_name();
           for (std::string s; !(s = tls.recv(4096)).empty();) tls.send_all("echo: " + s);
-          tls.aclose();
-        });
+        }));
       });
       auto client = openssl_process::start({"openssl", "s_client", "-connect", "127.0.0.1:" + std::to_string(port),
                                             "-CAfile", certs().ca, "-verify_return_error", "-servername", "localhost",

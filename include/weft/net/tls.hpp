@@ -36,8 +36,11 @@
 #pragma once
 
 #include <weft/net/stream.hpp>
+#include <weft/time.hpp>
 
+#include <chrono>
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <span>
 #include <stdexcept>
@@ -146,6 +149,19 @@ class tls_transport {
   state& usable(const char* what) const;
   std::unique_ptr<state> state_;
 };
+
+/// A stream_server (or stream_listener::serve) handler serving TLS: runs
+/// the server handshake, limited to `handshake_timeout` (a handshake that
+/// takes longer fails with std::errc::timed_out, which a stream_server
+/// counts as a peer error), then handler(tls); when the handler returns,
+/// sends close_notify and closes.
+///
+///   server.serve(weft::net::tls_handler(context, [](weft::net::tls_transport& conn) { ... }));
+///
+/// @throws std::invalid_argument (from the call that makes it) for an
+/// empty handler or a timeout that is not positive.
+std::function<void(stream_transport&)> tls_handler(tls_context context, std::function<void(tls_transport&)> handler,
+                                                   duration handshake_timeout = std::chrono::seconds(10));
 
 /// create_tcp_connection(host, port) followed by the client handshake for
 /// host (see tls_transport::connect). Checkpoint.
