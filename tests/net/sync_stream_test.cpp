@@ -4,6 +4,7 @@
 #include "net/net_support.hpp"
 
 #include <weft/net/sync_stream.hpp>
+#include <weft/use_fiber.hpp>
 
 #include <boost/asio/read.hpp>
 #include <boost/asio/write.hpp>
@@ -124,5 +125,36 @@ TEST_CASE("sync_stream: Beast's synchronous HTTP read and write run on weft's tr
         http::write(server, res);
       }
     });
+  });
+}
+
+TEST_CASE("Beast's asynchronous HTTP calls on a transport's socket with weft::use_fiber") {
+  run([&] {
+    auto [a, b] = tcp_pair();
+    weft::open_task_group([&](weft::task_group& tg) {
+      tg.start_soon([&] {
+        http::request<http::string_body> req(http::verb::get, "/thing", 11);
+        req.set(http::field::host, "localhost");
+        req.prepare_payload();
+        http::async_write(a.socket(), req, weft::use_fiber);
+        boost::beast::flat_buffer buffer;
+        http::response<http::string_body> res;
+        http::async_read(a.socket(), buffer, res, weft::use_fiber);
+        CHECK(res.body() == "you asked for /thing");
+      });
+      boost::beast::flat_buffer buffer;
+      http::request<http::string_body> req;
+      http::async_read(b.socket(), buffer, req, weft::use_fiber);
+      http::response<http::string_body> res(http::status::ok, 11);
+      res.body() = "you asked for " + std::string(req.target());
+      res.prepare_payload();
+      http::async_write(b.socket(), res, weft::use_fiber);
+    });
+    // A deadline ends a wait there too (Asio's cancellation reaches the operation).
+    boost::beast::flat_buffer buffer;
+    http::request<http::string_body> req;
+    auto deadline = weft::move_on_after(2s);
+    deadline.run([&] { http::async_read(b.socket(), buffer, req, weft::use_fiber); });
+    CHECK(deadline.cancelled_caught());
   });
 }
