@@ -6,6 +6,7 @@
 # and reference lines: BENCH_REF <name> value=<v><unit>
 # and first: BENCH_INFO linkage program=<name> boost_fiber=<static|shared> ...
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+WEFT_PACKAGES+=(wrk)  # the HTTP load generator of bench_http
 weft_install_packages
 build="$WEFT_ROOT/build-release"
 prefix="$build/prefix"
