@@ -1,6 +1,7 @@
 // Thread-per-core echo server: one weft runtime per core, every one
 // listening on the same port with SO_REUSEPORT; the kernel spreads the
-// connections. Runtimes share nothing; a post to each io_context stops them.
+// connections. Runtimes share nothing; a post to each io_context shuts its
+// server down.
 #include <weft/lowlevel/park.hpp>
 #include <weft/net.hpp>
 #include <weft/weft.hpp>
@@ -24,7 +25,7 @@ int main() {
   std::atomic<int> echoed{0};
   std::vector<int> per_core(cores, 0);
   std::vector<boost::asio::io_context*> loops(cores, nullptr);
-  std::vector<weft::net::stream_listener*> listeners(cores, nullptr);
+  std::vector<weft::net::stream_server*> servers(cores, nullptr);
   std::promise<std::uint16_t> port_promise;
   std::shared_future<std::uint16_t> port = port_promise.get_future().share();
   std::atomic<unsigned> ready{0};
@@ -35,21 +36,14 @@ int main() {
       weft::run([&] {
         // Core 0 picks the port; the others bind the same one.
         const std::uint16_t p = core == 0 ? 0 : port.get();
-        auto l = weft::net::create_tcp_listeners("127.0.0.1", p, 128, /*reuse_port=*/true);
-        if (core == 0) port_promise.set_value(l.front().local_address().port());
+        weft::net::stream_server server(weft::net::create_tcp_listeners("127.0.0.1", p, {}, /*reuse_port=*/true));
+        if (core == 0) port_promise.set_value(server.local_addresses().front().port());
         loops[core] = &weft::lowlevel::io_context();
-        listeners[core] = &l.front();
+        servers[core] = &server;
         ++ready;
-        weft::open_task_group([&](weft::task_group& tg) {
-          try {
-            l.front().serve(
-                [&](weft::net::stream_transport& c) {
-                  ++per_core[core];
-                  for (std::string d; !(d = c.recv(1024)).empty();) c.send_all(d);
-                },
-                tg);
-          } catch (const std::system_error&) {  // stopped
-          }
+        server.serve([&](weft::net::stream_transport& c) {
+          ++per_core[core];
+          for (std::string d; !(d = c.recv(1024)).empty();) c.send_all(d);
         });
       });
     });
@@ -72,9 +66,9 @@ int main() {
     weft::gather(jobs);
   });
 
-  // Stop every runtime from its own thread: close its listener there.
+  // Stop every runtime from its own thread: shut its server down there.
   for (unsigned core = 0; core < cores; ++core)
-    boost::asio::post(*loops[core], [l = listeners[core]] { l->aclose(); });
+    boost::asio::post(*loops[core], [s = servers[core]] { s->shutdown(std::chrono::seconds(1)); });
   for (auto& t : threads) t.join();
 
   int total = 0;

@@ -4,18 +4,21 @@
 // Each connection runs in its own task (a fiber), so the handler below is
 // ordinary blocking code: a line reader and a loop. A per-connection idle
 // timeout is a cancel scope; the clients run concurrently in a task group; at
-// the end the server's task group is cancelled, which closes the listener and
-// every remaining connection. Nothing here uses a callback.
+// the end the server shuts down (its listener closes; connections still open
+// get a grace, then are cancelled). Nothing here uses a callback.
+//
+//   flagship [--port N]   (default: a free port)
 #include <weft/net.hpp>
 #include <weft/weft.hpp>
 
 #include <chrono>
 #include <cctype>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <functional>
 #include <stdexcept>
 #include <string>
-#include <system_error>
 #include <vector>
 
 using namespace std::chrono_literals;
@@ -103,23 +106,28 @@ int run_client(std::uint16_t port, const std::vector<std::string>& lines) {
 
 }  // namespace
 
-int main() {
+int main(int argc, char** argv) {
+  int listen_port = 0;
+  for (int i = 1; i < argc; ++i) {
+    if (!std::strcmp(argv[i], "--port") && i + 1 < argc) {
+      listen_port = std::atoi(argv[++i]);
+    } else {
+      std::fprintf(stderr, "usage: %s [--port N]\n", argv[0]);
+      return 2;
+    }
+  }
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);
   server_stats stats;
   int echoed = 0, expected = 0;
   std::string idle_goodbye;
   weft::run([&] {
-    auto listeners = weft::net::create_tcp_listeners("127.0.0.1", 0);
-    const std::uint16_t port = listeners.front().local_address().port();
-    std::printf("echo server on %s\n", listeners.front().local_address().to_string().c_str());
+    weft::net::stream_server server(weft::net::create_tcp_listeners("127.0.0.1", listen_port));
+    const std::uint16_t port = server.local_addresses().front().port();
+    std::printf("echo server on %s\n", server.local_addresses().front().to_string().c_str());
 
-    weft::open_task_group([&](weft::task_group& server) {
-      server.start_soon([&] {
-        try {
-          listeners.front().serve([&](weft::net::stream_transport& c) { handle_connection(c, stats); }, server);
-        } catch (const std::system_error&) {
-          // the listener was closed: serving ends
-        }
-      });
+    weft::open_task_group([&](weft::task_group& tasks) {
+      // One task per connection; a handler's error ends its connection only.
+      tasks.start_soon([&] { server.serve([&](weft::net::stream_transport& c) { handle_connection(c, stats); }); });
 
       // Clients, concurrently: each gathers its own result.
       const std::vector<std::vector<std::string>> scripts = {
@@ -134,10 +142,8 @@ int main() {
       auto silent = weft::net::create_tcp_connection("127.0.0.1", port);
       idle_goodbye = silent.recv(100);
 
-      // Shut down: closing the listener ends serve(); cancelling the group
-      // ends any connection still open.
-      listeners.front().aclose();
-      server.cancel();
+      // Shut down: serve() returns once the connections have ended.
+      server.shutdown(1s);
     });
   });
   std::printf("connections: %d, lines echoed: %d of %d, idle timeouts: %d (client got \"%s\")\n", stats.connections,
