@@ -744,6 +744,13 @@ def main():
     with tempfile.TemporaryDirectory(prefix="weft-servers-test-") as tmp:
         TMPDIR = tmp
         for name, fn in SCENARIOS:
+            if name == "EMFILE" and os.environ.get("WEFT_SANITIZED") == "1":
+                # The sanitizer runtimes need descriptors of their own: UBSan
+                # checks a vptr by writing the memory to a pipe, and with no
+                # descriptor left that check fails and reports an error in
+                # correct code. The normal build runs this scenario.
+                print("skipped: EMFILE (a sanitized server cannot run out of descriptors)", flush=True)
+                continue
             Server.started = []
             t0 = time.monotonic()
             try:
@@ -759,7 +766,7 @@ def main():
                 for srv in Server.started:
                     srv.kill()
             print(f"ok: {name} ({time.monotonic() - t0:.1f} s)", flush=True)
-    print(f"all {len(SCENARIOS)} scenarios passed in {time.monotonic() - started:.1f} s", flush=True)
+    print(f"all scenarios passed in {time.monotonic() - started:.1f} s", flush=True)
     return 0
 
 
