@@ -20,8 +20,9 @@
 #include <sys/socket.h>
 
 #include <algorithm>
-#include <limits>
 #include <memory>
+#include <new>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <system_error>
@@ -158,7 +159,7 @@ void server_core::count_or_report(bool peer_error, const endpoint& peer) noexcep
     std::string context;
     try {
       context = report_context(kind_, peer);
-    } catch (...) {  // out of memory: report without the peer
+    } catch (const std::bad_alloc&) {  // report without the peer
     }
     report_error(std::current_exception(), context.empty() ? std::string_view(kind_) : std::string_view(context));
   }
@@ -206,15 +207,12 @@ std::vector<endpoint> addresses(const std::vector<Listener>& listeners) {
   return out;
 }
 
-// Handler counts need a bound even when the user sets none.
-constexpr std::size_t no_limit = std::numeric_limits<std::size_t>::max() / 2;
-
 /// One handler's place: counted from the moment its task is started until
 /// that task's function is destroyed (it ran, or it never got to run), and
-/// its unit of the server's limit.
+/// its unit of the server's limit, if it has one.
 class handler_ticket {
  public:
-  handler_ticket(detail::server_core& core, semaphore& limit) noexcept : core_(&core), limit_(&limit) {
+  handler_ticket(detail::server_core& core, semaphore* limit) noexcept : core_(&core), limit_(limit) {
     core.handler_started();
   }
   handler_ticket(handler_ticket&& o) noexcept
@@ -223,7 +221,7 @@ class handler_ticket {
   ~handler_ticket() {
     if (core_ == nullptr) return;
     core_->handler_ended();
-    limit_->release();
+    if (limit_ != nullptr) limit_->release();
   }
 
  private:
@@ -253,7 +251,10 @@ void stream_server::serve(handler h) {
   weft::lowlevel::raise_if_cancelled();
   core_.start_serving(!h);
   auto shared = std::make_shared<handler>(std::move(h));
-  semaphore limit(options_.max_connections == 0 ? no_limit : options_.max_connections);
+  // Without a limit the accept loop takes no unit per connection.
+  std::optional<semaphore> limit;
+  if (options_.max_connections != 0) limit.emplace(options_.max_connections);
+  semaphore* const places = limit ? &*limit : nullptr;
   core_.run(
       [&](task_group& workers, task_group& handlers) {
         for (auto& l : listeners_) {
@@ -261,7 +262,7 @@ void stream_server::serve(handler h) {
             l.accept_loop(
                 [&](stream_transport transport) {
                   handlers.start_soon(task_options{"weft::net::stream_server: connection"},
-                                      [this, shared, ticket = handler_ticket(core_, limit),
+                                      [this, shared, ticket = handler_ticket(core_, places),
                                        transport = std::move(transport)]() mutable {
                     struct closer {
                       stream_transport& t;
@@ -276,7 +277,7 @@ void stream_server::serve(handler h) {
                     core_.run_handler([&] { (*shared)(transport); }, peer);
                   });
                 },
-                &limit);
+                places);
           });
         }
       },
@@ -341,7 +342,7 @@ void datagram_server::serve(handler h) {
               auto [datagram, from] = l.recv_from();  // a checkpoint
               held.limit = nullptr;  // from here the handler's ticket owns the unit
               handlers.start_soon(task_options{"weft::net::datagram_server: datagram"},
-                                  [this, shared, &l, ticket = handler_ticket(core_, limit),
+                                  [this, shared, &l, ticket = handler_ticket(core_, &limit),
                                    datagram = std::move(datagram), from = std::move(from)]() mutable {
                 core_.run_handler([&] { (*shared)(std::move(datagram), from, l); }, from);
               });
