@@ -4,7 +4,8 @@ set -euo pipefail
 
 WEFT_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 WEFT_PACKAGES=(g++ cmake ninja-build libboost1.81-dev libboost-fiber1.81-dev libboost-context1.81-dev doctest-dev
-               python3 curl openssl libssl-dev)  # the real clients and peers of the network tests
+               python3 curl openssl libssl-dev  # the real clients and peers of the network tests
+               universal-ctags)  # reads the public headers for the samples' entry-point check
 
 weft_install_packages() {
   local missing=()

@@ -5,8 +5,9 @@
 # build), and the core and greenback tests and the transports' reads (which
 # depend most on the Asio internals weft uses) once more with weft built on Asio's public API only
 # (WEFT_PORTABLE_ASIO, the fallback for Boost versions other than the pinned
-# one). The normal build also builds the benchmarks (scripts/bench.sh runs
-# them) and the installed ASan variant, which the install test links.
+# one). The normal build also builds the installed ASan variant, which the
+# install test links; the benchmarks are built (against the installed
+# package) and run by scripts/bench.sh, not here.
 # Debug information is line tables only (-g1): enough for symbolized stack
 # traces and sanitizer reports, at three quarters of the build time.
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
@@ -40,7 +41,7 @@ relwithdebinfo=(-DCMAKE_BUILD_TYPE=RelWithDebInfo "-DCMAKE_CXX_FLAGS_RELWITHDEBI
 # (inside the uninstrumented C++ runtime, say an exception's reference
 # count) then fails at once instead of depending on the heap's layout.
 test_env=(GLIBC_TUNABLES=glibc.malloc.tcache_count=0 MALLOC_PERTURB_=165)
-run_suite normal "$WEFT_ROOT/build" "${relwithdebinfo[@]}" -DWEFT_WERROR=ON
+run_suite normal "$WEFT_ROOT/build" "${relwithdebinfo[@]}" -DWEFT_WERROR=ON -DWEFT_BUILD_BENCH=OFF
 test_env=()
 ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:detect_stack_use_after_return=0}" \
 UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}" \
