@@ -10,9 +10,11 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <functional>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 namespace bench {
@@ -163,6 +165,83 @@ inline int reps() {
   const char* r = std::getenv("BENCH_REPS");
   const int n = r ? std::atoi(r) : 5;
   return n > 0 ? n : 5;
+}
+
+/// Thread CPU time (user + system) of the calling thread, in seconds.
+inline double thread_cpu_seconds() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
+}
+
+/// Wall time and CPU time of the calling thread over one timed loop.
+class stopwatch {
+ public:
+  void start() {
+    wall_ = now_seconds();
+    cpu_ = thread_cpu_seconds();
+  }
+  void stop() {
+    wall_ = now_seconds() - wall_;
+    cpu_ = thread_cpu_seconds() - cpu_;
+  }
+  double wall() const { return wall_; }
+  double cpu() const { return cpu_; }
+
+ private:
+  double wall_ = 0;
+  double cpu_ = 0;
+};
+
+/// What one run of a benchmark measured: the timed wall time (the reported
+/// figure), a CPU time (printed alongside; less disturbed by other load on
+/// the machine), and how many operations they cover.
+struct timing {
+  double wall = 0;  // seconds
+  double cpu = 0;   // seconds
+  double ops = 0;
+  timing& operator+=(const timing& o) {
+    wall += o.wall;
+    cpu += o.cpu;
+    ops += o.ops;
+    return *this;
+  }
+  double wall_us() const { return wall * 1e6 / ops; }
+  double cpu_us() const { return cpu * 1e6 / ops; }
+};
+
+inline timing measured(const stopwatch& w, double ops) { return {w.wall(), w.cpu(), ops}; }
+
+/// Medians per operation, in microseconds.
+struct per_op_medians {
+  double wall_us = 0;
+  double cpu_us = 0;
+};
+
+/// Each of the reps() measurements runs `chunks` runs of each side,
+/// alternating weft and the peer (and which of them starts), so that a
+/// change of load on the machine weighs on both alike; a measurement sums
+/// its runs. Returns the medians per operation (weft, peer).
+template <class W, class P>
+std::pair<per_op_medians, per_op_medians> interleaved(int chunks, W&& weft_run, P&& peer_run) {
+  std::vector<double> w_wall, w_cpu, p_wall, p_cpu;
+  for (int r = 0; r < reps(); ++r) {
+    timing w, p;
+    for (int c = 0; c < chunks; ++c) {
+      if ((r + c) % 2 == 0) {
+        w += weft_run();
+        p += peer_run();
+      } else {
+        p += peer_run();
+        w += weft_run();
+      }
+    }
+    w_wall.push_back(w.wall_us());
+    w_cpu.push_back(w.cpu_us());
+    p_wall.push_back(p.wall_us());
+    p_cpu.push_back(p.cpu_us());
+  }
+  return {{median(w_wall), median(w_cpu)}, {median(p_wall), median(p_cpu)}};
 }
 
 /// One repetition of an alternating comparison: n operations of each side

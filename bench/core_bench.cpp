@@ -332,11 +332,7 @@ void bench_idle_memory() {
 
 // --- idle_cpu -------------------------------------------------------------------------
 
-double thread_cpu_seconds() {
-  timespec ts{};
-  ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
-}
+using bench::thread_cpu_seconds;
 
 void bench_idle_cpu() {
   const double w = bench::on_thread([] {

@@ -113,84 +113,15 @@ std::string_view view(const std::array<char, N>& a) {
   return {a.data(), a.size()};
 }
 
-/// Thread CPU time (user + system) of the calling thread, in seconds.
-double thread_cpu_seconds() {
-  timespec ts{};
-  ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
-}
+/// Short runs, finely interleaved (bench::interleaved): a burst of load
+/// elsewhere on the machine hits both sides alike.
+constexpr int chunks = 10;
 
-/// Wall time and CPU time of the calling thread over one timed loop.
-class stopwatch {
- public:
-  void start() {
-    wall_ = bench::now_seconds();
-    cpu_ = thread_cpu_seconds();
-  }
-  void stop() {
-    wall_ = bench::now_seconds() - wall_;
-    cpu_ = thread_cpu_seconds() - cpu_;
-  }
-  double wall() const { return wall_; }
-  double cpu() const { return cpu_; }
-
- private:
-  double wall_ = 0;
-  double cpu_ = 0;
-};
-
-/// What one run of a benchmark measured: the timed wall time (the reported
-/// figure), a CPU time (printed alongside; less disturbed by other load on
-/// the machine), and how many operations they cover.
-struct timing {
-  double wall = 0;  // seconds
-  double cpu = 0;   // seconds
-  double ops = 0;
-  timing& operator+=(const timing& o) {
-    wall += o.wall;
-    cpu += o.cpu;
-    ops += o.ops;
-    return *this;
-  }
-  double wall_us() const { return wall * 1e6 / ops; }
-  double cpu_us() const { return cpu * 1e6 / ops; }
-};
-
-timing measured(const stopwatch& w, double ops) { return {w.wall(), w.cpu(), ops}; }
-
-/// Each of the BENCH_REPS measurements runs `chunks` runs of each side,
-/// alternating weft and the peer (and which of them starts), so that a
-/// change of load on the machine weighs on both alike; a measurement sums
-/// its runs. Returns the medians per operation (weft, peer).
-constexpr int chunks = 10;  // short runs, finely interleaved: a burst of load
-                            // elsewhere on the machine hits both sides alike
-
-struct per_op_medians {
-  double wall_us = 0;
-  double cpu_us = 0;
-};
-
-template <class W, class P>
-std::pair<per_op_medians, per_op_medians> interleaved(W&& weft_run, P&& peer_run) {
-  std::vector<double> w_wall, w_cpu, p_wall, p_cpu;
-  for (int r = 0; r < bench::reps(); ++r) {
-    timing w, p;
-    for (int c = 0; c < chunks; ++c) {
-      if ((r + c) % 2 == 0) {
-        w += weft_run();
-        p += peer_run();
-      } else {
-        p += peer_run();
-        w += weft_run();
-      }
-    }
-    w_wall.push_back(w.wall_us());
-    w_cpu.push_back(w.cpu_us());
-    p_wall.push_back(p.wall_us());
-    p_cpu.push_back(p.cpu_us());
-  }
-  return {{bench::median(w_wall), bench::median(w_cpu)}, {bench::median(p_wall), bench::median(p_cpu)}};
-}
+using bench::measured;
+using bench::per_op_medians;
+using bench::stopwatch;
+using bench::thread_cpu_seconds;
+using bench::timing;
 
 /// Runs each side BENCH_REPS times (each in its own process, see
 /// conn_memory), alternating which goes first; returns the medians.
@@ -344,7 +275,7 @@ timing asio_tcp_pingpong_run() {
 }
 
 void bench_tcp_pingpong() {
-  auto [w, p] = interleaved(weft_tcp_pingpong, asio_tcp_pingpong_run);
+  auto [w, p] = bench::interleaved(chunks, weft_tcp_pingpong, asio_tcp_pingpong_run);
   report_pingpong("tcp_pingpong", w, p, "(per round trip, 32 B, 100k round trips, one thread)");
 }
 
@@ -515,7 +446,7 @@ timing asio_echo() {
 }
 
 void bench_tcp_echo_100() {
-  auto [w, p] = interleaved(weft_echo, asio_echo);
+  auto [w, p] = bench::interleaved(chunks, weft_echo, asio_echo);
   char extra[240];
   std::snprintf(extra, sizeof extra,
                 "server_cpu_weft=%.4gus server_cpu_asio_callbacks=%.4gus cpu_ratio=%.3f (client time per round trip, "
@@ -631,7 +562,7 @@ timing asio_udp_pingpong_run() {
 }
 
 void bench_udp_pingpong() {
-  auto [w, p] = interleaved(weft_udp_pingpong, asio_udp_pingpong_run);
+  auto [w, p] = bench::interleaved(chunks, weft_udp_pingpong, asio_udp_pingpong_run);
   report_pingpong("udp_pingpong", w, p, "(per round trip, 32 B, 100k round trips, one thread)");
 }
 

@@ -78,30 +78,9 @@ const certificates& certs() {
 
 // --- timing ---------------------------------------------------------------------------
 
-double thread_cpu_seconds() {
-  timespec ts{};
-  ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
-}
-
-struct timing {
-  double wall = 0, cpu = 0, ops = 0;
-  timing& operator+=(const timing& o) {
-    wall += o.wall;
-    cpu += o.cpu;
-    ops += o.ops;
-    return *this;
-  }
-};
-
-struct stopwatch {
-  double wall = 0, cpu = 0;
-  void start() {
-    wall = bench::now_seconds();
-    cpu = thread_cpu_seconds();
-  }
-  timing stop(double ops) const { return {bench::now_seconds() - wall, thread_cpu_seconds() - cpu, ops}; }
-};
+using bench::measured;
+using bench::stopwatch;
+using bench::timing;
 
 constexpr std::size_t msg_size = 1024;
 constexpr int chunks = 10;
@@ -157,7 +136,8 @@ timing weft_tls_echo() {
           stopwatch w;
           w.start();
           for (int i = 0; i < run_rounds; ++i) round(i);
-          t = w.stop(run_rounds);
+          w.stop();
+          t = measured(w, run_rounds);
           conn.aclose();
         });
       });
@@ -209,7 +189,8 @@ class asio_tls_echo {
   void client_round() {
     if (round_ == warmup) watch_.start();
     if (round_ == warmup + run_rounds) {
-      result_ = watch_.stop(run_rounds);
+      watch_.stop();
+      result_ = measured(watch_, run_rounds);
       error_code ignored;
       client_.next_layer().close(ignored);
       return;
@@ -266,30 +247,14 @@ timing asio_tls_echo_run() {
 
 void bench_tls_echo() {
   (void)certs();
-  std::vector<double> w_wall, w_cpu, p_wall, p_cpu;
-  for (int r = 0; r < bench::reps(); ++r) {
-    timing w, p;
-    for (int c = 0; c < chunks; ++c) {
-      if ((r + c) % 2 == 0) {
-        w += weft_tls_echo();
-        p += asio_tls_echo_run();
-      } else {
-        p += asio_tls_echo_run();
-        w += weft_tls_echo();
-      }
-    }
-    w_wall.push_back(w.wall * 1e6 / w.ops);
-    w_cpu.push_back(w.cpu * 1e6 / w.ops);
-    p_wall.push_back(p.wall * 1e6 / p.ops);
-    p_cpu.push_back(p.cpu * 1e6 / p.ops);
-  }
-  const double wc = bench::median(w_cpu), pc = bench::median(p_cpu);
+  auto [w, p] = bench::interleaved(chunks, weft_tls_echo, asio_tls_echo_run);
+  const double wc = w.cpu_us, pc = p.cpu_us;
   char extra[240];
   std::snprintf(extra, sizeof extra,
                 "cpu_weft=%.4gus cpu_asio_ssl_callbacks=%.4gus cpu_ratio=%.3f (per round trip, 1 KiB, TLS 1.3, "
                 "20k round trips, one thread)",
                 wc, pc, pc > 0 ? wc / pc : 0.0);
-  bench::report("tls_echo", bench::median(w_wall), "asio_ssl_callbacks", bench::median(p_wall), "us", extra);
+  bench::report("tls_echo", w.wall_us, "asio_ssl_callbacks", p.wall_us, "us", extra);
 }
 
 constexpr bench::entry benches[] = {
