@@ -20,9 +20,10 @@ run_suite() {
   local name="$1" dir="$2"
   shift 2
   echo "== weft: $name build =="
-  if weft_configure "$dir" "$@" && cmake --build "$dir" -j "$jobs" &&
+  local start=$SECONDS built=0
+  if weft_configure "$dir" "$@" && cmake --build "$dir" -j "$jobs" && built=$SECONDS &&
     (cd "$dir" && env "${test_env[@]}" ctest --output-on-failure -j "$jobs"); then
-    echo "== weft: $name build passed =="
+    echo "== weft: $name build passed (built in $((built - start)) s, tested in $((SECONDS - built)) s) =="
   else
     echo "== weft: $name build FAILED =="
     status=1
@@ -49,6 +50,7 @@ UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}" \
   -DWEFT_HEADER_CHECK=OFF
 
 echo "== weft: portable Asio build =="
+start=$SECONDS
 portable="$WEFT_ROOT/build-portable"
 if weft_configure "$portable" "${relwithdebinfo[@]}" -DWEFT_WERROR=ON -DWEFT_PORTABLE_ASIO=ON \
   -DWEFT_BUILD_BENCH=OFF -DWEFT_BUILD_SAMPLES=OFF -DWEFT_HEADER_CHECK=OFF -DWEFT_INSTALL_ASAN_VARIANT=OFF &&
@@ -56,10 +58,11 @@ if weft_configure "$portable" "${relwithdebinfo[@]}" -DWEFT_WERROR=ON -DWEFT_POR
   "$portable/tests/weft_greenback_tests" --no-intro=true && "$portable/tests/weft_core_tests" --no-intro=true \
     --test-suite-exclude=needs_capability &&
   "$portable/tests/weft_net_read_tests" --no-intro=true --test-suite-exclude=needs_capability; then
-  echo "== weft: portable Asio build passed =="
+  echo "== weft: portable Asio build passed ($((SECONDS - start)) s) =="
 else
   echo "== weft: portable Asio build FAILED =="
   status=1
 fi
 
+echo "== weft: $SECONDS s in all =="
 exit $status

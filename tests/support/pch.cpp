@@ -1,1 +1,2 @@
-// The owner of the test programs' precompiled headers (tests/CMakeLists.txt).
+// The owner of the precompiled headers of the test programs and of the
+// samples (tests/CMakeLists.txt, samples/CMakeLists.txt).
