@@ -3,6 +3,7 @@
 // what the waiter's cancellation and timeout do to the future.
 
 #include "core/runtime.hpp"
+#include "threads/race_point.hpp"
 
 #include <weft/cancel_scope.hpp>
 #include <weft/checkpoint.hpp>
@@ -77,10 +78,14 @@ void future_state_base::wait_withdrawable(const cancel_scope* scope, bool may_ca
   } catch (const cancelled& c) {
     if (!withdrawn || !may_cancel) throw;
     const bool timed_out = scope != nullptr && scope->cancel_called();
+    race_point("future: a withdrawn waiter cancels the future");
     const bool accepted =
         cancel(timed_out ? std::string("the waiter's timeout expired")
                          : std::string("the waiting task was cancelled (") + c.what() + ")");
-    if (accepted || timed_out) throw;
+    // Refused because the outcome arrived after the waiter withdrew: a
+    // timed wait returns it (as on a plain thread) rather than losing it
+    // behind a timeout_error.
+    if (accepted || (timed_out && !done())) throw;
   }
   wait_shielded();
 }

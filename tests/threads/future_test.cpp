@@ -12,7 +12,9 @@
 #include <latch>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <thread>
+#include <utility>
 #include <vector>
 
 using namespace weft_test;
@@ -292,6 +294,36 @@ TEST_CASE("a timed wait in a task: timeout_error, and the future cancelled unles
     CHECK(f.cancelled());
     CHECK(error_of<weft::future_cancelled_error>([&] { f.result(); }) == "the waiter's timeout expired");
     CHECK_THROWS_AS(f.wait({.timeout = -1s}), std::invalid_argument);
+  });
+}
+
+namespace {
+// Completes `late` at the race point between a timed-out waiter's
+// withdrawal and its cancelling of the future.
+weft::promise<int>* late = nullptr;
+void complete_late(const char* point) noexcept {
+  if (late != nullptr && std::string_view(point) == "future: a withdrawn waiter cancels the future")
+    std::exchange(late, nullptr)->set_value(7);
+}
+}  // namespace
+
+TEST_CASE("a timed wait whose value arrives as the timeout withdraws it returns the value") {
+  run([] {
+    weft::promise<int> p;
+    auto f = p.get_future();
+    late = &p;
+    const auto previous = weft::testing::set_race_point_hook(&complete_late);
+    int got = 0;
+    try {
+      got = f.get({.timeout = 1ms});
+    } catch (const weft::timeout_error&) {
+      FAIL("the value arrived, yet the wait threw timeout_error");
+    }
+    weft::testing::set_race_point_hook(previous);
+    CHECK(late == nullptr);  // the race point was reached
+    CHECK(got == 7);
+    CHECK(f.done());
+    CHECK_FALSE(f.cancelled());
   });
 }
 
