@@ -123,7 +123,12 @@ stream_transport create_tcp_connection(std::string_view host, int port,
   std::vector<address_attempt> attempts;
   for (auto& f : failures)
     if (f) attempts.push_back(std::move(*f));
-  throw connect_error(std::string(what) + ": could not connect to " + detail::host_port(host, port), std::move(attempts));
+  // The target is named unless it is the one address tried (a numeric
+  // host), which each attempt names already.
+  const std::string target = detail::host_port(host, port);
+  const bool only_target = attempts.size() == 1 && attempts.front().address.to_string() == target;
+  throw connect_error(std::string(what) + ": could not connect" + (only_target ? "" : " to " + target),
+                      std::move(attempts));
 } catch (const boost::system::system_error& e) {
   detail::rethrow_as_std(e, "weft::net::create_tcp_connection");
 }

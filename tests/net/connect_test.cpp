@@ -58,6 +58,8 @@ TEST_CASE("a refused connection to a single address throws a connect_error with 
         CAPTURE(what);
         CHECK(what.find("weft::net::create_tcp_connection") != std::string::npos);
         CHECK(what.find(target.to_string()) != std::string::npos);
+        // Named once: the numeric host is the one address tried.
+        CHECK(what.find(target.to_string()) == what.rfind(target.to_string()));
       }
       CHECK(open_fd_count() == fds);
     });
