@@ -11,7 +11,6 @@ using namespace weft_test;
 
 namespace {
 
-const double nan_seconds = std::nan("");
 
 // Runs a checkpoint and returns the reason of the `cancelled` it throws, or
 // nullopt if it did not throw.

@@ -23,7 +23,6 @@ bool all_before(const std::vector<std::string>& log, const std::vector<std::stri
   return true;
 }
 
-const double nan_seconds = std::nan("");
 
 }  // namespace
 

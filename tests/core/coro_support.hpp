@@ -4,6 +4,8 @@
 // not weft's own.
 #pragma once
 
+#include "support/support.hpp"
+
 #include <weft/coro.hpp>
 #include <weft/lowlevel/park.hpp>
 
@@ -35,9 +37,7 @@ struct tracked {
   ~tracked() { --alive; }
 };
 
-struct test_error : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
+using weft_test::test_error;
 
 /// A foreign awaitable (no weft type): it suspends until someone calls
 /// resume(), from wherever; then co_await returns `value`.

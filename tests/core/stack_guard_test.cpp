@@ -25,7 +25,6 @@ using namespace weft_test;
 
 namespace {
 
-constexpr std::size_t kib = 1024;
 
 // --- overflowing ------------------------------------------------------------------
 

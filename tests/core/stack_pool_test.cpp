@@ -10,7 +10,6 @@
 using namespace weft_test;
 
 namespace {
-constexpr std::size_t kib = 1024;
 }  // namespace
 
 TEST_CASE("a burst of tasks with their own stack size maps a few slabs of that size, not a mapping per task") {

@@ -14,8 +14,8 @@ using namespace weft_test;
 
 namespace {
 
-struct test_error : std::runtime_error {
-  explicit test_error(int id) : std::runtime_error("test error " + std::to_string(id)), id(id) {}
+struct numbered_error : std::runtime_error {
+  explicit numbered_error(int id) : std::runtime_error("test error " + std::to_string(id)), id(id) {}
   int id;
 };
 
@@ -33,7 +33,7 @@ struct stress {
   int uniform(int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); }
   weft::duration some_time() { return weft::duration(uniform(0, 1000) / 1000.0); }
 
-  // One child task: does a random thing. Failures are thrown as test_error
+  // One child task: does a random thing. Failures are thrown as numbered_error
   // carrying the task's id, and recorded in `failures` of its group.
   void child(int depth, std::vector<int>& failures) {
     const int id = ++s.next_id;
@@ -46,7 +46,7 @@ struct stress {
         case 1:
           weft::sleep(some_time());
           failures.push_back(id);
-          throw test_error(id);
+          throw numbered_error(id);
         case 2: {
           auto scope = weft::move_on_after(some_time());
           scope.run([&] { weft::sleep(some_time()); });
@@ -73,7 +73,7 @@ struct stress {
     } catch (const weft::cancelled&) {
       ++s.cancelled;
       throw;
-    } catch (const test_error&) {
+    } catch (const numbered_error&) {
       ++s.failed;
       throw;
     }
@@ -101,13 +101,13 @@ struct stress {
       for (const auto& e : g.exceptions()) {
         try {
           std::rethrow_exception(e);
-        } catch (const test_error& t) {
+        } catch (const numbered_error& t) {
           raised.insert(t.id);
         }
       }
       CHECK(raised == std::multiset<int>(failures.begin(), failures.end()));
       parent_failures.push_back(id);
-      throw test_error(id);
+      throw numbered_error(id);
     } catch (const weft::cancelled&) {
       ++s.groups_cancelled;
       CHECK(failures.empty());
@@ -134,7 +134,7 @@ TEST_CASE("ten thousand tasks with random cancels, timeouts and failures are all
         auto outer = weft::move_on_after(weft::duration(st.uniform(1, 2000) / 1000.0));
         try {
           outer.run([&] { st.subtree(0, -rounds, failures); });
-        } catch (const test_error& e) {
+        } catch (const numbered_error& e) {
           CHECK(e.id == -rounds);
           CHECK(failures == std::vector<int>{-rounds});
         }

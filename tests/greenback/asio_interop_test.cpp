@@ -48,9 +48,6 @@ using std::chrono::steady_clock;
 
 namespace {
 
-struct test_error : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
 
 asio::io_context& io() { return weft::lowlevel::io_context(); }
 
@@ -80,10 +77,6 @@ void with_watchdog(socket_pair& sp, F&& body) {
   body();
 }
 
-weft::coro<int> answer_after(weft::duration d, int value) {
-  weft::sleep(d);
-  co_return value;
-}
 
 // --- asio::awaitable coroutines -------------------------------------------------------------
 

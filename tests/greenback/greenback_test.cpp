@@ -38,9 +38,6 @@ using namespace weft_test;
 
 namespace {
 
-struct test_error : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
 
 struct not_a_std_exception {
   int code;
@@ -48,10 +45,6 @@ struct not_a_std_exception {
 
 // --- coroutines used throughout ---------------------------------------------------
 
-weft::coro<int> answer_after(weft::duration d, int value) {
-  weft::sleep(d);
-  co_return value;
-}
 
 weft::coro<int> ready_value(int value) { co_return value; }
 

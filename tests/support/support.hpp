@@ -8,6 +8,8 @@
 #include "support/runners.hpp"
 #include "support/skips.hpp"
 
+#include <weft/checkpoint.hpp>
+#include <weft/coro.hpp>
 #include <weft/report_error.hpp>
 #include <weft/testing/manual_clock.hpp>
 #include <weft/testing/wait_all_tasks_blocked.hpp>
@@ -15,7 +17,10 @@
 
 #include <doctest/doctest.h>
 
+#include <cmath>
+#include <cstddef>
 #include <cstdio>
+#include <stdexcept>
 #include <exception>
 #include <mutex>
 #include <string>
@@ -24,6 +29,19 @@
 #include <unistd.h>
 
 namespace weft_test {
+
+// Small helpers several test files use (one definition, so that the test
+// files of an area can be compiled together as one unity source).
+inline constexpr std::size_t kib = 1024;
+inline const double nan_seconds = std::nan("");
+struct test_error : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+/// Sleeps d, then returns value.
+inline weft::coro<int> answer_after(weft::duration d, int value) {
+  weft::sleep(d);
+  co_return value;
+}
 
 using namespace std::chrono_literals;
 

@@ -23,9 +23,6 @@ using namespace weft_threads_test;
 
 namespace {
 
-struct test_error : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
 
 weft::coro<int> answer_later(double seconds) {
   weft::sleep(weft::duration(seconds));
