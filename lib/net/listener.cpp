@@ -122,7 +122,13 @@ void stream_listener::serve(handler h, task_group& group) try {
 void stream_listener::accept_loop(function_ref<void(stream_transport)> on_connection, weft::semaphore* limit) {
   const char* what = "weft::net::stream_listener::serve";
   detail::busy_guard busy(accepting_, "weft::net::stream_listener: this listener is already serving or accepting");
-  bool may_have_connection = true;  // with a limit: try an accept before waiting for readiness
+  // Accepts without waiting while connections may be pending, and waits for
+  // readiness only once an accept found none: a burst that arrived in one
+  // edge is accepted in one pass, before the handlers started so far run
+  // on. (An accept that waits for its own completion would take one
+  // connection per turn of the loop: with many busy connections, the last
+  // of a burst of 1000 would wait for seconds in the backlog.)
+  bool may_have_connection = true;
   for (;;) {
     // Before every accept, not only the first: with connections waiting, an
     // accept completes without the cancellation reaching it.
@@ -135,9 +141,7 @@ void stream_listener::accept_loop(function_ref<void(stream_transport)> on_connec
     } held;
     boost::system::error_code ec;
     stream_transport::socket_type socket(acceptor_.get_executor());
-    if (limit == nullptr) {
-      socket = accept_one(ec);
-    } else if (!may_have_connection) {
+    if (!may_have_connection) {
       // A listener that waits for a connection holds no place of the limit
       // (several listeners share one), and what comes beyond the limit
       // stays in the backlog.
@@ -147,8 +151,10 @@ void stream_listener::accept_loop(function_ref<void(stream_transport)> on_connec
         continue;
       }
     } else {
-      limit->acquire();
-      held.limit = limit;
+      if (limit != nullptr) {
+        limit->acquire();
+        held.limit = limit;
+      }
       socket = try_accept(ec);
       if (detail::would_block(ec)) {
         // Drained. Only now wait for readiness: the reactor reports edges,

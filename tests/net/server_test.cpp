@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -428,6 +429,52 @@ TEST_CASE("stream_server: max_connections is shared by several listeners; a list
       server.shutdown(1s);
     });
   });
+}
+
+TEST_CASE("connections waiting in the backlog are accepted in one pass, before the first handlers run on") {
+  // One accept per turn of the loop would leave the last of a burst in the
+  // backlog while the handlers accepted so far run: seconds, with many busy
+  // connections. Here the first handler, after one checkpoint, sees every
+  // handler of the burst started.
+  constexpr int burst = 50;
+  for (const int variant : {0, 1, 2}) {
+    CAPTURE(variant);  // 0: stream_server, 1: with max_connections, 2: listener.serve()
+    run([&] {
+      auto listeners = net::create_tcp_listeners("127.0.0.1", 0);
+      const auto port = listeners.front().local_address().port();
+      std::vector<net::stream_transport> clients;
+      for (int i = 0; i < burst; ++i) clients.push_back(net::create_tcp_connection("127.0.0.1", port));
+      int started = 0;
+      std::vector<int> seen_after_checkpoint;
+      auto handler = [&](net::stream_transport& t) {
+        ++started;
+        weft::checkpoint();
+        seen_after_checkpoint.push_back(started);
+        (void)recv_all(t);
+      };
+      std::optional<net::stream_server> server;  // outside the body: the tasks outlive its locals
+      weft::open_task_group([&](weft::task_group& tg) {
+        if (variant < 2) {
+          server.emplace(std::move(listeners), with<net::stream_server_options>([&](auto& o) {
+                           o.max_connections = variant == 1 ? 2 * burst : 0;
+                         }));
+          tg.start_soon([&] { server->serve(handler); });
+        } else {
+          tg.start_soon([&] {
+            weft::open_task_group([&](weft::task_group& handlers) { listeners.front().serve(handler, handlers); });
+          });
+        }
+        wait_for([&] { return seen_after_checkpoint.size() == burst; }, "every handler passes its checkpoint");
+        CHECK(seen_after_checkpoint.front() == burst);
+        for (auto& c : clients) c.aclose();
+        if (server) {
+          server->shutdown(1s);
+        } else {
+          tg.cancel();
+        }
+      });
+    });
+  }
 }
 
 TEST_CASE("stream_server: 1000 clients connecting at once are all served") {
