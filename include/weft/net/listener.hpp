@@ -56,8 +56,10 @@ class stream_listener {
   /// Accept capacity errors (EMFILE, ENFILE, ENOBUFS, ENOMEM) are logged to
   /// stderr and retried after a short pause; transient per-connection errors
   /// (ECONNABORTED, EPROTO, ...) are skipped. Returns never; ends with the
-  /// error of a closed listener (EBADF), or weft::cancelled. A checkpoint
-  /// before every accept: once cancelled it accepts nothing more (an accept
+  /// error of a closed listener (EBADF), or weft::cancelled. Connections
+  /// waiting in the backlog are all accepted in one pass (their handlers
+  /// start, then run), and it waits for readiness only once none is left.
+  /// A checkpoint before every accept: once cancelled it accepts nothing more (an accept
   /// already under way when the cancellation comes may still complete; its
   /// connection is then handed to a handler, not dropped).
   /// @throws std::invalid_argument if h is empty; busy_resource_error if
