@@ -20,7 +20,8 @@ datagram_transport::datagram_transport(socket_type socket)
 datagram_transport::datagram_transport(datagram_transport&& o) noexcept
     : socket_(std::move(o.socket_)),
       runtime_(o.runtime_),
-      buffer_(std::move(o.buffer_)), closing_(std::exchange(o.closing_, true)) {}
+      buffer_(std::move(o.buffer_)),
+      ahead_(std::move(o.ahead_)), closing_(std::exchange(o.closing_, true)) {}
 datagram_transport& datagram_transport::operator=(datagram_transport&& o) noexcept {
   if (this != &o) {
     boost::system::error_code ignored;
@@ -28,6 +29,7 @@ datagram_transport& datagram_transport::operator=(datagram_transport&& o) noexce
     socket_ = std::move(o.socket_);
     runtime_ = o.runtime_;
     buffer_ = std::move(o.buffer_);
+    ahead_ = std::move(o.ahead_);
     closing_ = std::exchange(o.closing_, true);
   }
   return *this;
@@ -63,7 +65,7 @@ WEFT_HOT std::size_t datagram_transport::recv_into(std::span<std::byte> buf) try
   const char* what = "weft::net::datagram_transport::recv";
   detail::enter_blocking_call(runtime_, closing_, socket_, what);
   detail::busy_guard busy(receiving_, "weft::net::datagram_transport: another task is already receiving on this transport");
-  return detail::recv_datagram(socket_, buf.data(), buf.size(), nullptr, nullptr, closing_, what);
+  return detail::recv_datagram(socket_, buf.data(), buf.size(), nullptr, nullptr, closing_, what, ahead_);
 } catch (const boost::system::system_error& e) {
   detail::rethrow_as_std(e, "weft::net::datagram_transport::recv_into");
 }

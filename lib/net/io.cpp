@@ -89,16 +89,6 @@ void wait_readable_until(boost::asio::generic::stream_protocol::socket& socket, 
   }
 }
 
-WEFT_HOT std::size_t recv_datagram(boost::asio::generic::datagram_protocol::socket& socket, void* data, std::size_t size,
-                          sockaddr_storage* from, socklen_t* from_size, const bool& closing, const char* what) {
-  int error = 0;
-  const std::ptrdiff_t n = read_when_ready(socket, closing, what, error, [&](int& e) {
-    return recv_now(socket.native_handle(), data, size, e, from, from_size);
-  });
-  if (n < 0) check(system_error_code(error), closing, what);
-  return static_cast<std::size_t>(n);
-}
-
 void check_io_context(const boost::asio::any_io_executor& io_object_executor, const char* what) {
   weft::detail::runtime* rt = weft::detail::current_runtime();
   if (rt == nullptr || io_object_executor == boost::asio::any_io_executor(rt->io().get_executor())) return;

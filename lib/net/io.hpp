@@ -8,6 +8,7 @@
 #include <weft/errors.hpp>
 #include <weft/lowlevel/read_readiness.hpp>
 #include <weft/lowlevel/park.hpp>
+#include <weft/net/datagram.hpp>
 #include <weft/net/endpoint.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
@@ -388,9 +389,12 @@ std::ptrdiff_t read_when_ready(Socket& socket, const bool& closing, const char* 
 /// task's runtime, after its checkpoint) into [data, data + size), and its
 /// sender's address into `from` when given, as stream_transport::recv_into
 /// reads (read_when_ready). Returns the datagram's size (truncated to
-/// `size`).
-/// @throws as check(); weft::cancelled.
+/// `size`). `ahead` is the socket's read_ahead (read_ahead.cpp), made by
+/// the first call: a UDP socket's receive asks for two datagrams, and
+/// keeps the second there for the next call.
+/// @throws as check(); weft::cancelled; std::bad_alloc (the first call).
 std::size_t recv_datagram(boost::asio::generic::datagram_protocol::socket& socket, void* data, std::size_t size,
-                          sockaddr_storage* from, socklen_t* from_size, const bool& closing, const char* what);
+                          sockaddr_storage* from, socklen_t* from_size, const bool& closing, const char* what,
+                          read_ahead_ptr& ahead);
 
 }  // namespace weft::net::detail

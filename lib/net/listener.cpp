@@ -200,6 +200,7 @@ datagram_listener::datagram_listener(datagram_listener&& o) noexcept
     : socket_(std::move(o.socket_)),
       runtime_(o.runtime_),
       buffer_(std::move(o.buffer_)),
+      ahead_(std::move(o.ahead_)),
       closing_(std::exchange(o.closing_, true)) {}
 datagram_listener& datagram_listener::operator=(datagram_listener&& o) noexcept {
   if (this != &o) {
@@ -208,6 +209,7 @@ datagram_listener& datagram_listener::operator=(datagram_listener&& o) noexcept 
     socket_ = std::move(o.socket_);
     runtime_ = o.runtime_;
     buffer_ = std::move(o.buffer_);
+    ahead_ = std::move(o.ahead_);
     closing_ = std::exchange(o.closing_, true);
   }
   return *this;
@@ -236,7 +238,7 @@ WEFT_HOT std::pair<std::size_t, endpoint> datagram_listener::recv_from_into(std:
   detail::busy_guard busy(receiving_, "weft::net::datagram_listener: another task is already receiving on this listener");
   sockaddr_storage from;
   socklen_t from_size = sizeof from;
-  const std::size_t n = detail::recv_datagram(socket_, buf.data(), buf.size(), &from, &from_size, closing_, what);
+  const std::size_t n = detail::recv_datagram(socket_, buf.data(), buf.size(), &from, &from_size, closing_, what, ahead_);
   return {n, endpoint(reinterpret_cast<const sockaddr*>(&from), from_size)};
 } catch (const boost::system::system_error& e) {
   detail::rethrow_as_std(e, "weft::net::datagram_listener::recv_from_into");

@@ -2,6 +2,9 @@
 
 #include <boost/asio/ip/address.hpp>
 
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
+
 #include <algorithm>
 #include <array>
 #include <span>
@@ -181,6 +184,119 @@ TEST_CASE("a connected UDP endpoint reports ECONNREFUSED when nobody listens at 
     client.send("anyone?");
     CHECK(error_of([&] { (void)client.recv(); }) == ECONNREFUSED);
     CHECK_FALSE(client.is_closing());
+  });
+}
+
+// --- reading ahead ------------------------------------------------------------------
+
+namespace {
+// The size of the next datagram waiting in the kernel for fd (0: none).
+int kernel_queued(int fd) {
+  int n = -1;
+  REQUIRE(::ioctl(fd, SIOCINQ, &n) == 0);
+  return n;
+}
+}  // namespace
+
+TEST_CASE("a UDP receive takes a second waiting datagram ahead; the next receive returns it, sender included") {
+  for (const std::string host : {"127.0.0.1", "::1"}) {
+    CAPTURE(host);
+    run_real([&] {
+      auto s = udp_pair(host);
+      auto other = net::create_udp_endpoint(std::make_pair(host, s.server.local_address().port()));
+      s.client.send("first");
+      other.send("second, longer than the buffer");
+      s.client.send("third");
+      auto [data, from] = s.server.recv_from();
+      CHECK(data == "first");
+      CHECK(from == s.client.local_address());
+      // "second" was read with "first": the kernel holds only "third".
+      CHECK(kernel_queued(s.server.socket().native_handle()) == 5);
+      std::array<char, 6> small{};
+      auto [n, from2] = s.server.recv_from_into(std::span<char>(small));
+      CHECK(std::string_view(small.data(), n) == "second");  // cut to the buffer, as recv(2) cuts
+      CHECK(from2 == other.local_address());
+      auto [third, from3] = s.server.recv_from();
+      CHECK(third == "third");
+      CHECK(from3 == s.client.local_address());
+    });
+  }
+}
+
+TEST_CASE("a datagram read ahead survives a move and a cancelled receive, and goes with a close") {
+  run_real([] {
+    auto s = udp_pair();
+    for (const char* d : {"a", "b", "c", "d"}) s.server.send_to(d, s.client.local_address());
+    CHECK(s.client.recv() == "a");  // "b" is kept
+    net::datagram_transport moved = std::move(s.client);
+    CHECK(moved.recv() == "b");
+    CHECK(moved.recv() == "c");  // "d" is kept
+    auto scope = weft::open_cancel_scope();
+    scope.run([&](weft::cancel_scope& self) {
+      self.cancel();
+      (void)moved.recv();  // the checkpoint at entry: nothing taken
+    });
+    CHECK(scope.cancelled_caught());
+    CHECK(moved.recv() == "d");
+
+    s.server.send_to("e", moved.local_address());
+    s.server.send_to("f", moved.local_address());
+    CHECK(moved.recv() == "e");  // "f" is kept
+    moved.aclose();
+    CHECK(error_of([&] { (void)moved.recv(); }) == EBADF);
+  });
+}
+
+TEST_CASE("a receive that found no second datagram waits for the next one, which arrives later") {
+  run_real([] {
+    auto s = udp_pair();
+    std::string got;
+    weft::open_task_group([&](weft::task_group& tg) {
+      tg.start_soon([&] {
+        for (int i = 0; i < 3; ++i) got += s.server.recv_from().first;
+      });
+      for (const char* d : {"x", "y", "z"}) {
+        weft::testing::wait_all_tasks_blocked();  // the receiver is parked, the socket empty
+        CHECK(kernel_queued(s.server.socket().native_handle()) == 0);
+        s.client.send(d);
+      }
+    });
+    CHECK(got == "xyz");
+  });
+}
+
+TEST_CASE("a connected UDP endpoint reports ECONNREFUSED that comes after a datagram it has read") {
+  run_real([] {
+    auto listeners = net::create_udp_listeners("127.0.0.1", 0);
+    net::datagram_listener peer = std::move(listeners[0]);
+    auto client = net::create_udp_endpoint(std::make_pair(std::string("127.0.0.1"), peer.local_address().port()));
+    peer.send_to("hello", client.local_address());
+    peer.send_to("again", client.local_address());
+    CHECK(client.recv() == "hello");  // "again" is kept
+    peer.aclose();
+    client.send("anyone?");  // ICMP port unreachable
+    CHECK(client.recv() == "again");  // taken before the error came: returned before it
+    // The read ahead found nothing before the error arrived; the error's own
+    // readiness report wakes this receive.
+    CHECK(error_of([&] { (void)client.recv(); }) == ECONNREFUSED);
+    client.send("still nobody?");
+    CHECK(error_of([&] { (void)client.recv(); }) == ECONNREFUSED);
+    CHECK_FALSE(client.is_closing());
+  });
+}
+
+TEST_CASE("Unix datagrams larger than max_datagram_size arrive whole in a large enough buffer, two queued") {
+  run_real([] {
+    auto [a, b] = unix_datagram_pair();
+    int size = 1 << 20;
+    ::setsockopt(a.socket().native_handle(), SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
+    ::setsockopt(b.socket().native_handle(), SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
+    const std::string one(net::max_datagram_size + 5000, '1'), two(net::max_datagram_size + 7000, '2');
+    a.send(one);
+    a.send(two);
+    std::vector<char> buf(2 * net::max_datagram_size);
+    CHECK(std::string_view(buf.data(), b.recv_into(std::span<char>(buf))) == one);
+    CHECK(std::string_view(buf.data(), b.recv_into(std::span<char>(buf))) == two);
   });
 }
 

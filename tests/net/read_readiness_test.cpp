@@ -206,6 +206,23 @@ TEST_CASE("read readiness: a short read of TCP clears it; of a Unix socket it do
   });
 }
 
+TEST_CASE("read readiness: a UDP receive that found no second datagram clears it; one that took a second does not") {
+  run_real([] {
+    auto listeners = weft::net::create_udp_listeners("127.0.0.1", 0);
+    weft::net::datagram_listener& server = listeners[0];
+    auto client = weft::net::create_udp_endpoint(std::make_pair(std::string("127.0.0.1"), server.local_address().port()));
+    client.send("one");
+    CHECK(server.recv_from().first == "one");
+    CHECK_FALSE(lowlevel::read_may_find_data(server.socket()));  // the next receive waits first
+    client.send("two");
+    client.send("three");
+    CHECK(server.recv_from().first == "two");  // "three" read with it
+    CHECK(lowlevel::read_may_find_data(server.socket()));
+    CHECK(server.recv_from().first == "three");
+    CHECK(lowlevel::read_may_find_data(server.socket()));  // nothing read: the next receive tries first
+  });
+}
+
 TEST_CASE("read readiness: a short read does not clear it once the peer's end of stream or a reset was reported") {
   run_real([] {
     SUBCASE("end of stream") {

@@ -14,8 +14,11 @@
 //    WEFT_PORTABLE_ASIO (Asio's public API does not show it).
 //  - note_read_drained(s): clears it. Call it on the runtime's thread right
 //    after a recv(2) of your own on s failed with EAGAIN, with no turn of
-//    the reactor in between (nothing that may park or run handlers). A
-//    no-op with WEFT_PORTABLE_ASIO.
+//    the reactor in between (nothing that may park or run handlers); or
+//    after a recvmmsg(2) on a UDP socket returned fewer datagrams than it
+//    asked for (its last read found none; an error it keeps for the next
+//    call came with a readiness report of its own). A no-op with
+//    WEFT_PORTABLE_ASIO.
 //  - note_short_read(s): the same after a recv(2) of your own on s that
 //    returned fewer bytes than asked for. For a TCP socket that read
 //    drained it (epoll(7)), unless the peer's end of stream or an error

@@ -18,6 +18,27 @@ namespace weft::net {
 /// The largest datagram recv() returns (larger ones are truncated by the system).
 inline constexpr std::size_t max_datagram_size = 65536;
 
+namespace detail {
+/// The receive side of a datagram socket, made by its first receive: the
+/// datagram a receive read ahead (see datagram_transport).
+struct read_ahead;
+struct read_ahead_deleter {
+  void operator()(read_ahead* r) const noexcept;
+};
+using read_ahead_ptr = std::unique_ptr<read_ahead, read_ahead_deleter>;
+}  // namespace detail
+
+/// A connected datagram socket.
+///
+/// Receiving a UDP datagram asks the system for two (one recvmmsg(2)): a
+/// second one already there is kept, and the next receive returns it
+/// without a system call; when there was none, the next receive waits for
+/// the socket to become readable instead of first finding it empty. Either
+/// way, request/response traffic costs one system call less per receive.
+/// The kept datagram is part of the transport: reading socket() with your
+/// own recv(2) as well would see datagrams out of order. The first receive
+/// allocates max_datagram_size bytes for it (Unix datagram sockets, whose
+/// datagrams may be larger, receive one at a time and need none).
 class datagram_transport {
  public:
   using socket_type = boost::asio::generic::datagram_protocol::socket;
@@ -67,7 +88,8 @@ class datagram_transport {
   void check_usable(const char* what) const;
   socket_type socket_;
   std::uint64_t runtime_;  // the serial number of the runtime whose io_context the socket uses
-  std::unique_ptr<char[]> buffer_;  // receive buffer, allocated on first use
+  std::unique_ptr<char[]> buffer_;  // recv()'s buffer, allocated on first use
+  detail::read_ahead_ptr ahead_;    // made by the first receive
   bool receiving_ = false;
   bool closing_ = false;
   static void detach(void* self) noexcept;

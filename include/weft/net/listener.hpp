@@ -101,6 +101,10 @@ class stream_listener {
 };
 
 /// A bound (unconnected) UDP or Unix datagram socket serving many peers.
+/// Its receives read a UDP datagram ahead as datagram_transport's do (one
+/// system call less per receive; max_datagram_size bytes, allocated by the
+/// first receive, hold it): reading socket() yourself as well would see
+/// datagrams out of order.
 class datagram_listener {
  public:
   using socket_type = boost::asio::generic::datagram_protocol::socket;
@@ -151,7 +155,8 @@ class datagram_listener {
  private:
   socket_type socket_;
   std::uint64_t runtime_;  // the serial number of the runtime whose io_context the socket uses
-  std::unique_ptr<char[]> buffer_;  // receive buffer, allocated on first use
+  std::unique_ptr<char[]> buffer_;  // recv_from()'s buffer, allocated on first use
+  detail::read_ahead_ptr ahead_;    // made by the first receive
   bool receiving_ = false;
   bool closing_ = false;
   static void detach(void* self) noexcept;
