@@ -161,8 +161,13 @@ void runtime::host(task_base* root) {
   root_ = root;
   root->rt_ = this;
   root->id_ = next_task_id();
+  try {
+    create_fiber(root, 0);  // its stack may not be there to have
+  } catch (...) {
+    root->release();
+    throw;
+  }
   link_task_scope(*root, root_scope_);
-  create_fiber(root, 0);
   while (!root->done()) wait_on_main();
   // System tasks (fibers started for coroutines outside any task) end with
   // the root task: cancel them and wait for them.

@@ -39,6 +39,15 @@ TEST_CASE("runtimes run one after another on one thread and side by side on two"
   CHECK(b == 2);
 }
 
+TEST_CASE("a runtime whose root task gets no stack throws that error and leaves nothing behind") {
+  weft::run_options options;
+  options.stack_size = std::size_t(1) << 62;  // no such stack
+  bool ran = false;
+  CHECK_THROWS(weft::run(options, [&] { ran = true; }));
+  CHECK_FALSE(ran);
+  CHECK(weft::run([] { return 1; }) == 1);  // the thread is free for the next runtime
+}
+
 TEST_CASE("run options pass through: clock, stack size, guarded stacks") {
   auto clock = std::make_shared<weft::testing::manual_clock>(at(100));
   weft::run_options options;
