@@ -32,6 +32,7 @@
 #include <weft/task.hpp>
 #include <weft/task_group.hpp>
 #include <weft/threads/async_executor.hpp>
+#include <weft/threads/caller.hpp>
 #include <weft/threads/capacity_limiter.hpp>
 #include <weft/threads/errors.hpp>
 #include <weft/threads/future.hpp>

@@ -23,7 +23,7 @@ namespace weft::detail {
 
 class portal_core {
  public:
-  explicit portal_core(runtime& rt) noexcept : rt_(&rt) {}
+  portal_core(runtime& rt, bool own_thread_calls) noexcept : rt_(&rt), own_thread_calls_(own_thread_calls) {}
   portal_core(const portal_core&) = delete;
   portal_core& operator=(const portal_core&) = delete;
 
@@ -33,15 +33,19 @@ class portal_core {
   }
 
   void submit(portal_call& call, const char* what) {
-    if (t_runtime == rt_)
+    if (t_runtime == rt_ && !own_thread_calls_)
       throw std::logic_error(std::string(what) +
                              ": called on the portal's own runtime thread (a portal is for other threads: waiting "
                              "there would deadlock the runtime); call the function directly or start a task");
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      if (state_ != phase::open)
+      if (state_ != phase::open) {
+        if (own_thread_calls_)
+          throw runtime_closed_error(std::string(what) + ": the caller is not running (" +
+                                     (state_ == phase::created ? "not started yet" : "stopped") + ")");
         throw runtime_closed_error(std::string(what) + ": the threads portal is not running (" +
                                    (state_ == phase::created ? "not opened yet" : "closed") + ")");
+      }
       ++accepted_;
     }
     call.portal = this;
@@ -118,6 +122,7 @@ class portal_core {
   }
 
   runtime* rt_;
+  bool own_thread_calls_;  // a caller's: its own thread may call it too
   std::atomic<std::size_t> refs_{1};
   mutable std::mutex mutex_;
   phase state_ = phase::created;
@@ -151,10 +156,10 @@ portal_task_call::portal_task_call() noexcept {
   cancel_call.owner = this;
 }
 
-portal_core* portal_create(const char* what) {
+portal_core* portal_create(const char* what, bool own_thread_calls) {
   runtime* rt = t_runtime;
   if (rt == nullptr) throw std::logic_error(std::string(what) + ": no weft runtime runs on this thread");
-  return new portal_core(*rt);
+  return new portal_core(*rt, own_thread_calls);
 }
 void portal_add_ref(portal_core& p) noexcept { p.add_ref(); }
 void portal_release(portal_core& p) noexcept { p.release(); }

@@ -96,8 +96,10 @@ struct portal_task_call : portal_call {
 };
 
 /// A new, closed portal of the calling thread's runtime (one reference).
-/// @throws std::logic_error on a thread without a weft runtime; std::bad_alloc.
-portal_core* portal_create(const char* what);
+/// With `own_thread_calls` (a caller's), the runtime's own thread may
+/// submit calls as well. @throws std::logic_error on a thread without a
+/// weft runtime; std::bad_alloc.
+portal_core* portal_create(const char* what, bool own_thread_calls = false);
 void portal_add_ref(portal_core& p) noexcept;
 void portal_release(portal_core& p) noexcept;
 /// Accepts `call` (it will run exactly once) or throws: std::logic_error on
