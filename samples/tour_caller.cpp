@@ -10,6 +10,7 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <vector>
 
 using namespace std::chrono_literals;
 
@@ -80,6 +81,26 @@ int main() {
   bool listed = false;
   for (const weft::caller& c : weft::caller::all_callers()) listed = listed || c == db;
   check(listed, "all_callers lists it");
+
+  // Sets of futures: wait() for some or all of them, as_completed() in finishing order.
+  std::vector<weft::future<int>> jobs;
+  for (int i = 0; i < 5; ++i)
+    jobs.push_back(db.call_later(weft::duration(0.001 * (5 - i)), [i] { return i; }));
+  weft::future_set_options first;
+  first.when = weft::return_when::first_completed;
+  weft::wait_result<int> some = weft::wait(jobs, first);
+  check(!some.done.empty() && some.done.size() + some.pending.size() == 5, "wait returns once one is done");
+  weft::future_set_options failing;
+  failing.when = weft::return_when::first_exception;
+  failing.timeout = weft::duration(10);
+  check(weft::wait(jobs, failing).done.size() == 5, "with no failure, first_exception waits for all");
+  int sum = 0, taken = 0;
+  weft::as_completed_range<int> in_order = weft::as_completed(jobs);
+  for (weft::future<int>& f : in_order) {
+    sum += f.get();  // done: no wait
+    ++taken;
+  }
+  check(taken == 5 && sum == 10, "as_completed yields every future once");
 
   // A protected caller ignores stop(); stop_all(true) stops every caller.
   weft::caller_options keep;

@@ -36,6 +36,7 @@
 #include <weft/threads/capacity_limiter.hpp>
 #include <weft/threads/errors.hpp>
 #include <weft/threads/future.hpp>
+#include <weft/threads/future_sets.hpp>
 #include <weft/threads/run_in_thread.hpp>
 #include <weft/threads/threads_portal.hpp>
 #include <weft/threads/unwrap_future.hpp>
