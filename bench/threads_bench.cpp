@@ -39,6 +39,13 @@
 //              thread blocked in io.run() (kept running by a work guard);
 //              per call
 //
+//   caller_call  a task of one runtime waiting on
+//              caller.call_soon(trivial fn).get(), the call running as a
+//              task of a weft::caller (another runtime on its own thread)
+//              vs two io_contexts on two threads, a handler on A posting
+//              to B a handler that posts the result back to A, whose
+//              handler starts the next round trip; per round trip
+//
 //   future_wake  a task parked on a weft::future<int> that a plain thread
 //              sets vs a Boost.Fiber fiber parked on a
 //              boost::fibers::future<int> set the same way; per round
@@ -83,6 +90,7 @@
 // Usage: bench_threads [name...]   (default: all)
 #include "bench_util.hpp"
 
+#include <weft/threads/caller.hpp>
 #include <weft/threads/future.hpp>
 #include <weft/threads/run_in_thread.hpp>
 #include <weft/threads/threads_portal.hpp>
@@ -621,6 +629,81 @@ void bench_portal_call() {
                              asio_portal_call);
 }
 
+// --- caller_call ------------------------------------------------------------------
+//
+// The calling runtime's thread is pinned to the first CPU, the caller's (or
+// B's) thread to the second.
+
+double weft_caller_call(int m) {
+  weft::caller b = weft::caller::start_new();
+  b.call_soon([] { pin_this_thread(pool_cpu); }).get();
+  const double seconds = bench::on_thread([&b, m] {
+    pin_this_thread(loop_cpu);
+    return weft::run([&b, m] {
+      long ok = 0;
+      auto round = [&](int i) { ok += b.call_soon([i] { return trivial(i); }).get() == i + 1; };
+      for (int i = 0; i < warmup_of(m); ++i) round(i);
+      ok = 0;
+      const double start = bench::now_seconds();
+      for (int i = 0; i < m; ++i) round(i);
+      const double elapsed = bench::now_seconds() - start;
+      check("caller_call weft", ok, m);
+      return elapsed;
+    });
+  });
+  b.stop();
+  return seconds;
+}
+
+double asio_caller_call(int m) {
+  boost::asio::io_context b(1);
+  auto guard = boost::asio::make_work_guard(b);
+  std::thread tb([&b] {
+    pin_this_thread(pool_cpu);
+    b.run();
+  });
+  const double seconds = bench::on_thread([&b, m] {
+    pin_this_thread(loop_cpu);
+    boost::asio::io_context a(1);
+    auto a_guard = boost::asio::make_work_guard(a);  // a waits for B's replies
+    const int total = warmup_of(m) + m;
+    int next = 0;
+    long ok = 0;
+    double start = 0, stop = 0;
+    std::function<void()> round = [&] {
+      if (next == warmup_of(m)) {
+        ok = 0;
+        start = bench::now_seconds();
+      }
+      if (next == total) {
+        stop = bench::now_seconds();
+        a_guard.reset();
+        return;
+      }
+      const int i = next++;
+      boost::asio::post(b, [&, i] {
+        const int r = trivial(i);
+        boost::asio::post(a, [&, i, r] {
+          ok += r == i + 1;
+          round();
+        });
+      });
+    };
+    boost::asio::post(a, round);
+    a.run();
+    check("caller_call asio", ok, m);
+    return stop - start;
+  });
+  guard.reset();
+  tb.join();
+  return seconds;
+}
+
+void bench_caller_call() {
+  bench::alternating_compare("caller_call", "asio_two_io_contexts", "round trip", 20'000, rounds, weft_caller_call,
+                             asio_caller_call);
+}
+
 // --- future_wake ------------------------------------------------------------------
 //
 // Round i: the parked side (a weft task, or a Boost.Fiber fiber) creates a
@@ -783,6 +866,7 @@ constexpr bench::entry benches[] = {
     {"thread_offload", bench_thread_offload},
     {"offload_throughput", bench_offload_throughput},
     {"portal_call", bench_portal_call},
+    {"caller_call", bench_caller_call},
     {"future_wake", bench_future_wake},
     {"spin_pingpong", bench_spin_pingpong},
     {"futex_pingpong", bench_futex_pingpong},
