@@ -24,6 +24,7 @@
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <cstdlib>
 #include <exception>
 #include <mutex>
 #include <stdexcept>
@@ -266,7 +267,23 @@ namespace weft {
 
 using detail::caller_core;
 
+namespace {
+// Callers still running when the program exits are stopped (their calls
+// cancelled, their threads joined) rather than left running under the
+// static destructors.
+void stop_callers_at_exit() noexcept {
+  if (caller_core::current_on_thread() != nullptr) return;  // exit() from a caller's call: it cannot wait for itself
+  try {
+    caller::stop_all(/*force=*/true);
+  } catch (...) {
+    report_error(std::current_exception(), "weft::caller: stopping the callers at exit");
+  }
+}
+}  // namespace
+
 caller caller::start_new(caller_options options) {
+  static const bool stop_at_exit = std::atexit(stop_callers_at_exit) == 0;
+  (void)stop_at_exit;
   detail::registry& r = detail::callers();
   caller_core* c = nullptr;
   {

@@ -29,7 +29,10 @@
 // run), then the thread ends. From another thread stop() waits for that;
 // on the caller's own thread (in one of its calls) it only starts it. A
 // protected caller (caller_options::protect) ignores stop() and stops
-// with stop(true).
+// with stop(true). Callers still running when the program exits (main
+// returns, or std::exit) are stopped then, as by stop_all(true), before
+// the static objects that existed when the first caller started are
+// destroyed: stop them yourself if their calls use statics made later.
 //
 // Every member function is thread-safe; copies of a caller share it.
 #pragma once
