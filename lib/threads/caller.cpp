@@ -21,6 +21,8 @@
 #include <weft/threads/caller.hpp>
 #include <weft/time.hpp>
 
+#include <pthread.h>
+
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
@@ -175,6 +177,9 @@ void caller_core::start(const run_options& options) {
 
 void caller_core::main(const run_options& options) noexcept {
   t_caller = this;
+  // The thread's name, as debuggers, top -H and /proc show it (at most 15
+  // bytes: a longer name is cut).
+  (void)::pthread_setname_np(::pthread_self(), name_.substr(0, 15).c_str());
   try {
     weft::run(options, [this] {
       portal_core* p = portal_create("weft::caller", /*own_thread_calls=*/true);

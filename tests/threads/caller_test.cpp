@@ -12,6 +12,8 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <pthread.h>
+
 #include <algorithm>
 #include <atomic>
 #include <latch>
@@ -64,6 +66,11 @@ TEST_CASE("a caller runs calls from a plain thread on its own thread, as tasks, 
   CHECK_FALSE(c.stopped());
   const std::thread::id caller_thread = c.call_soon([] { return std::this_thread::get_id(); }).get();
   CHECK(caller_thread != std::this_thread::get_id());
+  CHECK(c.call_soon([] {
+           char name[16] = {};
+           ::pthread_getname_np(::pthread_self(), name, sizeof name);
+           return std::string(name);
+         }).get() == "worker");  // the thread's name
   CHECK(c.call_soon([](int a, const std::string& b) { return b + std::to_string(a); }, 7, "x").get() == "x7");
   CHECK(c.call_soon([] {
            CHECK(weft::lowlevel::in_task());

@@ -20,8 +20,10 @@
 // is dropped, an exception going to weft::report_error).
 //
 // Names: every running caller has a name, unique among the running ones
-// (caller_options::name; empty: "caller-<n>"). get_instance(name) finds a
-// running caller by name; current() is the caller whose thread calls it.
+// (caller_options::name; empty: "caller-<n>"), which is also its thread's
+// name (its first 15 bytes, as debuggers and top -H show it).
+// get_instance(name) finds a running caller by name; current() is the
+// caller whose thread calls it.
 //
 // Stopping: stop() refuses new calls (runtime_closed_error), cancels the
 // calls that run (their futures end cancelled unless they finish first)
