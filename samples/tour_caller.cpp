@@ -123,6 +123,20 @@ int main() {
   check(metrics.stopped() && scratch.stopped() && weft::caller::all_callers(false).empty(),
         "stop_all(true) stops the rest");
 
+  // open_caller: this runtime serves as a caller while the body runs.
+  weft::run([] {
+    weft::caller_options here_options;
+    here_options.name = "main";
+    weft::open_caller(
+        [](weft::caller& here) {
+          std::thread other([] { check(weft::caller::get_instance().call_soon([] { return 7; }).get() == 7,
+                                       "another thread calls the runtime's caller by its name"); });
+          weft::run_in_thread([&] { other.join(); });
+          check(here.name() == "main", "the default name get_instance looks for");
+        },
+        here_options);
+  });
+
   if (failures != 0) return 1;
   std::puts("tour_caller: ok");
 }

@@ -181,6 +181,8 @@ class runtime {
   void fire_expired() noexcept;
 
   boost::asio::io_context& io() noexcept { return io_; }
+  /// True if the runtime's clock is a weft::real_clock.
+  bool has_real_clock() const noexcept { return dynamic_cast<const weft::real_clock*>(clock_.get()) != nullptr; }
   /// This thread's standing in io_: runs its handlers (see asio_thread.hpp).
   asio_thread& asio() noexcept { return asio_; }
   /// Where other threads hand this runtime work (see inbox.hpp).

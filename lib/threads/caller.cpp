@@ -14,6 +14,8 @@
 // (the last reference), or detached when that is released on the caller's
 // own thread.
 
+#include "core/runtime.hpp"
+
 #include <weft/cancel_scope.hpp>
 #include <weft/checkpoint.hpp>
 #include <weft/report_error.hpp>
@@ -69,12 +71,22 @@ class caller_core {
     changed_.wait(lock, [&] { return phase_ != phase::starting; });
     return phase_;
   }
-  /// Asks the caller's main task to stop it (once; any thread).
+  /// Asks the caller to stop (once; any thread).
   void request_stop();
+  /// On the caller's thread: cancels its calls (and an open_caller body)
+  /// and wakes a thread caller's main task.
+  void stop_here() noexcept;
+  /// open_caller: the calling task's runtime serves the caller while body runs.
+  void serve_here(function_ref<void()> body);
   /// Another thread than the caller's: waits for the thread to end, and joins it.
   void join();
 
   static caller_core* current_on_thread() noexcept { return t_caller; }
+  /// A new handle (a reference of its own) to c.
+  static caller handle_of(caller_core* c) noexcept {
+    c->add_ref();
+    return caller(c);
+  }
 
  private:
   ~caller_core() {
@@ -88,6 +100,10 @@ class caller_core {
   }
 
   void main(const run_options& options) noexcept;
+  void publish_portal(portal_core* p) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    portal_ = p;
+  }
   void set_phase(phase p) {
     {
       std::lock_guard<std::mutex> lock(mutex_);
@@ -144,14 +160,18 @@ void unregister(caller_core* c) noexcept {
 // The stop request: runs on the caller's thread, outside any task.
 class stop_job final : public portal_call {
  public:
-  explicit stop_job(weft::event* e) noexcept : event_(e) { run = &run_call; }
+  explicit stop_job(caller_core* c) noexcept : caller_(c) {
+    caller_->add_ref();
+    run = &run_call;
+  }
 
  private:
   static void run_call(portal_call* c, bool open) noexcept {
     std::unique_ptr<stop_job> self(static_cast<stop_job*>(c));
-    if (open && self->event_ != nullptr) self->event_->set();
+    if (open) self->caller_->stop_here();
+    self->caller_->release();
   }
-  weft::event* event_;
+  caller_core* caller_;
 };
 
 }  // namespace
@@ -183,10 +203,7 @@ void caller_core::main(const run_options& options) noexcept {
   try {
     weft::run(options, [this] {
       portal_core* p = portal_create("weft::caller", /*own_thread_calls=*/true);
-      {
-        std::lock_guard<std::mutex> lock(mutex_);
-        portal_ = p;
-      }
+      publish_portal(p);
       portal_open(*p, [&] {
         weft::event stop;
         {
@@ -196,6 +213,7 @@ void caller_core::main(const run_options& options) noexcept {
           if (stop_requested_) stop.set();  // asked before it ran
         }
         changed_.notify_all();
+        // Published: stop_here() may set it from here on.
         // A stop from one of the caller's own calls cancels this task's
         // group (this task too) before it wakes it: the wait must end all
         // the same.
@@ -227,28 +245,66 @@ void caller_core::main(const run_options& options) noexcept {
 }
 
 void caller_core::request_stop() {
-  weft::event* e = nullptr;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     if (stop_requested_) return;
     stop_requested_ = true;
-    if (phase_ != phase::running) return;  // starting: main() sees the request; stopping or stopped: done
-    e = stop_event_;
+    if (phase_ != phase::running) return;  // starting: it stops once running; stopping or stopped: done
   }
   if (t_caller == this) {
     // One of its own calls: the calls (the calling one included) are
     // cancelled now, not after the calling one has gone on.
-    portal_group(*portal_).cancel();
-    e->set();
+    stop_here();
     return;
   }
-  auto job = std::make_unique<stop_job>(e);
+  auto job = std::make_unique<stop_job>(this);
   try {
     portal_submit(*portal_, *job, "weft::caller::stop");
     job.release();
   } catch (const runtime_closed_error&) {
     // Closing already (its runtime is ending): nothing to ask.
   }
+}
+
+void caller_core::stop_here() noexcept {
+  portal_group(*portal_).cancel();
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (stop_event_ != nullptr) stop_event_->set();
+}
+
+void caller_core::serve_here(function_ref<void()> body) {
+  caller_core* const previous = t_caller;
+  t_caller = this;
+  struct restore {
+    caller_core* self;
+    caller_core* previous;
+    ~restore() {
+      unregister(self);
+      self->set_phase(phase::stopped);
+      t_caller = previous;
+    }
+  } guard{this, previous};
+  portal_core* p = portal_create("weft::open_caller", /*own_thread_calls=*/true);
+  publish_portal(p);
+  portal_open(*p, [&] {
+    bool stop_now = false;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      phase_ = phase::running;
+      stop_now = stop_requested_;
+    }
+    changed_.notify_all();
+    if (stop_now) stop_here();
+    struct wind_up {
+      caller_core* self;
+      portal_core* p;
+      ~wind_up() {
+        self->set_phase(phase::stopping);
+        portal_group(*p).cancel();  // the calls still running end cancelled
+      }
+    } end{this, p};
+    body();
+  });
 }
 
 void caller_core::join() {
@@ -284,25 +340,43 @@ void stop_callers_at_exit() noexcept {
     report_error(std::current_exception(), "weft::caller: stopping the callers at exit");
   }
 }
+
+// A new caller, registered under its name (the registry's reference): the
+// name is taken from now on.
+caller_core* register_new(caller_options& options, bool real_clock, const char* what) {
+  detail::registry& r = detail::callers();
+  std::lock_guard<std::mutex> lock(r.mutex);
+  if (options.name.empty()) {
+    options.name = "caller-" + std::to_string(r.next_number++);
+  } else {
+    for (caller_core* other : r.callers)
+      if (other->name() == options.name)
+        throw std::invalid_argument(std::string(what) + ": a caller named \"" + options.name + "\" is running");
+  }
+  auto* c = new caller_core(options.name, options.protect, real_clock);
+  r.callers.push_back(c);
+  return c;
+}
 }  // namespace
+
+namespace detail {
+void caller_open(caller_options& options, function_ref<void(caller&)> body) {
+  require_task("weft::open_caller");
+  caller_core* c = register_new(options, t_runtime->has_real_clock(), "weft::open_caller");
+  caller handle = caller_core::handle_of(c);  // a reference of its own
+  try {
+    c->serve_here([&] { body(handle); });
+  } catch (...) {
+    unregister(c);  // if serve_here could not start
+    throw;
+  }
+}
+}  // namespace detail
 
 caller caller::start_new(caller_options options) {
   static const bool stop_at_exit = std::atexit(stop_callers_at_exit) == 0;
   (void)stop_at_exit;
-  detail::registry& r = detail::callers();
-  caller_core* c = nullptr;
-  {
-    std::lock_guard<std::mutex> lock(r.mutex);
-    if (options.name.empty()) {
-      options.name = "caller-" + std::to_string(r.next_number++);
-    } else {
-      for (caller_core* other : r.callers)
-        if (other->name() == options.name)
-          throw std::invalid_argument("weft::caller::start_new: a caller named \"" + options.name + "\" is running");
-    }
-    c = new caller_core(options.name, options.protect, options.run.clock == nullptr);
-    r.callers.push_back(c);  // the registry's reference; the name is taken
-  }
+  caller_core* c = register_new(options, options.run.clock == nullptr, "weft::caller::start_new");
   caller handle(c);
   c->add_ref();
   try {

@@ -385,3 +385,59 @@ TEST_CASE("calls racing a caller's stop are each run, resolved cancelled, or ref
     CHECK(values + cancelled + refused.load() == 200);
   }
 }
+
+TEST_CASE("open_caller makes the running runtime a caller while its body runs") {
+  run_real([] {
+    const auto loop_thread = std::this_thread::get_id();
+    weft::future<void> left_running;
+    weft::caller seen;
+    weft::open_caller(
+        [&](weft::caller& here) {
+          seen = here;
+          CHECK(here.running());
+          CHECK(weft::caller::current() == here);
+          on_thread([&] {
+            weft::caller found = weft::caller::get_instance("here");
+            CHECK(found == here);
+            CHECK(found.call_soon([] { return std::this_thread::get_id(); }).get() == loop_thread);
+            left_running = found.call_soon([] { weft::sleep(std::chrono::hours(1)); });
+          });
+          CHECK(here.call_soon([](int x) { return x * 2; }, 21).get() == 42);  // from its own tasks too
+          CHECK_FALSE(left_running.done());
+        },
+        named("here"));
+    // Leaving the body stopped it: the running call was cancelled and waited for.
+    CHECK(left_running.cancelled());
+    CHECK(seen.stopped());
+    CHECK_THROWS_AS(seen.call_soon([] {}), weft::runtime_closed_error);
+    CHECK_THROWS_AS(weft::caller::get_instance("here"), std::invalid_argument);
+    CHECK_THROWS_AS(weft::caller::current(), std::logic_error);
+  });
+  CHECK_THROWS_AS(weft::open_caller([](weft::caller&) {}), std::logic_error);  // not in a task
+}
+
+TEST_CASE("stop() from another thread ends an open_caller body, and returns once it has") {
+  run_real([] {
+    bool body_cancelled = false;
+    std::atomic<bool> stop_returned{false};
+    std::thread stopper_thread;
+    weft::open_caller(
+        [&](weft::caller& here) {
+          stopper_thread = std::thread([here, &stop_returned] {
+            here.stop();
+            stop_returned = true;
+          });
+          try {
+            weft::sleep(std::chrono::hours(1));
+          } catch (const weft::cancelled&) {
+            body_cancelled = true;
+            CHECK_FALSE(stop_returned);  // it waits for the caller to have stopped
+            throw;
+          }
+        },
+        named("stopped-from-outside"));
+    CHECK(body_cancelled);
+    weft::run_in_thread([&] { stopper_thread.join(); });
+    CHECK(stop_returned);
+  });
+}

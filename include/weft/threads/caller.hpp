@@ -40,6 +40,7 @@
 #pragma once
 
 #include <weft/checkpoint.hpp>
+#include <weft/function_ref.hpp>
 #include <weft/lowlevel/park.hpp>
 #include <weft/report_error.hpp>
 #include <weft/run.hpp>
@@ -84,6 +85,8 @@ const std::string& caller_name(const caller_core& c) noexcept;
 /// time is the same everywhere; a caller on another clock counts a delay
 /// from when the call reaches it).
 bool caller_uses_real_clock(const caller_core& c) noexcept;
+/// open_caller's work (see there).
+void caller_open(caller_options& options, function_ref<void(caller&)> body);
 
 /// Wraps fn for a caller: a call that starts in a stopping caller (its
 /// task group cancelled) ends cancelled without running fn.
@@ -253,5 +256,21 @@ class caller {
 
   detail::caller_core* c_ = nullptr;
 };
+
+/// Makes the calling task's runtime a caller while body(caller) runs: the
+/// caller (named and found as start_new's are, its calls running as tasks
+/// of this runtime, from every thread) is running until body returns; it
+/// then stops as stop() stops a caller (its running calls are cancelled
+/// and waited for, those not started end cancelled). A stop() meanwhile,
+/// from any thread, cancels body too. options.run is not used (the
+/// runtime is the calling task's).
+/// @throws what body throws; std::logic_error outside a task;
+/// std::invalid_argument if a running caller has that name; std::bad_alloc.
+template <class F>
+void open_caller(F&& body, caller_options options = {}) {
+  static_assert(std::is_void_v<std::invoke_result_t<F, caller&>>,
+                "weft::open_caller: body(caller&) returns nothing (a stop may end it early)");
+  detail::caller_open(options, [&](caller& c) { std::invoke(std::forward<F>(body), c); });
+}
 
 }  // namespace weft
