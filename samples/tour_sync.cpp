@@ -112,18 +112,20 @@ void events_and_semaphores() {
 
   // A semaphore bounds how many run at once; max_value catches a release too many.
   weft::semaphore slots(2, /*max=*/2);
+  weft::event work_done;  // holds the first two in their slots until the check below
   int running = 0, peak = 0;
   weft::open_task_group([&](weft::task_group& group) {
     for (int i = 0; i < 5; ++i)
       group.start_soon([&] {
         slots.acquire();
         peak = std::max(peak, ++running);
-        weft::sleep(1ms);
+        work_done.wait();
         --running;
         slots.release();
       });
     weft::testing::wait_all_tasks_blocked();
     check(slots.waiting() == 3 && slots.value() == 0, "three wait for a slot");
+    work_done.set();
   });
   check(peak == 2 && slots.value() == slots.max_value(), "never more than two at once");
   bool too_many = false;
@@ -170,6 +172,7 @@ void single_flights() {
   // Concurrent calls with one key share one execution (a cache fill, a
   // token refresh): the first caller runs it, the others wait for its result.
   weft::single_flight<std::string, int> fills;
+  weft::event loaded;  // holds the fill in flight until the check below
   int executions = 0;
   std::vector<int> results;
   weft::open_task_group([&](weft::task_group& group) {
@@ -177,12 +180,13 @@ void single_flights() {
       group.start_soon([&] {
         results.push_back(fills.call("config", [&] {
           ++executions;
-          weft::sleep(1ms);
+          loaded.wait();  // a slow load
           return 42;
         }));
       });
     weft::testing::wait_all_tasks_blocked();
     check(fills.flights() == 1 && fills.in_flight("config") && fills.waiting("config") == 3, "one flight, three waiting");
+    loaded.set();
   });
   check(executions == 1 && results == std::vector<int>(4, 42), "four callers, one execution");
   check(fills.flights() == 0 && &fills.backend() == &weft::builtin_backend(), "the flight ended");

@@ -27,17 +27,6 @@ using namespace weft_threads_test;
 
 namespace {
 
-weft::coro<int> later_answer(double seconds) {
-  weft::sleep(weft::duration(seconds));
-  co_return 42;
-}
-
-boost::asio::awaitable<int> asio_answer_for_caller() {
-  auto ex = co_await boost::asio::this_coro::executor;
-  co_await boost::asio::post(ex, boost::asio::use_awaitable);
-  co_return 43;
-}
-
 weft::caller_options named(std::string name, bool protect = false) {
   weft::caller_options o;
   o.name = std::move(name);
@@ -79,9 +68,9 @@ TEST_CASE("a caller runs calls from a plain thread on its own thread, as tasks, 
            return 5;
          }).get() == 5);
   // Functions returning an awaitable: the task awaits it.
-  CHECK(c.call_soon([] { return later_answer(0.001); }).get() == 42);
-  CHECK(c.call_soon(later_answer, 0.0).get() == 42);
-  CHECK(c.call_soon([] { return asio_answer_for_caller(); }).get() == 43);
+  CHECK(c.call_soon([] { return answer_later(0.001); }).get() == 42);
+  CHECK(c.call_soon(answer_later, 0.0).get() == 42);
+  CHECK(c.call_soon([] { return asio_answer(); }).get() == 43);
   c.call_soon([] {}).get();  // void
   // The very exception object crosses.
   auto failing = c.call_soon([] { throw test_error("boom"); });

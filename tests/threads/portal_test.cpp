@@ -21,22 +21,6 @@
 using namespace weft_test;
 using namespace weft_threads_test;
 
-namespace {
-
-
-weft::coro<int> answer_later(double seconds) {
-  weft::sleep(weft::duration(seconds));
-  co_return 42;
-}
-
-boost::asio::awaitable<int> asio_answer() {
-  auto ex = co_await boost::asio::this_coro::executor;
-  co_await boost::asio::post(ex, boost::asio::use_awaitable);
-  co_return 43;
-}
-
-}  // namespace
-
 TEST_CASE("a portal runs calls from other threads on its runtime: sync calls outside any task, coroutine calls as tasks") {
   run([] {
     const auto loop_thread = std::this_thread::get_id();

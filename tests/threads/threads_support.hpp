@@ -5,9 +5,15 @@
 
 #include "support/support.hpp"
 
+#include <weft/coro.hpp>
 #include <weft/report_error.hpp>
 #include <weft/threads/run_in_thread.hpp>
 #include <weft/weft.hpp>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 
 #include <atomic>
 #include <chrono>
@@ -20,6 +26,19 @@
 #include <vector>
 
 namespace weft_threads_test {
+
+/// A coroutine function: 42 after `seconds` (a checkpoint).
+inline weft::coro<int> answer_later(double seconds) {
+  weft::sleep(weft::duration(seconds));
+  co_return 42;
+}
+
+/// An Asio coroutine function: 43 after one post to its executor.
+inline boost::asio::awaitable<int> asio_answer() {
+  auto ex = co_await boost::asio::this_coro::executor;
+  co_await boost::asio::post(ex, boost::asio::use_awaitable);
+  co_return 43;
+}
 
 using weft_test::reports;
 

@@ -217,11 +217,9 @@ class caller {
   /// fn throws goes to weft::report_error. @throws as call_soon.
   template <class F, class... A>
   void call_direct(F&& fn, A&&... args) const {
-    using job_t = detail::caller_direct_job<std::decay_t<F>, std::decay_t<A>...>;
-    auto& p = detail::caller_portal(core("weft::caller::call_direct"));
-    auto job = std::make_unique<job_t>(std::forward<F>(fn), std::forward<A>(args)...);
-    detail::portal_submit(p, *job, "weft::caller::call_direct");
-    job.release();  // it runs exactly once, and ends its own life
+    detail::portal_submit_new<detail::caller_direct_job<std::decay_t<F>, std::decay_t<A>...>>(
+        detail::caller_portal(core("weft::caller::call_direct")), "weft::caller::call_direct", std::forward<F>(fn),
+        std::forward<A>(args)...);
   }
 
   /// Stops the caller (see the header comment); nothing for a protected
@@ -245,13 +243,8 @@ class caller {
   template <class Fn, class... A>
   auto submit(const char* what, Fn&& fn, A&&... args) const {
     using R = detail::portal_coroutine_value_t<Fn, std::decay_t<A>...>;
-    using job_t = detail::portal_task_job<R, Fn, std::decay_t<A>...>;
-    auto& p = detail::caller_portal(core(what));
-    auto job = std::make_unique<job_t>(std::forward<Fn>(fn), std::forward<A>(args)...);
-    auto f = job->get_future();
-    detail::portal_submit(p, *job, what);
-    job.release();  // it runs exactly once, and ends its own life
-    return f;
+    return detail::portal_submit_new<detail::portal_task_job<R, Fn, std::decay_t<A>...>>(
+        detail::caller_portal(core(what)), what, std::forward<Fn>(fn), std::forward<A>(args)...);
   }
 
   detail::caller_core* c_ = nullptr;

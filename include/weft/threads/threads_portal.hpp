@@ -107,6 +107,23 @@ void portal_release(portal_core& p) noexcept;
 void portal_submit(portal_core& p, portal_call& call, const char* what);
 /// Opens the portal, runs body, closes it (see the header comment).
 void portal_open(portal_core& p, function_ref<void()> body);
+
+/// Makes a Job (a portal_call) of `args` and submits it to p; returns its
+/// future when it has one. The job runs exactly once and ends its own life.
+/// @throws as portal_submit; std::bad_alloc.
+template <class Job, class... A>
+auto portal_submit_new(portal_core& p, const char* what, A&&... args) {
+  auto job = std::make_unique<Job>(std::forward<A>(args)...);
+  if constexpr (requires { job->get_future(); }) {
+    auto f = job->get_future();
+    portal_submit(p, *job, what);
+    job.release();
+    return f;
+  } else {
+    portal_submit(p, *job, what);
+    job.release();
+  }
+}
 bool portal_is_open(const portal_core& p) noexcept;
 /// The portal's task group (its runtime's thread, while a call runs).
 task_group& portal_group(portal_core& p) noexcept;
@@ -371,12 +388,7 @@ class threads_portal {
   }
   template <class Job, class F, class... A>
   auto submit(const char* what, F&& fn, A&&... args) const {
-    auto& p = core(what);
-    auto job = std::make_unique<Job>(std::forward<F>(fn), std::forward<A>(args)...);
-    auto f = job->get_future();
-    detail::portal_submit(p, *job, what);
-    job.release();  // it runs exactly once, and ends its own life
-    return f;
+    return detail::portal_submit_new<Job>(core(what), what, std::forward<F>(fn), std::forward<A>(args)...);
   }
 
   detail::portal_core* p_ = nullptr;
