@@ -132,7 +132,7 @@ class caller_direct_job final : public portal_call {
     if (!open) return;
     try {
       std::apply([](auto& fn, auto&... a) { std::invoke(std::move(fn), std::move(a)...); }, self->call_);
-    } catch (...) {
+    } catch (...) {  // outside any task, no weft::cancelled can come; nobody waits for fn: report it
       report_error(std::current_exception(), "weft::caller::call_direct");
     }
   }

@@ -242,9 +242,11 @@ class as_completed_range {
           current_ = future<T>();
           return;
         }
-        // A future may be done before its callback has run (on its home).
-        for (std::size_t i = 0; i < s.all.size(); ++i)
-          if (s.all[i].done()) s.mark(i);
+        // A future may be done before its callback has run (on its home):
+        // look for one before waiting.
+        if (s.ready.empty())
+          for (std::size_t i = 0; i < s.all.size(); ++i)
+            if (s.all[i].done()) s.mark(i);
         if (!s.ready.empty()) {
           const std::size_t i = s.ready.front();
           s.ready.pop_front();
